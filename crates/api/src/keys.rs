@@ -1,0 +1,52 @@
+//! The store's key layout for ECS state. Every key lives under the region
+//! the request was signed for, so each region is its own namespace, as on AWS.
+//!
+//! ```text
+//! /ecs/<region>/clusters/<cluster>                            Cluster
+//! /ecs/<region>/task-definition-families/<family>             FamilyRecord
+//! /ecs/<region>/task-definitions/<family>/<revision:010>      TaskDefinitionRecord
+//! /ecs/<region>/account-settings/<principal-arn>/<name>       AccountSettingRecord
+//! /ecs/<region>/container-instances/<cluster>/<id>            (node agent issue)
+//! /ecs/<region>/tasks/<cluster>/<id>                          (node agent issue)
+//! /ecs/<region>/services/<cluster>/<name>                     (services issue)
+//! ```
+
+pub fn cluster(region: &str, cluster_name: &str) -> String {
+    format!("/ecs/{region}/clusters/{cluster_name}")
+}
+
+pub fn clusters_prefix(region: &str) -> String {
+    format!("/ecs/{region}/clusters/")
+}
+
+pub fn task_definition_family(region: &str, family: &str) -> String {
+    format!("/ecs/{region}/task-definition-families/{family}")
+}
+
+pub fn task_definition_families_prefix(region: &str) -> String {
+    format!("/ecs/{region}/task-definition-families/")
+}
+
+pub fn task_definition(region: &str, family: &str, revision: i64) -> String {
+    format!("/ecs/{region}/task-definitions/{family}/{revision:010}")
+}
+
+pub fn account_setting(region: &str, principal_arn: &str, name: &str) -> String {
+    format!("/ecs/{region}/account-settings/{principal_arn}/{name}")
+}
+
+pub fn account_settings_prefix(region: &str, principal_arn: &str) -> String {
+    format!("/ecs/{region}/account-settings/{principal_arn}/")
+}
+
+pub fn container_instances_prefix(region: &str, cluster_name: &str) -> String {
+    format!("/ecs/{region}/container-instances/{cluster_name}/")
+}
+
+pub fn tasks_prefix(region: &str, cluster_name: &str) -> String {
+    format!("/ecs/{region}/tasks/{cluster_name}/")
+}
+
+pub fn services_prefix(region: &str, cluster_name: &str) -> String {
+    format!("/ecs/{region}/services/{cluster_name}/")
+}

@@ -1,0 +1,206 @@
+//! The AWS operations: request → validate → store → response.
+//!
+//! The HTTP shell (`control-plane`) authenticates a request, then hands the
+//! operation name and JSON body to a service object here ([`Ecs`]). Requests
+//! are parsed into the generated wire shapes (`ecs-wire`), checked with the
+//! domain rules (`model`), applied to the store with compare-and-swap
+//! transactions, and answered in wire shapes. Errors come back as
+//! [`ApiError`] values carrying the AWS error code; the shell encodes them.
+//!
+//! Nothing here reads the clock: `now_ms` arrives in the [`RequestContext`].
+
+use std::sync::Arc;
+
+use model::arn::ArnScope;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use store::Store;
+
+pub mod access_keys;
+mod account_settings;
+mod clusters;
+mod error;
+pub mod keys;
+mod pagination;
+mod records;
+mod tags;
+mod task_definitions;
+
+pub use error::ApiError;
+
+/// Who is calling, where, and when. Built by the HTTP shell from the verified
+/// SigV4 credential scope and the server's configuration.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    /// From the SigV4 credential scope, e.g. `us-east-1`.
+    pub region: String,
+    /// The server's account id, e.g. `000000000000`.
+    pub account_id: String,
+    /// The caller's IAM principal, e.g. `arn:aws:iam::000000000000:root`.
+    pub principal_arn: String,
+    pub request_id: String,
+    /// Milliseconds since the Unix epoch, read once by the shell.
+    pub now_ms: i64,
+}
+
+impl RequestContext {
+    pub(crate) fn arns(&self) -> ArnScope {
+        ArnScope::new(&self.region, &self.account_id)
+    }
+}
+
+/// The ECS service (JSON 1.1, target prefix `AmazonEC2ContainerServiceV20141113`).
+pub struct Ecs {
+    store: Arc<dyn Store>,
+}
+
+impl Ecs {
+    pub const TARGET_PREFIX: &'static str = ecs_wire::TARGET_PREFIX;
+    pub const SIGNING_NAME: &'static str = ecs_wire::SIGNING_NAME;
+
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Ecs { store }
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Runs one operation. `operation` is the part of `X-Amz-Target` after
+    /// the dot; `body` the raw JSON request. Returns the JSON response body.
+    pub async fn handle(
+        &self,
+        ctx: &RequestContext,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<Vec<u8>, ApiError> {
+        match operation {
+            "CreateCluster" => respond(self.create_cluster(ctx, parse(body)?).await?),
+            "DescribeClusters" => respond(self.describe_clusters(ctx, parse(body)?).await?),
+            "ListClusters" => respond(self.list_clusters(ctx, parse(body)?).await?),
+            "UpdateCluster" => respond(self.update_cluster(ctx, parse(body)?).await?),
+            "UpdateClusterSettings" => {
+                respond(self.update_cluster_settings(ctx, parse(body)?).await?)
+            }
+            "DeleteCluster" => respond(self.delete_cluster(ctx, parse(body)?).await?),
+            "RegisterTaskDefinition" => {
+                // Its required members get ECS's own messages from the model.
+                respond(
+                    self.register_task_definition(ctx, parse_unchecked(body)?)
+                        .await?,
+                )
+            }
+            "DescribeTaskDefinition" => {
+                respond(self.describe_task_definition(ctx, parse(body)?).await?)
+            }
+            "DeregisterTaskDefinition" => {
+                respond(self.deregister_task_definition(ctx, parse(body)?).await?)
+            }
+            "DeleteTaskDefinitions" => {
+                respond(self.delete_task_definitions(ctx, parse(body)?).await?)
+            }
+            "ListTaskDefinitions" => respond(self.list_task_definitions(ctx, parse(body)?).await?),
+            "ListTaskDefinitionFamilies" => respond(
+                self.list_task_definition_families(ctx, parse(body)?)
+                    .await?,
+            ),
+            "TagResource" => respond(self.tag_resource(ctx, parse(body)?).await?),
+            "UntagResource" => respond(self.untag_resource(ctx, parse(body)?).await?),
+            "ListTagsForResource" => respond(self.list_tags_for_resource(ctx, parse(body)?).await?),
+            "PutAccountSetting" => respond(self.put_account_setting(ctx, parse(body)?).await?),
+            "PutAccountSettingDefault" => {
+                respond(self.put_account_setting_default(ctx, parse(body)?).await?)
+            }
+            "ListAccountSettings" => respond(self.list_account_settings(ctx, parse(body)?).await?),
+            "DeleteAccountSetting" => {
+                respond(self.delete_account_setting(ctx, parse(body)?).await?)
+            }
+            other => match ecs_wire::find_operation(other) {
+                Some(_) => Err(ApiError::client(
+                    "UnsupportedFeatureException",
+                    format!("The operation {other} is not supported by Berth yet."),
+                )),
+                None => Err(ApiError::unknown_operation(other)),
+            },
+        }
+    }
+}
+
+/// A request shape with the members botocore's model marks required.
+pub(crate) trait Request: DeserializeOwned {
+    const REQUIRED: &'static [&'static str];
+}
+
+macro_rules! requests {
+    ($($shape:ident),* $(,)?) => {
+        $(impl Request for ecs_wire::$shape {
+            const REQUIRED: &'static [&'static str] = ecs_wire::$shape::REQUIRED;
+        })*
+    };
+}
+
+requests!(
+    CreateClusterRequest,
+    DescribeClustersRequest,
+    ListClustersRequest,
+    UpdateClusterRequest,
+    UpdateClusterSettingsRequest,
+    DeleteClusterRequest,
+    DescribeTaskDefinitionRequest,
+    DeregisterTaskDefinitionRequest,
+    DeleteTaskDefinitionsRequest,
+    ListTaskDefinitionsRequest,
+    ListTaskDefinitionFamiliesRequest,
+    TagResourceRequest,
+    UntagResourceRequest,
+    ListTagsForResourceRequest,
+    PutAccountSettingRequest,
+    PutAccountSettingDefaultRequest,
+    ListAccountSettingsRequest,
+    DeleteAccountSettingRequest,
+);
+
+fn parse_json_object(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|err| {
+        ApiError::serialization(format!("The request body is not valid JSON: {err}"))
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::serialization(
+            "The request body must be a JSON object.",
+        ));
+    }
+    Ok(value)
+}
+
+fn from_value<R: DeserializeOwned>(value: serde_json::Value) -> Result<R, ApiError> {
+    serde_json::from_value(value).map_err(|err| ApiError::serialization(err.to_string()))
+}
+
+/// Parses a request, answering missing required members with
+/// `InvalidParameterException` (`<member> can not be blank.`).
+pub(crate) fn parse<R: Request>(body: &[u8]) -> Result<R, ApiError> {
+    let value = parse_json_object(body)?;
+    for member in R::REQUIRED {
+        if value.get(member).is_none_or(serde_json::Value::is_null) {
+            return Err(ApiError::invalid_parameter(format!(
+                "{member} can not be blank."
+            )));
+        }
+    }
+    from_value(value)
+}
+
+pub(crate) fn parse_unchecked<R: DeserializeOwned>(body: &[u8]) -> Result<R, ApiError> {
+    from_value(parse_json_object(body)?)
+}
+
+fn respond<T: Serialize>(response: T) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(&response)
+        .map_err(|err| ApiError::server(format!("response encoding failed: {err}")))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,16 @@
+//! aws-protocol: the AWS wire formats Berth speaks, as pure functions.
+//!
+//! * [`sigv4`] — Signature Version 4 verification (both the `Authorization` header and the
+//!   presigned query-string form) with AWS's error codes and messages, a signing-key cache for
+//!   the request hot path, and signing for our own clients.
+//! * [`json`] — JSON 1.1 protocol helpers (ECS): content type, error bodies, `X-Amz-Target`.
+//! * [`query`] — query protocol helpers (ELBv2): form bodies and XML error responses.
+//! * [`date`] — the `YYYYMMDD'T'HHMMSS'Z'` timestamps and HTTP dates, without a date crate.
+//!
+//! **Architecture Invariant:** no I/O, no tokio, no clock: the current time is always an
+//! argument (`now_epoch_s`) and secrets come through a lookup function.
+
+pub mod date;
+pub mod json;
+pub mod query;
+pub mod sigv4;

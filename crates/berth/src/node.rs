@@ -1,0 +1,226 @@
+//! `berth up` and `berth server`: open the store, make sure the account has
+//! an access key, start the components, run until SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _, Result};
+use api::access_keys::AccessKeys;
+use aws_protocol::sigv4::AuthMode;
+use control_plane::{Server, ServerConfig, Services};
+use store::Store;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::{clock, credentials};
+
+/// Where state is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// `sqlite://<path>`: durable.
+    Sqlite(PathBuf),
+    /// `memory://`: lost when the process exits; for tests and development.
+    Memory,
+}
+
+impl StoreUrl {
+    pub fn parse(url: &str) -> Result<StoreUrl> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                bail!("store URL {url:?} has no path; use sqlite:///absolute/path/berth.db");
+            }
+            return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
+        }
+        if url == "memory://" {
+            return Ok(StoreUrl::Memory);
+        }
+        bail!("unsupported store URL {url:?}; use sqlite://<path> or memory://")
+    }
+
+    pub fn default_for(data_dir: &Path) -> StoreUrl {
+        StoreUrl::Sqlite(data_dir.join("berth.db"))
+    }
+
+    async fn open(&self) -> Result<Arc<dyn Store>> {
+        Ok(match self {
+            StoreUrl::Sqlite(path) => Arc::new(
+                store_sqlite::SqliteStore::open(path)
+                    .await
+                    .with_context(|| format!("cannot open the store at {}", path.display()))?,
+            ),
+            StoreUrl::Memory => {
+                tracing::warn!("using the in-memory store: all state is lost when Berth stops");
+                Arc::new(store::MemoryStore::new())
+            }
+        })
+    }
+}
+
+pub struct NodeOptions {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub region: String,
+    pub account_id: String,
+    pub auth_mode: AuthMode,
+    pub store_url: StoreUrl,
+}
+
+/// Runs the node until SIGTERM or SIGINT. Today that is the control plane;
+/// the agent and the load balancer are further components spawned into the
+/// same set, sharing the shutdown signal.
+pub async fn run(options: NodeOptions) -> Result<()> {
+    let mut config = ServerConfig::new(options.listen, options.account_id.clone());
+    config.auth_mode = options.auth_mode;
+    config.validate()?;
+
+    create_private_dir(&options.data_dir)?;
+    let store = options.store_url.open().await?;
+
+    let access_keys = AccessKeys::load(&*store)
+        .await
+        .context("cannot load access keys from the store")?;
+    let key = access_keys
+        .ensure_account_key(
+            &*store,
+            &options.account_id,
+            clock::now_ms(),
+            &mut rand::rngs::OsRng,
+        )
+        .await
+        .context("cannot create the account's access key")?;
+    let credentials_path = credentials::write_credentials(&options.data_dir, &key)?;
+
+    let services = Services::new().with_json(Arc::new(api::Ecs::new(Arc::clone(&store))));
+    let server = Server::bind(config, Arc::new(access_keys), services).await?;
+    let local_addr = server.local_addr();
+    let endpoint_url = endpoint_url(local_addr);
+    let config_path = credentials::write_config(&options.data_dir, &options.region, &endpoint_url)?;
+    credentials::write_endpoint(&options.data_dir, &endpoint_url)?;
+
+    // Signal handlers are installed before announcing readiness, so a
+    // SIGTERM right after the ready line is a clean shutdown.
+    let shutdown = Shutdown::install()?;
+
+    eprintln!(
+        "berth: account {}, access key {} (profile [{}] in {})",
+        options.account_id,
+        key.access_key_id,
+        credentials::PROFILE,
+        credentials_path.display()
+    );
+    eprintln!("berth: point AWS clients here with either of:");
+    eprintln!(
+        "  export AWS_SHARED_CREDENTIALS_FILE={} AWS_CONFIG_FILE={} AWS_PROFILE={}",
+        credentials_path.display(),
+        config_path.display(),
+        credentials::PROFILE
+    );
+    eprintln!(
+        "  eval \"$(berth env --data-dir {})\"",
+        options.data_dir.display()
+    );
+    if options.auth_mode == AuthMode::Open {
+        eprintln!("berth: --auth open: any well-formed signature is accepted");
+    }
+    eprintln!("berth ready on http://{local_addr}");
+
+    let mut components = JoinSet::new();
+    components.spawn(server.run(shutdown.signalled()));
+    while let Some(finished) = components.join_next().await {
+        finished.context("a component panicked")?;
+    }
+    drop(store);
+    tracing::info!("berth stopped");
+    Ok(())
+}
+
+/// The URL clients use: an unspecified bind address (0.0.0.0, ::) is
+/// reached through loopback.
+pub fn endpoint_url(local_addr: SocketAddr) -> String {
+    let mut addr = local_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))
+}
+
+/// SIGTERM or SIGINT, delivered to every component.
+struct Shutdown {
+    receiver: watch::Receiver<bool>,
+}
+
+impl Shutdown {
+    fn install() -> Result<Shutdown> {
+        let mut terminate =
+            signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+        let (sender, receiver) = watch::channel(false);
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            tracing::info!("{name} received; shutting down");
+            let _ = sender.send(true);
+        });
+        Ok(Shutdown { receiver })
+    }
+
+    /// Completes once shutdown was requested.
+    fn signalled(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut receiver = self.receiver.clone();
+        async move {
+            // An error means the sender is gone, which only happens after it
+            // sent; either way it is time to stop.
+            let _ = receiver.wait_for(|requested| *requested).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls() {
+        assert_eq!(
+            StoreUrl::parse("sqlite:///var/lib/berth/berth.db").unwrap(),
+            StoreUrl::Sqlite("/var/lib/berth/berth.db".into())
+        );
+        assert_eq!(
+            StoreUrl::parse("sqlite://relative.db").unwrap(),
+            StoreUrl::Sqlite("relative.db".into())
+        );
+        assert_eq!(StoreUrl::parse("memory://").unwrap(), StoreUrl::Memory);
+        assert!(StoreUrl::parse("sqlite://").is_err());
+        assert!(StoreUrl::parse("etcd://localhost:2379").is_err());
+    }
+
+    #[test]
+    fn endpoints_of_wildcard_binds_use_loopback() {
+        assert_eq!(
+            endpoint_url("0.0.0.0:4566".parse().unwrap()),
+            "http://127.0.0.1:4566"
+        );
+        assert_eq!(endpoint_url("[::]:80".parse().unwrap()), "http://[::1]:80");
+        assert_eq!(
+            endpoint_url("127.0.0.1:5".parse().unwrap()),
+            "http://127.0.0.1:5"
+        );
+    }
+}

@@ -1,0 +1,38 @@
+//! The control plane's HTTP shell: one listener serves every AWS service
+//! Berth implements.
+//!
+//! Each request is read (bounded by [`ServerConfig::max_body_bytes`]),
+//! SigV4-verified against the account's access keys, then routed:
+//! - with `X-Amz-Target` → the JSON 1.1 [`JsonService`] registered for the
+//!   target prefix (ECS: `AmazonEC2ContainerServiceV20141113`);
+//! - without → the query-protocol [`QueryService`] named by the credential
+//!   scope's service.
+//!
+//! Every response carries `x-amzn-RequestId`; errors carry
+//! `x-amzn-ErrorType` and the protocol's error body.
+//!
+//! ```no_run
+//! # async fn example(store: std::sync::Arc<dyn store::Store>,
+//! #                  keys: std::sync::Arc<api::access_keys::AccessKeys>) -> Result<(), control_plane::ServerError> {
+//! use std::sync::Arc;
+//! use control_plane::{Server, ServerConfig, Services};
+//!
+//! let services = Services::new().with_json(Arc::new(api::Ecs::new(store)));
+//! let config = ServerConfig::new("127.0.0.1:4566".parse().unwrap(), "000000000000");
+//! let server = Server::bind(config, keys, services).await?;
+//! println!("berth ready on http://{}", server.local_addr());
+//! server.run(async { tokio::signal::ctrl_c().await.ok(); }).await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod clock;
+mod error;
+mod handler;
+mod response;
+mod server;
+mod service;
+
+pub use error::ServerError;
+pub use server::{Server, ServerConfig, DEFAULT_MAX_BODY_BYTES};
+pub use service::{JsonService, QueryService, Services};

@@ -1,0 +1,157 @@
+//! Encoding responses on the wire: success and error bodies, the
+//! `x-amzn-RequestId` header every response carries, and the error headers
+//! the AWS SDKs read.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+
+pub(crate) type Body = Full<Bytes>;
+
+pub(crate) const REQUEST_ID_HEADER: &str = "x-amzn-RequestId";
+pub(crate) const ERROR_TYPE_HEADER: &str = "x-amzn-ErrorType";
+const XML_CONTENT_TYPE: &str = "text/xml";
+
+/// Which wire protocol the caller speaks, so errors come back in a form its
+/// SDK parses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    Json,
+    Query,
+}
+
+/// An error as the caller sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct WireError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+impl WireError {
+    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        WireError {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<api::ApiError> for WireError {
+    fn from(err: api::ApiError) -> Self {
+        let status =
+            StatusCode::from_u16(err.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        WireError::new(status, err.code, err.message)
+    }
+}
+
+pub(crate) fn json_success(request_id: &str, body: Vec<u8>) -> Response<Body> {
+    build(
+        StatusCode::OK,
+        request_id,
+        aws_protocol::json::CONTENT_TYPE,
+        body,
+    )
+}
+
+pub(crate) fn query_success(request_id: &str, body: Vec<u8>) -> Response<Body> {
+    build(StatusCode::OK, request_id, XML_CONTENT_TYPE, body)
+}
+
+/// The error in `protocol`'s format.
+pub(crate) fn error(protocol: Protocol, request_id: &str, error: &WireError) -> Response<Body> {
+    let mut response = match protocol {
+        Protocol::Json => build(
+            error.status,
+            request_id,
+            aws_protocol::json::CONTENT_TYPE,
+            aws_protocol::json::error_body(&error.code, &error.message),
+        ),
+        Protocol::Query => build(
+            error.status,
+            request_id,
+            XML_CONTENT_TYPE,
+            aws_protocol::query::error_xml(
+                &error.code,
+                &error.message,
+                request_id,
+                !error.status.is_server_error(),
+            ),
+        ),
+    };
+    if let Ok(value) = HeaderValue::from_str(&error.code) {
+        response.headers_mut().insert(ERROR_TYPE_HEADER, value);
+    }
+    response
+}
+
+fn build(
+    status: StatusCode,
+    request_id: &str,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn body_text(response: Response<Body>) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn json_errors_carry_type_in_body_and_header() {
+        let err = WireError::new(StatusCode::BAD_REQUEST, "ClientException", "bad \"thing\"");
+        let response = error(Protocol::Json, "rid-1", &err);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[ERROR_TYPE_HEADER], "ClientException");
+        assert_eq!(response.headers()[REQUEST_ID_HEADER], "rid-1");
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            "application/x-amz-json-1.1"
+        );
+        let body: serde_json::Value = serde_json::from_str(&body_text(response).await).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"__type": "ClientException", "message": "bad \"thing\""})
+        );
+    }
+
+    #[tokio::test]
+    async fn query_errors_are_error_response_documents() {
+        let err = WireError::new(StatusCode::BAD_REQUEST, "InvalidAction", "no <such> action");
+        let response = error(Protocol::Query, "rid-2", &err);
+        assert_eq!(response.headers()[http::header::CONTENT_TYPE], "text/xml");
+        assert_eq!(response.headers()[ERROR_TYPE_HEADER], "InvalidAction");
+        assert_eq!(
+            body_text(response).await,
+            r#"<ErrorResponse><Error><Type>Sender</Type><Code>InvalidAction</Code><Message>no &lt;such&gt; action</Message></Error><RequestId>rid-2</RequestId></ErrorResponse>"#
+        );
+    }
+
+    #[tokio::test]
+    async fn server_faults_map_to_500_and_receiver() {
+        let err = WireError::from(api::ApiError::server("disk gone"));
+        assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let response = error(Protocol::Query, "r", &err);
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(body_text(response).await.contains("<Type>Receiver</Type>"));
+    }
+}

@@ -1,0 +1,161 @@
+//! The services one listener serves, and how a request finds its service.
+//!
+//! AWS services speak one of two wire protocols here:
+//! - JSON 1.1 (ECS, Application Auto Scaling, ECR, CloudWatch Logs): the
+//!   `X-Amz-Target: <prefix>.<Operation>` header names the service and the
+//!   operation; these implement [`JsonService`].
+//! - Query (ELBv2): a form-encoded `Action=…` request without
+//!   `X-Amz-Target`; the service is the one the SigV4 credential scope names.
+//!   These implement [`QueryService`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use api::{ApiError, RequestContext};
+use async_trait::async_trait;
+
+/// A JSON 1.1 protocol service.
+#[async_trait]
+pub trait JsonService: Send + Sync + 'static {
+    /// The `X-Amz-Target` prefix before the dot, e.g.
+    /// `AmazonEC2ContainerServiceV20141113`.
+    fn target_prefix(&self) -> &str;
+    /// The service name callers sign with (SigV4 credential scope), e.g. `ecs`.
+    fn signing_name(&self) -> &str;
+    /// Runs `operation` (the part of `X-Amz-Target` after the dot) on the raw
+    /// JSON `body` (`{}` when the request had none) and returns the JSON
+    /// response body.
+    async fn handle(
+        &self,
+        ctx: &RequestContext,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<Vec<u8>, ApiError>;
+}
+
+/// A query protocol service (form-encoded request, XML response).
+#[async_trait]
+pub trait QueryService: Send + Sync + 'static {
+    /// The service name callers sign with and the request is routed by, e.g.
+    /// `elasticloadbalancing`.
+    fn signing_name(&self) -> &str;
+    /// Runs the request whose form-encoded parameters (`Action=…&…`; the
+    /// body of a POST, the query string of a GET) are `params` and returns
+    /// the XML response body.
+    async fn handle(&self, ctx: &RequestContext, params: &[u8]) -> Result<Vec<u8>, ApiError>;
+}
+
+#[async_trait]
+impl JsonService for api::Ecs {
+    fn target_prefix(&self) -> &str {
+        api::Ecs::TARGET_PREFIX
+    }
+    fn signing_name(&self) -> &str {
+        api::Ecs::SIGNING_NAME
+    }
+    async fn handle(
+        &self,
+        ctx: &RequestContext,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<Vec<u8>, ApiError> {
+        api::Ecs::handle(self, ctx, operation, body).await
+    }
+}
+
+/// The registry of services, keyed by JSON target prefix and by query
+/// protocol signing name.
+#[derive(Clone, Default)]
+pub struct Services {
+    json_by_target_prefix: HashMap<String, Arc<dyn JsonService>>,
+    query_by_signing_name: HashMap<String, Arc<dyn QueryService>>,
+}
+
+impl fmt::Debug for Services {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut json: Vec<&str> = self
+            .json_by_target_prefix
+            .keys()
+            .map(String::as_str)
+            .collect();
+        json.sort_unstable();
+        let mut query: Vec<&str> = self
+            .query_by_signing_name
+            .keys()
+            .map(String::as_str)
+            .collect();
+        query.sort_unstable();
+        f.debug_struct("Services")
+            .field("json", &json)
+            .field("query", &query)
+            .finish()
+    }
+}
+
+impl Services {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a JSON service; a later service with the same target prefix
+    /// replaces an earlier one.
+    pub fn with_json(mut self, service: Arc<dyn JsonService>) -> Self {
+        self.json_by_target_prefix
+            .insert(service.target_prefix().to_string(), service);
+        self
+    }
+
+    /// Adds a query service; a later service with the same signing name
+    /// replaces an earlier one.
+    pub fn with_query(mut self, service: Arc<dyn QueryService>) -> Self {
+        self.query_by_signing_name
+            .insert(service.signing_name().to_string(), service);
+        self
+    }
+
+    pub fn json(&self, target_prefix: &str) -> Option<&Arc<dyn JsonService>> {
+        self.json_by_target_prefix.get(target_prefix)
+    }
+
+    pub fn query(&self, signing_name: &str) -> Option<&Arc<dyn QueryService>> {
+        self.query_by_signing_name.get(signing_name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Echo;
+
+    #[async_trait]
+    impl JsonService for Echo {
+        fn target_prefix(&self) -> &str {
+            "EchoV1"
+        }
+        fn signing_name(&self) -> &str {
+            "echo"
+        }
+        async fn handle(
+            &self,
+            _ctx: &RequestContext,
+            _operation: &str,
+            body: &[u8],
+        ) -> Result<Vec<u8>, ApiError> {
+            Ok(body.to_vec())
+        }
+    }
+
+    #[test]
+    fn json_services_are_found_by_target_prefix_only() {
+        let services = Services::new().with_json(Arc::new(Echo));
+        assert!(services.json("EchoV1").is_some());
+        assert!(services.json("echo").is_none());
+        assert!(services.query("echo").is_none());
+        assert_eq!(
+            format!("{services:?}"),
+            r#"Services { json: ["EchoV1"], query: [] }"#
+        );
+    }
+}

@@ -176,7 +176,40 @@ fn parse_json_object(body: &[u8]) -> Result<serde_json::Value, ApiError> {
 }
 
 fn from_value<R: DeserializeOwned>(value: serde_json::Value) -> Result<R, ApiError> {
-    serde_json::from_value(value).map_err(|err| ApiError::serialization(err.to_string()))
+    serde_path_to_error::deserialize(value).map_err(|err| deserialize_error(&err))
+}
+
+/// An enum value outside the model is a parameter error on ECS
+/// (`<member> should be one of [A,B]`); any other shape mismatch is a
+/// `SerializationException` naming the member.
+fn deserialize_error(err: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = err.path().to_string();
+    let inner = err.inner().to_string();
+    if let Some(rest) = inner.strip_prefix("unknown variant `") {
+        let member = err
+            .path()
+            .iter()
+            .filter_map(|segment| match segment {
+                serde_path_to_error::Segment::Map { key } => Some(key.as_str()),
+                _ => None,
+            })
+            .next_back()
+            .unwrap_or("value");
+        let given = rest.split('`').next().unwrap_or_default();
+        let allowed: Vec<&str> = rest
+            .split_once("expected one of ")
+            .map(|(_, list)| list.split(", ").map(|v| v.trim_matches('`')).collect())
+            .unwrap_or_default();
+        return ApiError::invalid_parameter(format!(
+            "{member} should be one of [{}]; '{given}' is not.",
+            allowed.join(",")
+        ));
+    }
+    if path == "." {
+        ApiError::serialization(inner)
+    } else {
+        ApiError::serialization(format!("{path}: {inner}"))
+    }
 }
 
 /// Parses a request, answering missing required members with

@@ -180,7 +180,7 @@ async fn cluster_validation() {
         )
         .await
         .code,
-        "SerializationException"
+        "InvalidParameterException"
     );
     assert_eq!(
         h.err("UpdateCluster", json!({})).await.message,
@@ -684,7 +684,7 @@ async fn account_settings() {
         )
         .await
         .code,
-        "SerializationException"
+        "InvalidParameterException"
     );
     assert_eq!(
         h.err("ListAccountSettings", json!({"maxResults": 11}))

@@ -129,7 +129,7 @@ pub fn validate_value(
     check_writable(spec, scope)?;
     if !spec.allowed_values.contains(&value) {
         return Err(ModelError::invalid_parameter(format!(
-            "Invalid value '{value}' for account setting {name}. Valid values: {}.",
+            "Invalid setting 'value': '{value}' is not a valid value for {name}. Valid values: {}.",
             spec.allowed_values.join(", ")
         )));
     }

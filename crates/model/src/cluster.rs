@@ -130,7 +130,7 @@ pub fn validate_cluster_settings(settings: &[ClusterSetting]) -> Result<(), Mode
         }
         if !["enabled", "disabled", "enhanced"].contains(&setting.value.as_str()) {
             return Err(ModelError::invalid_parameter(format!(
-                "Invalid value '{}' for cluster setting containerInsights. Valid values: enabled, disabled, enhanced.",
+                "Invalid setting 'value': '{}' is not a valid value for containerInsights. Valid values: enabled, disabled, enhanced.",
                 setting.value
             )));
         }

@@ -978,11 +978,18 @@ pub fn derive_requires_attributes(
                 docker_api(&mut names, "1.22");
             }
         }
-        if container.secrets.as_ref().is_some_and(|s| !s.is_empty()) {
-            names.insert("ecs.capability.secrets.asm.environment-variables".into());
-            if request.execution_role_arn.is_some() {
-                names.insert("ecs.capability.execution-role-ecr-pull".into());
-            }
+        for secret in container.secrets.as_deref().unwrap_or_default() {
+            // Secrets come from SSM Parameter Store (a parameter ARN or a bare
+            // name) or from Secrets Manager.
+            let from_secrets_manager = secret
+                .value_from
+                .as_deref()
+                .is_some_and(|v| v.starts_with("arn:") && v.contains(":secretsmanager:"));
+            names.insert(if from_secrets_manager {
+                "ecs.capability.secrets.asm.environment-variables".into()
+            } else {
+                "ecs.capability.secrets.ssm.environment-variables".into()
+            });
         }
         if container
             .environment_files

@@ -51,6 +51,8 @@ ensure_build_tools() {
     local missing=()
     command -v cc >/dev/null 2>&1 || missing+=(build-essential)
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    # The Docker tests build their image FROM scratch with Debian's static busybox.
+    dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
     apt_install "${missing[@]}"
 }
 

@@ -1,0 +1,1300 @@
+//! [`FakeRuntime`]: an in-memory, scriptable [`ContainerRuntime`] for fast,
+//! deterministic agent tests and the simulator.
+//!
+//! It behaves like Docker where the agent can tell the difference: images must
+//! be present (or pulled) before create, names are unique, containers move
+//! `created → running → exited`, stop/kill/remove are idempotent, dynamic host
+//! ports are assigned (deterministically, from 32768 up), fixed host ports
+//! clash, events come in Docker's order (`kill`, `die`, `stop`; `oom` before
+//! `die`; `destroy` last). Nothing happens by itself: processes exit, run out
+//! of memory or change health only when the test says so ([`FakeRuntime::exit`],
+//! [`FakeRuntime::oom`], [`FakeRuntime::set_health`]), and time is a counter
+//! the test sets ([`FakeRuntime::set_now_ms`]). Every trait call is recorded
+//! ([`FakeRuntime::calls`]) so tests assert on what the agent did.
+//!
+//! Clones share state: hand one clone to the code under test, keep another
+//! to script and inspect.
+//!
+//! Scripting methods panic when given a container that does not exist: that
+//! is a bug in the test, not a runtime fault.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use futures::channel::mpsc;
+use futures::StreamExt;
+
+use crate::{
+    ActualBinding, ContainerEvent, ContainerEventAction, ContainerEventStream, ContainerRuntime,
+    ContainerSpec, ContainerState, ContainerStatus, Health, ImageReference, Mount, NetworkMode,
+    Protocol, RegistryAuth, RuntimeError, RuntimeInfo, VolumeSpec,
+};
+
+/// The first host port handed out for dynamic port bindings (the start of
+/// Linux's default ephemeral range, as Docker uses).
+pub const FIRST_DYNAMIC_HOST_PORT: u16 = 32768;
+/// The last one; assignment wraps around to [`FIRST_DYNAMIC_HOST_PORT`].
+pub const LAST_DYNAMIC_HOST_PORT: u16 = 60999;
+/// Exit code of a container killed by SIGKILL (128 + 9), as Docker reports it.
+pub const SIGKILL_EXIT_CODE: i64 = 137;
+
+/// One call the code under test made, with its arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuntimeCall {
+    Info,
+    ImagePresent {
+        image: String,
+    },
+    PullImage {
+        image: String,
+        /// The user name of the credentials passed, if any (never the password).
+        username: Option<String>,
+    },
+    CreateContainer {
+        spec: Box<ContainerSpec>,
+    },
+    StartContainer {
+        id: String,
+    },
+    StopContainer {
+        id: String,
+        timeout_s: u32,
+    },
+    KillContainer {
+        id: String,
+    },
+    RemoveContainer {
+        id: String,
+    },
+    InspectContainer {
+        id: String,
+    },
+    ListContainers {
+        label_key: String,
+        label_value: String,
+    },
+    CreateVolume {
+        volume: VolumeSpec,
+    },
+    RemoveVolume {
+        name: String,
+    },
+    Events {
+        label_key: String,
+        label_value: String,
+    },
+}
+
+impl RuntimeCall {
+    /// Which trait method this call was.
+    pub fn operation(&self) -> Operation {
+        match self {
+            RuntimeCall::Info => Operation::Info,
+            RuntimeCall::ImagePresent { .. } => Operation::ImagePresent,
+            RuntimeCall::PullImage { .. } => Operation::PullImage,
+            RuntimeCall::CreateContainer { .. } => Operation::CreateContainer,
+            RuntimeCall::StartContainer { .. } => Operation::StartContainer,
+            RuntimeCall::StopContainer { .. } => Operation::StopContainer,
+            RuntimeCall::KillContainer { .. } => Operation::KillContainer,
+            RuntimeCall::RemoveContainer { .. } => Operation::RemoveContainer,
+            RuntimeCall::InspectContainer { .. } => Operation::InspectContainer,
+            RuntimeCall::ListContainers { .. } => Operation::ListContainers,
+            RuntimeCall::CreateVolume { .. } => Operation::CreateVolume,
+            RuntimeCall::RemoveVolume { .. } => Operation::RemoveVolume,
+            RuntimeCall::Events { .. } => Operation::Events,
+        }
+    }
+
+    /// Whether the call changes runtime state (pull, create, start, stop,
+    /// kill, remove, volume create/remove) rather than only reading it.
+    pub fn is_mutation(&self) -> bool {
+        self.operation().is_mutation()
+    }
+}
+
+/// The trait's methods, for scripting failures with [`FakeRuntime::fail_next`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Info,
+    ImagePresent,
+    PullImage,
+    CreateContainer,
+    StartContainer,
+    StopContainer,
+    KillContainer,
+    RemoveContainer,
+    InspectContainer,
+    ListContainers,
+    CreateVolume,
+    RemoveVolume,
+    Events,
+}
+
+impl Operation {
+    /// See [`RuntimeCall::is_mutation`].
+    pub fn is_mutation(self) -> bool {
+        !matches!(
+            self,
+            Operation::Info
+                | Operation::ImagePresent
+                | Operation::InspectContainer
+                | Operation::ListContainers
+                | Operation::Events
+        )
+    }
+}
+
+/// The in-memory runtime. See the module docs.
+#[derive(Clone, Default)]
+pub struct FakeRuntime {
+    state: Arc<Mutex<FakeState>>,
+}
+
+struct FakeContainer {
+    spec: ContainerSpec,
+    state: ContainerState,
+    /// Exit code when stopped with `stop_container`.
+    stop_exit_code: i64,
+}
+
+struct Subscriber {
+    label_key: String,
+    label_value: String,
+    sender: mpsc::UnboundedSender<Result<ContainerEvent, RuntimeError>>,
+}
+
+struct FakeState {
+    now_ms: i64,
+    next_container_number: u64,
+    next_image_number: u64,
+    next_host_port: u16,
+    /// Canonical image reference → image id.
+    images: BTreeMap<String, String>,
+    /// Canonical image reference → pull failure message.
+    pull_failures: BTreeMap<String, String>,
+    /// By id; ids grow with creation order, so this is creation order too.
+    containers: BTreeMap<String, FakeContainer>,
+    volumes: BTreeMap<String, VolumeSpec>,
+    calls: Vec<RuntimeCall>,
+    subscribers: Vec<Subscriber>,
+    scripted_failures: VecDeque<(Operation, RuntimeError)>,
+    unavailable: bool,
+    info: RuntimeInfo,
+}
+
+impl Default for FakeState {
+    fn default() -> Self {
+        FakeState {
+            now_ms: 0,
+            next_container_number: 1,
+            next_image_number: 1,
+            next_host_port: FIRST_DYNAMIC_HOST_PORT,
+            images: BTreeMap::new(),
+            pull_failures: BTreeMap::new(),
+            containers: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            calls: Vec::new(),
+            subscribers: Vec::new(),
+            scripted_failures: VecDeque::new(),
+            unavailable: false,
+            info: RuntimeInfo {
+                server_version: "fake".to_string(),
+                api_version: "1.41".to_string(),
+                os: "linux".to_string(),
+                arch: "x86_64".to_string(),
+                cpus: 2,
+                memory_bytes: 4 * 1024 * 1024 * 1024,
+            },
+        }
+    }
+}
+
+fn no_such_container(id: &str) -> RuntimeError {
+    RuntimeError::NotFound {
+        message: format!("No such container: {id}"),
+    }
+}
+
+fn canonical_image(image: &str) -> String {
+    ImageReference::parse(image).canonical()
+}
+
+impl FakeState {
+    fn resolve(&self, id_or_name: &str) -> Option<String> {
+        if self.containers.contains_key(id_or_name) {
+            return Some(id_or_name.to_string());
+        }
+        self.containers
+            .values()
+            .find(|container| container.state.name == id_or_name)
+            .map(|container| container.state.id.clone())
+    }
+
+    fn container_mut(&mut self, id: &str) -> &mut FakeContainer {
+        self.containers
+            .get_mut(id)
+            .expect("resolved container ids exist")
+    }
+
+    fn scripted_container(&self, id_or_name: &str) -> String {
+        self.resolve(id_or_name).unwrap_or_else(|| {
+            panic!(
+                "FakeRuntime: no container {id_or_name:?}; scripting needs an existing container"
+            )
+        })
+    }
+
+    fn emit(&mut self, id: &str, action: ContainerEventAction) {
+        let container = &self.containers[id];
+        let event = ContainerEvent {
+            id: id.to_string(),
+            name: container.state.name.clone(),
+            action,
+            time_ms: self.now_ms,
+        };
+        let labels = &container.state.labels;
+        self.subscribers.retain(|subscriber| {
+            if labels.get(&subscriber.label_key) != Some(&subscriber.label_value) {
+                return !subscriber.sender.is_closed();
+            }
+            subscriber.sender.unbounded_send(Ok(event.clone())).is_ok()
+        });
+    }
+
+    fn host_port_in_use(&self, host_port: u16, protocol: Protocol) -> bool {
+        self.containers.values().any(|container| {
+            container
+                .state
+                .port_bindings
+                .iter()
+                .any(|bound| bound.host_port == host_port && bound.protocol == protocol)
+        })
+    }
+
+    fn next_dynamic_port(&mut self, protocol: Protocol) -> u16 {
+        loop {
+            let port = self.next_host_port;
+            self.next_host_port = if port >= LAST_DYNAMIC_HOST_PORT {
+                FIRST_DYNAMIC_HOST_PORT
+            } else {
+                port + 1
+            };
+            if !self.host_port_in_use(port, protocol) {
+                return port;
+            }
+        }
+    }
+
+    /// The process ended: record it and emit the events leading to it.
+    fn finish(
+        &mut self,
+        id: &str,
+        exit_code: i64,
+        oom_killed: bool,
+        actions: Vec<ContainerEventAction>,
+    ) {
+        let now_ms = self.now_ms;
+        let container = self.container_mut(id);
+        container.state.status = ContainerStatus::Exited;
+        container.state.exit_code = Some(exit_code);
+        container.state.oom_killed = oom_killed;
+        container.state.finished_at_ms = Some(now_ms);
+        container.state.port_bindings.clear();
+        for action in actions {
+            self.emit(id, action);
+        }
+    }
+
+    fn running(&self, id: &str) -> bool {
+        self.containers[id].state.status.is_running()
+    }
+}
+
+impl FakeRuntime {
+    /// An empty runtime: no images, no containers, time 0.
+    pub fn new() -> Self {
+        FakeRuntime::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FakeState> {
+        // A panicking test thread may poison the lock; the state is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records `call` and applies scripted failures; on success, hands back
+    /// the locked state for the operation itself.
+    fn begin(&self, call: RuntimeCall) -> Result<MutexGuard<'_, FakeState>, RuntimeError> {
+        let mut state = self.lock();
+        let operation = call.operation();
+        state.calls.push(call);
+        if state.unavailable {
+            return Err(fake_unavailable());
+        }
+        if let Some(index) = state
+            .scripted_failures
+            .iter()
+            .position(|(failing, _)| *failing == operation)
+        {
+            let (_, error) = state
+                .scripted_failures
+                .remove(index)
+                .expect("index is in range");
+            return Err(error);
+        }
+        Ok(state)
+    }
+
+    // ---- clock ----
+
+    /// Sets the time used for timestamps and events (milliseconds since the epoch).
+    pub fn set_now_ms(&self, now_ms: i64) {
+        self.lock().now_ms = now_ms;
+    }
+
+    /// Moves the clock forward.
+    pub fn advance_ms(&self, duration_ms: i64) {
+        self.lock().now_ms += duration_ms;
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.lock().now_ms
+    }
+
+    // ---- scripting ----
+
+    /// Makes `image` present, as if pulled earlier.
+    pub fn add_image(&self, image: &str) {
+        let mut state = self.lock();
+        add_image(&mut state, image);
+    }
+
+    /// Makes every pull of `image` fail with `message` (as the registry would say it).
+    pub fn fail_pull(&self, image: &str, message: impl Into<String>) {
+        self.lock()
+            .pull_failures
+            .insert(canonical_image(image), message.into());
+    }
+
+    /// Lets pulls of `image` succeed again.
+    pub fn clear_pull_failure(&self, image: &str) {
+        self.lock().pull_failures.remove(&canonical_image(image));
+    }
+
+    /// Makes the next call of `operation` fail with `error` (once; calls to
+    /// other operations are unaffected). Several can be queued.
+    pub fn fail_next(&self, operation: Operation, error: RuntimeError) {
+        self.lock().scripted_failures.push_back((operation, error));
+    }
+
+    /// Takes the runtime down (every call fails with
+    /// [`RuntimeError::Unavailable`] and open event streams get that error,
+    /// then end) or brings it back up.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        let mut state = self.lock();
+        state.unavailable = unavailable;
+        if unavailable {
+            for subscriber in state.subscribers.drain(..) {
+                let _ = subscriber.sender.unbounded_send(Err(fake_unavailable()));
+            }
+        }
+    }
+
+    /// Replaces what [`ContainerRuntime::info`] reports.
+    pub fn set_info(&self, info: RuntimeInfo) {
+        self.lock().info = info;
+    }
+
+    /// The container's main process exits with `exit_code`.
+    ///
+    /// Panics unless the container exists and is running.
+    pub fn exit(&self, id_or_name: &str, exit_code: i64) {
+        let mut state = self.lock();
+        let id = state.scripted_container(id_or_name);
+        assert!(
+            state.running(&id),
+            "FakeRuntime: container {id_or_name:?} is not running, it cannot exit"
+        );
+        state.finish(
+            &id,
+            exit_code,
+            false,
+            vec![ContainerEventAction::Die {
+                exit_code: Some(exit_code),
+            }],
+        );
+    }
+
+    /// The kernel OOM-kills the container's main process: `oom`, then `die`
+    /// with exit code 137, and `oom_killed` set.
+    ///
+    /// Panics unless the container exists and is running.
+    pub fn oom(&self, id_or_name: &str) {
+        let mut state = self.lock();
+        let id = state.scripted_container(id_or_name);
+        assert!(
+            state.running(&id),
+            "FakeRuntime: container {id_or_name:?} is not running, it cannot run out of memory"
+        );
+        state.finish(
+            &id,
+            SIGKILL_EXIT_CODE,
+            true,
+            vec![
+                ContainerEventAction::Oom,
+                ContainerEventAction::Die {
+                    exit_code: Some(SIGKILL_EXIT_CODE),
+                },
+            ],
+        );
+    }
+
+    /// Sets the healthcheck status; emits `health_status` when it changes.
+    ///
+    /// Panics unless the container exists.
+    pub fn set_health(&self, id_or_name: &str, health: Health) {
+        let mut state = self.lock();
+        let id = state.scripted_container(id_or_name);
+        let container = state.container_mut(&id);
+        if container.state.health != Some(health) {
+            container.state.health = Some(health);
+            state.emit(&id, ContainerEventAction::HealthStatus(health));
+        }
+    }
+
+    /// The container disappears without any event, as when it was removed
+    /// while nobody was watching (e.g. during an agent restart).
+    ///
+    /// Panics unless the container exists.
+    pub fn vanish(&self, id_or_name: &str) {
+        let mut state = self.lock();
+        let id = state.scripted_container(id_or_name);
+        state.containers.remove(&id);
+    }
+
+    /// The exit code the container reports when stopped with
+    /// `stop_container` (default 0: the process handled SIGTERM and exited
+    /// cleanly; 137 models a process that ignores SIGTERM and is killed at
+    /// the timeout; 143 one that dies of SIGTERM).
+    ///
+    /// Panics unless the container exists.
+    pub fn set_stop_exit_code(&self, id_or_name: &str, exit_code: i64) {
+        let mut state = self.lock();
+        let id = state.scripted_container(id_or_name);
+        state.container_mut(&id).stop_exit_code = exit_code;
+    }
+
+    // ---- observing ----
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<RuntimeCall> {
+        self.lock().calls.clone()
+    }
+
+    /// Every call so far, and forgets them.
+    pub fn take_calls(&self) -> Vec<RuntimeCall> {
+        std::mem::take(&mut self.lock().calls)
+    }
+
+    /// The calls that changed state (see [`RuntimeCall::is_mutation`]).
+    pub fn mutating_calls(&self) -> Vec<RuntimeCall> {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|call| call.is_mutation())
+            .cloned()
+            .collect()
+    }
+
+    /// A container's state by id or name, without recording a call.
+    pub fn container(&self, id_or_name: &str) -> Option<ContainerState> {
+        let state = self.lock();
+        let id = state.resolve(id_or_name)?;
+        Some(state.containers[&id].state.clone())
+    }
+
+    /// The spec a container was created from, by id or name.
+    pub fn spec(&self, id_or_name: &str) -> Option<ContainerSpec> {
+        let state = self.lock();
+        let id = state.resolve(id_or_name)?;
+        Some(state.containers[&id].spec.clone())
+    }
+
+    /// All containers in creation order, without recording a call.
+    pub fn containers(&self) -> Vec<ContainerState> {
+        self.lock()
+            .containers
+            .values()
+            .map(|container| container.state.clone())
+            .collect()
+    }
+
+    /// All volumes, by name.
+    pub fn volumes(&self) -> Vec<VolumeSpec> {
+        self.lock().volumes.values().cloned().collect()
+    }
+
+    /// Present images, canonical references (`busybox:latest`), sorted.
+    pub fn images(&self) -> Vec<String> {
+        self.lock().images.keys().cloned().collect()
+    }
+}
+
+fn fake_unavailable() -> RuntimeError {
+    RuntimeError::Unavailable {
+        message: "the fake runtime is down (FakeRuntime::set_unavailable)".to_string(),
+    }
+}
+
+fn add_image(state: &mut FakeState, image: &str) {
+    let canonical = canonical_image(image);
+    if !state.images.contains_key(&canonical) {
+        let image_id = format!("sha256:{:064x}", state.next_image_number);
+        state.next_image_number += 1;
+        state.images.insert(canonical, image_id);
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for FakeRuntime {
+    async fn info(&self) -> Result<RuntimeInfo, RuntimeError> {
+        let state = self.begin(RuntimeCall::Info)?;
+        Ok(state.info.clone())
+    }
+
+    async fn image_present(&self, image: &str) -> Result<bool, RuntimeError> {
+        let state = self.begin(RuntimeCall::ImagePresent {
+            image: image.to_string(),
+        })?;
+        Ok(state.images.contains_key(&canonical_image(image)))
+    }
+
+    async fn pull_image(
+        &self,
+        image: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<(), RuntimeError> {
+        let mut state = self.begin(RuntimeCall::PullImage {
+            image: image.to_string(),
+            username: auth.map(|auth| auth.username.clone()),
+        })?;
+        if let Some(message) = state.pull_failures.get(&canonical_image(image)) {
+            return Err(RuntimeError::ImagePull {
+                image: image.to_string(),
+                message: message.clone(),
+            });
+        }
+        add_image(&mut state, image);
+        Ok(())
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        let mut state = self.begin(RuntimeCall::CreateContainer {
+            spec: Box::new(spec.clone()),
+        })?;
+        let Some(image_id) = state.images.get(&canonical_image(&spec.image)).cloned() else {
+            return Err(RuntimeError::NotFound {
+                message: format!("No such image: {}", canonical_image(&spec.image)),
+            });
+        };
+        let number = state.next_container_number;
+        let id = format!("{number:064x}");
+        let name = if spec.name.is_empty() {
+            format!("fake_{number}")
+        } else {
+            spec.name.clone()
+        };
+        if let Some(existing) = state.resolve(&name) {
+            return Err(RuntimeError::Conflict {
+                message: format!(
+                    "Conflict. The container name \"/{name}\" is already in use by container \
+                     \"{existing}\". You have to remove (or rename) that container to be able \
+                     to reuse that name."
+                ),
+            });
+        }
+        let mut referenced: Vec<&str> = spec
+            .volumes_from
+            .iter()
+            .map(|from| from.container.as_str())
+            .collect();
+        if let NetworkMode::ContainerOf(other) = &spec.network_mode {
+            referenced.push(other);
+        }
+        if let Some(missing) = referenced
+            .into_iter()
+            .find(|other| state.resolve(other).is_none())
+        {
+            return Err(no_such_container(missing));
+        }
+        state.next_container_number += 1;
+        let container = FakeContainer {
+            spec: spec.clone(),
+            state: ContainerState {
+                id: id.clone(),
+                name,
+                labels: spec.labels.clone(),
+                status: ContainerStatus::Created,
+                exit_code: None,
+                oom_killed: false,
+                started_at_ms: None,
+                finished_at_ms: None,
+                health: None,
+                port_bindings: Vec::new(),
+                image: spec.image.clone(),
+                image_id,
+                error: None,
+            },
+            stop_exit_code: 0,
+        };
+        state.containers.insert(id.clone(), container);
+        state.emit(&id, ContainerEventAction::Create);
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<(), RuntimeError> {
+        let mut state = self.begin(RuntimeCall::StartContainer { id: id.to_string() })?;
+        let id = state.resolve(id).ok_or_else(|| no_such_container(id))?;
+        if state.running(&id) {
+            return Ok(());
+        }
+        let spec = state.containers[&id].spec.clone();
+        let mut bindings = Vec::new();
+        if spec.network_mode == NetworkMode::Bridge {
+            for binding in &spec.port_bindings {
+                let host_port = match binding.requested_host_port() {
+                    Some(port) => {
+                        if state.host_port_in_use(port, binding.protocol) {
+                            return Err(RuntimeError::Other {
+                                message: format!(
+                                    "driver failed programming external connectivity on endpoint \
+                                     {} ({id}): Bind for {}:{port} failed: port is already allocated",
+                                    state.containers[&id].state.name,
+                                    binding.host_ip_or_default(),
+                                ),
+                            });
+                        }
+                        port
+                    }
+                    None => state.next_dynamic_port(binding.protocol),
+                };
+                bindings.push(ActualBinding {
+                    container_port: binding.container_port,
+                    protocol: binding.protocol,
+                    host_ip: binding.host_ip_or_default().to_string(),
+                    host_port,
+                });
+            }
+        }
+        let now_ms = state.now_ms;
+        let container = state.container_mut(&id);
+        container.state.status = ContainerStatus::Running;
+        container.state.exit_code = None;
+        container.state.oom_killed = false;
+        container.state.started_at_ms = Some(now_ms);
+        container.state.finished_at_ms = None;
+        container.state.health = spec.healthcheck.as_ref().map(|_| Health::Starting);
+        container.state.port_bindings = bindings;
+        state.emit(&id, ContainerEventAction::Start);
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str, timeout_s: u32) -> Result<(), RuntimeError> {
+        let mut state = self.begin(RuntimeCall::StopContainer {
+            id: id.to_string(),
+            timeout_s,
+        })?;
+        let Some(id) = state.resolve(id) else {
+            return Ok(());
+        };
+        if state.running(&id) {
+            let exit_code = state.containers[&id].stop_exit_code;
+            state.finish(
+                &id,
+                exit_code,
+                false,
+                vec![
+                    ContainerEventAction::Kill,
+                    ContainerEventAction::Die {
+                        exit_code: Some(exit_code),
+                    },
+                    ContainerEventAction::Stop,
+                ],
+            );
+        }
+        Ok(())
+    }
+
+    async fn kill_container(&self, id: &str) -> Result<(), RuntimeError> {
+        let mut state = self.begin(RuntimeCall::KillContainer { id: id.to_string() })?;
+        let Some(id) = state.resolve(id) else {
+            return Ok(());
+        };
+        if state.running(&id) {
+            state.finish(
+                &id,
+                SIGKILL_EXIT_CODE,
+                false,
+                vec![
+                    ContainerEventAction::Kill,
+                    ContainerEventAction::Die {
+                        exit_code: Some(SIGKILL_EXIT_CODE),
+                    },
+                ],
+            );
+        }
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
+        let mut state = self.begin(RuntimeCall::RemoveContainer { id: id.to_string() })?;
+        let Some(id) = state.resolve(id) else {
+            return Ok(());
+        };
+        if state.running(&id) {
+            state.finish(
+                &id,
+                SIGKILL_EXIT_CODE,
+                false,
+                vec![
+                    ContainerEventAction::Kill,
+                    ContainerEventAction::Die {
+                        exit_code: Some(SIGKILL_EXIT_CODE),
+                    },
+                ],
+            );
+        }
+        state.emit(&id, ContainerEventAction::Destroy);
+        state.containers.remove(&id);
+        Ok(())
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
+        let state = self.begin(RuntimeCall::InspectContainer { id: id.to_string() })?;
+        Ok(state
+            .resolve(id)
+            .map(|id| state.containers[&id].state.clone()))
+    }
+
+    async fn list_containers(
+        &self,
+        label_key: &str,
+        label_value: &str,
+    ) -> Result<Vec<ContainerState>, RuntimeError> {
+        let state = self.begin(RuntimeCall::ListContainers {
+            label_key: label_key.to_string(),
+            label_value: label_value.to_string(),
+        })?;
+        Ok(state
+            .containers
+            .values()
+            .filter(|container| {
+                container.state.labels.get(label_key).map(String::as_str) == Some(label_value)
+            })
+            .map(|container| container.state.clone())
+            .collect())
+    }
+
+    async fn create_volume(&self, volume: &VolumeSpec) -> Result<(), RuntimeError> {
+        let mut state = self.begin(RuntimeCall::CreateVolume {
+            volume: volume.clone(),
+        })?;
+        let driver = |spec: &VolumeSpec| spec.driver.clone().unwrap_or_else(|| "local".to_string());
+        if let Some(existing) = state.volumes.get(&volume.name) {
+            if driver(existing) != driver(volume) {
+                return Err(RuntimeError::Conflict {
+                    message: format!(
+                        "volume {} already exists with driver {}; remove it or use the same driver",
+                        volume.name,
+                        driver(existing)
+                    ),
+                });
+            }
+            return Ok(());
+        }
+        state.volumes.insert(volume.name.clone(), volume.clone());
+        Ok(())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        let mut state = self.begin(RuntimeCall::RemoveVolume {
+            name: name.to_string(),
+        })?;
+        if !state.volumes.contains_key(name) {
+            return Ok(());
+        }
+        let users: Vec<String> =
+            state
+                .containers
+                .values()
+                .filter(|container| {
+                    container.spec.mounts.iter().any(
+                        |mount| matches!(mount, Mount::Volume { name: used, .. } if used == name),
+                    )
+                })
+                .map(|container| container.state.id.clone())
+                .collect();
+        if !users.is_empty() {
+            return Err(RuntimeError::Conflict {
+                message: format!(
+                    "remove {name}: volume is in use - [{}]; remove those containers first",
+                    users.join(", ")
+                ),
+            });
+        }
+        state.volumes.remove(name);
+        Ok(())
+    }
+
+    async fn events(
+        &self,
+        label_key: &str,
+        label_value: &str,
+    ) -> Result<ContainerEventStream, RuntimeError> {
+        let mut state = self.begin(RuntimeCall::Events {
+            label_key: label_key.to_string(),
+            label_value: label_value.to_string(),
+        })?;
+        let (sender, receiver) = mpsc::unbounded();
+        state.subscribers.push(Subscriber {
+            label_key: label_key.to_string(),
+            label_value: label_value.to_string(),
+            sender,
+        });
+        Ok(receiver.boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::executor::block_on;
+    use futures::FutureExt;
+
+    use super::*;
+    use crate::{HealthCheck, PortBinding, Protocol};
+
+    const IMAGE: &str = "app:1";
+
+    fn labelled(name: &str) -> ContainerSpec {
+        let mut spec = ContainerSpec::new(name, IMAGE);
+        spec.labels.insert("berth.task".into(), "t1".into());
+        spec
+    }
+
+    fn runtime_with_image() -> FakeRuntime {
+        let runtime = FakeRuntime::new();
+        runtime.add_image(IMAGE);
+        runtime
+    }
+
+    /// Events already delivered to `stream`, without waiting for more.
+    fn drain(stream: &mut ContainerEventStream) -> Vec<ContainerEventAction> {
+        let mut actions = Vec::new();
+        while let Some(Some(event)) = stream.next().now_or_never() {
+            actions.push(event.expect("event").action);
+        }
+        actions
+    }
+
+    #[test]
+    fn lifecycle_created_running_exited() {
+        let runtime = runtime_with_image();
+        runtime.set_now_ms(1_000);
+        let id = block_on(runtime.create_container(&labelled("web"))).unwrap();
+        let created = runtime.container(&id).unwrap();
+        assert_eq!(created.status, ContainerStatus::Created);
+        assert_eq!(created.name, "web");
+        assert_eq!(created.started_at_ms, None);
+
+        runtime.set_now_ms(2_000);
+        block_on(runtime.start_container("web")).unwrap();
+        let running = block_on(runtime.inspect_container(&id)).unwrap().unwrap();
+        assert_eq!(running.status, ContainerStatus::Running);
+        assert_eq!(running.started_at_ms, Some(2_000));
+        assert_eq!(running.exit_code, None);
+
+        runtime.set_now_ms(3_500);
+        runtime.exit(&id, 3);
+        let exited = runtime.container(&id).unwrap();
+        assert_eq!(exited.status, ContainerStatus::Exited);
+        assert_eq!(exited.exit_code, Some(3));
+        assert_eq!(exited.finished_at_ms, Some(3_500));
+        assert!(!exited.oom_killed);
+    }
+
+    #[test]
+    fn create_needs_the_image_and_a_free_name() {
+        let runtime = FakeRuntime::new();
+        let missing = block_on(runtime.create_container(&labelled("web"))).unwrap_err();
+        assert_eq!(
+            missing,
+            RuntimeError::NotFound {
+                message: "No such image: app:1".into()
+            }
+        );
+        block_on(runtime.pull_image(IMAGE, None)).unwrap();
+        assert!(block_on(runtime.image_present("app:1")).unwrap());
+        block_on(runtime.create_container(&labelled("web"))).unwrap();
+        let clash = block_on(runtime.create_container(&labelled("web"))).unwrap_err();
+        assert!(matches!(clash, RuntimeError::Conflict { .. }), "{clash:?}");
+        let joins_missing = ContainerSpec {
+            network_mode: NetworkMode::ContainerOf("pause".into()),
+            ..labelled("app")
+        };
+        assert_eq!(
+            block_on(runtime.create_container(&joins_missing)).unwrap_err(),
+            RuntimeError::NotFound {
+                message: "No such container: pause".into()
+            }
+        );
+    }
+
+    #[test]
+    fn images_without_a_tag_mean_latest() {
+        let runtime = FakeRuntime::new();
+        runtime.add_image("busybox");
+        assert!(block_on(runtime.image_present("busybox:latest")).unwrap());
+        assert!(!block_on(runtime.image_present("busybox:1")).unwrap());
+        assert_eq!(runtime.images(), vec!["busybox:latest".to_string()]);
+    }
+
+    #[test]
+    fn scripted_pull_failure_carries_the_message() {
+        let runtime = FakeRuntime::new();
+        runtime.fail_pull("private/app", "pull access denied for private/app");
+        let auth = RegistryAuth {
+            username: "AWS".into(),
+            password: "token".into(),
+        };
+        let error = block_on(runtime.pull_image("private/app:latest", Some(&auth))).unwrap_err();
+        assert_eq!(
+            error,
+            RuntimeError::ImagePull {
+                image: "private/app:latest".into(),
+                message: "pull access denied for private/app".into()
+            }
+        );
+        assert_eq!(
+            runtime.calls(),
+            vec![RuntimeCall::PullImage {
+                image: "private/app:latest".into(),
+                username: Some("AWS".into())
+            }]
+        );
+        runtime.clear_pull_failure("private/app");
+        block_on(runtime.pull_image("private/app", None)).unwrap();
+    }
+
+    #[test]
+    fn dynamic_ports_are_deterministic_and_fixed_ports_clash() {
+        let runtime = runtime_with_image();
+        let web = ContainerSpec {
+            port_bindings: vec![
+                PortBinding::dynamic_tcp(80),
+                PortBinding {
+                    host_port: Some(0),
+                    protocol: Protocol::Udp,
+                    ..PortBinding::dynamic_tcp(53)
+                },
+                PortBinding {
+                    host_port: Some(8080),
+                    ..PortBinding::dynamic_tcp(8080)
+                },
+            ],
+            ..labelled("web")
+        };
+        block_on(runtime.create_container(&web)).unwrap();
+        block_on(runtime.start_container("web")).unwrap();
+        let bindings = runtime.container("web").unwrap().port_bindings;
+        let ports: Vec<(u16, Protocol, u16)> = bindings
+            .iter()
+            .map(|binding| (binding.container_port, binding.protocol, binding.host_port))
+            .collect();
+        assert_eq!(
+            ports,
+            vec![
+                (80, Protocol::Tcp, 32768),
+                (53, Protocol::Udp, 32769),
+                (8080, Protocol::Tcp, 8080)
+            ]
+        );
+
+        let second = ContainerSpec {
+            port_bindings: vec![PortBinding {
+                host_port: Some(8080),
+                ..PortBinding::dynamic_tcp(80)
+            }],
+            ..labelled("web2")
+        };
+        block_on(runtime.create_container(&second)).unwrap();
+        let error = block_on(runtime.start_container("web2")).unwrap_err();
+        assert!(
+            error.to_string().contains("port is already allocated"),
+            "{error}"
+        );
+        assert_eq!(
+            runtime.container("web2").unwrap().status,
+            ContainerStatus::Created
+        );
+
+        runtime.exit("web", 0);
+        assert!(runtime.container("web").unwrap().port_bindings.is_empty());
+        block_on(runtime.start_container("web2")).unwrap();
+    }
+
+    #[test]
+    fn host_network_publishes_nothing() {
+        let runtime = runtime_with_image();
+        let spec = ContainerSpec {
+            network_mode: NetworkMode::Host,
+            port_bindings: vec![PortBinding::dynamic_tcp(80)],
+            ..labelled("web")
+        };
+        block_on(runtime.create_container(&spec)).unwrap();
+        block_on(runtime.start_container("web")).unwrap();
+        assert!(runtime.container("web").unwrap().port_bindings.is_empty());
+    }
+
+    #[test]
+    fn stop_kill_remove_are_idempotent_and_emit_docker_order() {
+        let runtime = runtime_with_image();
+        let mut events = block_on(runtime.events("berth.task", "t1")).unwrap();
+        let id = block_on(runtime.create_container(&labelled("web"))).unwrap();
+        block_on(runtime.start_container(&id)).unwrap();
+        runtime.set_stop_exit_code(&id, 143);
+        block_on(runtime.stop_container(&id, 30)).unwrap();
+        block_on(runtime.stop_container(&id, 30)).unwrap();
+        block_on(runtime.kill_container(&id)).unwrap();
+        assert_eq!(runtime.container(&id).unwrap().exit_code, Some(143));
+        block_on(runtime.remove_container(&id)).unwrap();
+        block_on(runtime.remove_container(&id)).unwrap();
+        block_on(runtime.stop_container(&id, 30)).unwrap();
+        block_on(runtime.kill_container(&id)).unwrap();
+        assert_eq!(block_on(runtime.inspect_container(&id)).unwrap(), None);
+        assert_eq!(
+            drain(&mut events),
+            vec![
+                ContainerEventAction::Create,
+                ContainerEventAction::Start,
+                ContainerEventAction::Kill,
+                ContainerEventAction::Die {
+                    exit_code: Some(143)
+                },
+                ContainerEventAction::Stop,
+                ContainerEventAction::Destroy,
+            ]
+        );
+    }
+
+    #[test]
+    fn removing_a_running_container_kills_it_first() {
+        let runtime = runtime_with_image();
+        let mut events = block_on(runtime.events("berth.task", "t1")).unwrap();
+        let id = block_on(runtime.create_container(&labelled("web"))).unwrap();
+        block_on(runtime.start_container(&id)).unwrap();
+        drain(&mut events);
+        block_on(runtime.kill_container("nope")).unwrap();
+        block_on(runtime.remove_container(&id)).unwrap();
+        assert_eq!(
+            drain(&mut events),
+            vec![
+                ContainerEventAction::Kill,
+                ContainerEventAction::Die {
+                    exit_code: Some(137)
+                },
+                ContainerEventAction::Destroy,
+            ]
+        );
+    }
+
+    #[test]
+    fn oom_and_health_are_scripted() {
+        let runtime = runtime_with_image();
+        runtime.set_now_ms(42);
+        let mut events = block_on(runtime.events("berth.task", "t1")).unwrap();
+        let spec = ContainerSpec {
+            healthcheck: Some(HealthCheck {
+                test: vec!["CMD".into(), "true".into()],
+                interval_s: 5,
+                timeout_s: 2,
+                start_period_s: 0,
+                retries: 3,
+            }),
+            ..labelled("web")
+        };
+        let id = block_on(runtime.create_container(&spec)).unwrap();
+        block_on(runtime.start_container(&id)).unwrap();
+        assert_eq!(
+            runtime.container(&id).unwrap().health,
+            Some(Health::Starting)
+        );
+        runtime.set_health(&id, Health::Healthy);
+        runtime.set_health(&id, Health::Healthy);
+        runtime.oom(&id);
+        let state = runtime.container(&id).unwrap();
+        assert!(state.oom_killed);
+        assert_eq!(state.exit_code, Some(137));
+        let events: Vec<ContainerEvent> =
+            std::iter::from_fn(|| events.next().now_or_never().flatten())
+                .map(|event| event.unwrap())
+                .collect();
+        assert!(events
+            .iter()
+            .all(|event| event.id == id && event.name == "web" && event.time_ms == 42));
+        let actions: Vec<ContainerEventAction> =
+            events.into_iter().map(|event| event.action).collect();
+        assert_eq!(
+            actions,
+            vec![
+                ContainerEventAction::Create,
+                ContainerEventAction::Start,
+                ContainerEventAction::HealthStatus(Health::Healthy),
+                ContainerEventAction::Oom,
+                ContainerEventAction::Die {
+                    exit_code: Some(137)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn events_and_lists_are_filtered_by_label() {
+        let runtime = runtime_with_image();
+        let mut events = block_on(runtime.events("berth.task", "t2")).unwrap();
+        block_on(runtime.create_container(&labelled("one"))).unwrap();
+        let mut other = labelled("two");
+        other.labels.insert("berth.task".into(), "t2".into());
+        let two = block_on(runtime.create_container(&other)).unwrap();
+        assert_eq!(drain(&mut events), vec![ContainerEventAction::Create]);
+        let listed = block_on(runtime.list_containers("berth.task", "t2")).unwrap();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|state| state.id.clone())
+                .collect::<Vec<_>>(),
+            vec![two]
+        );
+        assert_eq!(
+            block_on(runtime.list_containers("berth.task", "t1"))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(block_on(runtime.list_containers("other", "t1"))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn vanish_is_silent() {
+        let runtime = runtime_with_image();
+        let id = block_on(runtime.create_container(&labelled("web"))).unwrap();
+        let mut events = block_on(runtime.events("berth.task", "t1")).unwrap();
+        runtime.vanish(&id);
+        assert!(drain(&mut events).is_empty());
+        assert_eq!(block_on(runtime.inspect_container(&id)).unwrap(), None);
+    }
+
+    #[test]
+    fn scripted_failures_hit_only_the_named_operation_once() {
+        let runtime = runtime_with_image();
+        let refused = RuntimeError::Other {
+            message: "exec format error".into(),
+        };
+        runtime.fail_next(Operation::StartContainer, refused.clone());
+        let id = block_on(runtime.create_container(&labelled("web"))).unwrap();
+        assert_eq!(block_on(runtime.start_container(&id)).unwrap_err(), refused);
+        block_on(runtime.start_container(&id)).unwrap();
+    }
+
+    #[test]
+    fn unavailable_fails_calls_and_ends_event_streams() {
+        let runtime = runtime_with_image();
+        let mut events = block_on(runtime.events("berth.task", "t1")).unwrap();
+        runtime.set_unavailable(true);
+        assert!(matches!(
+            block_on(runtime.info()),
+            Err(RuntimeError::Unavailable { .. })
+        ));
+        assert!(matches!(
+            block_on(events.next()),
+            Some(Err(RuntimeError::Unavailable { .. }))
+        ));
+        assert!(
+            block_on(events.next()).is_none(),
+            "the stream ends after the error"
+        );
+        runtime.set_unavailable(false);
+        assert_eq!(block_on(runtime.info()).unwrap().api_version, "1.41");
+    }
+
+    #[test]
+    fn calls_are_recorded_and_split_into_mutations() {
+        let runtime = runtime_with_image();
+        let spec = labelled("web");
+        let id = block_on(runtime.create_container(&spec)).unwrap();
+        block_on(runtime.inspect_container(&id)).unwrap();
+        block_on(runtime.start_container(&id)).unwrap();
+        block_on(runtime.list_containers("berth.task", "t1")).unwrap();
+        block_on(runtime.stop_container(&id, 7)).unwrap();
+        assert_eq!(
+            runtime.mutating_calls(),
+            vec![
+                RuntimeCall::CreateContainer {
+                    spec: Box::new(spec)
+                },
+                RuntimeCall::StartContainer { id: id.clone() },
+                RuntimeCall::StopContainer {
+                    id: id.clone(),
+                    timeout_s: 7
+                },
+            ]
+        );
+        assert_eq!(runtime.take_calls().len(), 5);
+        assert!(runtime.calls().is_empty());
+    }
+
+    #[test]
+    fn volumes_in_use_cannot_be_removed() {
+        let runtime = runtime_with_image();
+        let volume = VolumeSpec {
+            name: "data".into(),
+            ..VolumeSpec::default()
+        };
+        block_on(runtime.create_volume(&volume)).unwrap();
+        block_on(runtime.create_volume(&volume)).unwrap();
+        let other_driver = VolumeSpec {
+            driver: Some("nfs".into()),
+            ..volume.clone()
+        };
+        assert!(matches!(
+            block_on(runtime.create_volume(&other_driver)),
+            Err(RuntimeError::Conflict { .. })
+        ));
+        let spec = ContainerSpec {
+            mounts: vec![Mount::Volume {
+                name: "data".into(),
+                target: "/data".into(),
+                read_only: false,
+            }],
+            ..labelled("web")
+        };
+        let id = block_on(runtime.create_container(&spec)).unwrap();
+        assert!(matches!(
+            block_on(runtime.remove_volume("data")),
+            Err(RuntimeError::Conflict { .. })
+        ));
+        block_on(runtime.remove_container(&id)).unwrap();
+        block_on(runtime.remove_volume("data")).unwrap();
+        block_on(runtime.remove_volume("data")).unwrap();
+        assert!(runtime.volumes().is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "no container \"ghost\"")]
+    fn scripting_an_unknown_container_is_a_test_bug() {
+        FakeRuntime::new().exit("ghost", 1);
+    }
+}

@@ -6,8 +6,10 @@
 //! /ecs/<region>/task-definition-families/<family>             FamilyRecord
 //! /ecs/<region>/task-definitions/<family>/<revision:010>      TaskDefinitionRecord
 //! /ecs/<region>/account-settings/<principal-arn>/<name>       AccountSettingRecord
-//! /ecs/<region>/container-instances/<cluster>/<id>            (node agent issue)
-//! /ecs/<region>/tasks/<cluster>/<id>                          (node agent issue)
+//! /ecs/<region>/container-instances/<cluster>/<id>            ContainerInstance
+//! /ecs/<region>/agent-heartbeats/<cluster>/<id>               Heartbeat
+//! /ecs/<region>/tasks/<cluster>/<id>                          Task
+//! /ecs/<region>/run-task-tokens/<cluster>/<clientToken>       RunTaskToken
 //! /ecs/<region>/services/<cluster>/<name>                     (services issue)
 //! ```
 
@@ -49,4 +51,24 @@ pub fn tasks_prefix(region: &str, cluster_name: &str) -> String {
 
 pub fn services_prefix(region: &str, cluster_name: &str) -> String {
     format!("/ecs/{region}/services/{cluster_name}/")
+}
+
+pub fn container_instance(region: &str, cluster_name: &str, id: &str) -> String {
+    format!("/ecs/{region}/container-instances/{cluster_name}/{id}")
+}
+
+pub fn agent_heartbeat(region: &str, cluster_name: &str, id: &str) -> String {
+    format!("/ecs/{region}/agent-heartbeats/{cluster_name}/{id}")
+}
+
+pub fn agent_heartbeats_prefix(region: &str, cluster_name: &str) -> String {
+    format!("/ecs/{region}/agent-heartbeats/{cluster_name}/")
+}
+
+pub fn task(region: &str, cluster_name: &str, id: &str) -> String {
+    format!("/ecs/{region}/tasks/{cluster_name}/{id}")
+}
+
+pub fn run_task_token(region: &str, cluster_name: &str, token: &str) -> String {
+    format!("/ecs/{region}/run-task-tokens/{cluster_name}/{token}")
 }

@@ -19,12 +19,15 @@ use store::Store;
 pub mod access_keys;
 mod account_settings;
 mod clusters;
+mod container_instances;
 mod error;
 pub mod keys;
 mod pagination;
+pub mod placement;
 mod records;
 mod tags;
 mod task_definitions;
+mod tasks;
 
 pub use error::ApiError;
 
@@ -49,9 +52,32 @@ impl RequestContext {
     }
 }
 
+/// Tunables of the ECS service.
+#[derive(Clone, Debug)]
+pub struct EcsConfig {
+    /// An agent not heard from for longer is shown `agentConnected: false`
+    /// and receives no new tasks.
+    pub agent_timeout_ms: i64,
+    /// How long STOPPED tasks stay describable.
+    pub stopped_task_retention_ms: i64,
+}
+
+impl Default for EcsConfig {
+    fn default() -> Self {
+        EcsConfig {
+            agent_timeout_ms: 30_000,
+            stopped_task_retention_ms: 24 * 3600 * 1000,
+        }
+    }
+}
+
 /// The ECS service (JSON 1.1, target prefix `AmazonEC2ContainerServiceV20141113`).
 pub struct Ecs {
     store: Arc<dyn Store>,
+    config: EcsConfig,
+    /// The URL agents are told to connect to (DiscoverPollEndpoint), known
+    /// once the listener is bound.
+    endpoint: std::sync::OnceLock<String>,
 }
 
 impl Ecs {
@@ -59,11 +85,37 @@ impl Ecs {
     pub const SIGNING_NAME: &'static str = ecs_wire::SIGNING_NAME;
 
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Ecs { store }
+        Self::with_config(store, EcsConfig::default())
+    }
+
+    pub fn with_config(store: Arc<dyn Store>, config: EcsConfig) -> Self {
+        Ecs {
+            store,
+            config,
+            endpoint: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sets the endpoint DiscoverPollEndpoint answers (once).
+    pub fn set_endpoint(&self, endpoint: String) {
+        let _ = self.endpoint.set(endpoint);
+    }
+
+    pub(crate) fn endpoint(&self) -> Option<&str> {
+        self.endpoint.get().map(String::as_str)
+    }
+
+    pub fn config(&self) -> &EcsConfig {
+        &self.config
     }
 
     pub(crate) fn store(&self) -> &dyn Store {
         self.store.as_ref()
+    }
+
+    /// The store, for shells that watch it (agent sessions).
+    pub fn store_handle(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
     }
 
     /// Runs one operation. `operation` is the part of `X-Amz-Target` after
@@ -107,6 +159,45 @@ impl Ecs {
             "TagResource" => respond(self.tag_resource(ctx, parse(body)?).await?),
             "UntagResource" => respond(self.untag_resource(ctx, parse(body)?).await?),
             "ListTagsForResource" => respond(self.list_tags_for_resource(ctx, parse(body)?).await?),
+            "RegisterContainerInstance" => {
+                respond(self.register_container_instance(ctx, parse(body)?).await?)
+            }
+            "DeregisterContainerInstance" => respond(
+                self.deregister_container_instance(ctx, parse(body)?)
+                    .await?,
+            ),
+            "DescribeContainerInstances" => {
+                respond(self.describe_container_instances(ctx, parse(body)?).await?)
+            }
+            "ListContainerInstances" => {
+                respond(self.list_container_instances(ctx, parse(body)?).await?)
+            }
+            "UpdateContainerInstancesState" => respond(
+                self.update_container_instances_state(ctx, parse(body)?)
+                    .await?,
+            ),
+            "PutAttributes" => respond(self.put_attributes(ctx, parse(body)?).await?),
+            "DeleteAttributes" => respond(self.delete_attributes(ctx, parse(body)?).await?),
+            "ListAttributes" => respond(self.list_attributes(ctx, parse(body)?).await?),
+            "DiscoverPollEndpoint" => {
+                respond(self.discover_poll_endpoint(ctx, parse(body)?).await?)
+            }
+            "RunTask" => respond(self.run_task(ctx, parse(body)?).await?),
+            "StartTask" => respond(self.start_task(ctx, parse(body)?).await?),
+            "StopTask" => respond(self.stop_task(ctx, parse(body)?).await?),
+            "DescribeTasks" => respond(self.describe_tasks(ctx, parse(body)?).await?),
+            "ListTasks" => respond(self.list_tasks(ctx, parse(body)?).await?),
+            "SubmitTaskStateChange" => {
+                let health = container_health_extension(body);
+                respond(
+                    self.submit_task_state_change(ctx, parse(body)?, &health)
+                        .await?,
+                )
+            }
+            "SubmitContainerStateChange" => respond(
+                self.submit_container_state_change(ctx, parse(body)?)
+                    .await?,
+            ),
             "PutAccountSetting" => respond(self.put_account_setting(ctx, parse(body)?).await?),
             "PutAccountSettingDefault" => {
                 respond(self.put_account_setting_default(ctx, parse(body)?).await?)
@@ -158,7 +249,51 @@ requests!(
     PutAccountSettingDefaultRequest,
     ListAccountSettingsRequest,
     DeleteAccountSettingRequest,
+    RegisterContainerInstanceRequest,
+    DeregisterContainerInstanceRequest,
+    DescribeContainerInstancesRequest,
+    ListContainerInstancesRequest,
+    UpdateContainerInstancesStateRequest,
+    PutAttributesRequest,
+    DeleteAttributesRequest,
+    ListAttributesRequest,
+    DiscoverPollEndpointRequest,
+    RunTaskRequest,
+    StartTaskRequest,
+    StopTaskRequest,
+    DescribeTasksRequest,
+    ListTasksRequest,
+    SubmitTaskStateChangeRequest,
+    SubmitContainerStateChangeRequest,
 );
+
+/// Berth's agent adds `healthStatus` (HEALTHY/UNHEALTHY/UNKNOWN) to each
+/// entry of SubmitTaskStateChange's `containers`: ECS's agent reports
+/// container health on a channel the public API does not model.
+fn container_health_extension(
+    body: &[u8],
+) -> std::collections::BTreeMap<String, ecs_wire::HealthStatus> {
+    let mut health = std::collections::BTreeMap::new();
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return health;
+    };
+    for container in value
+        .get("containers")
+        .and_then(|c| c.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let name = container.get("containerName").and_then(|n| n.as_str());
+        let status = container
+            .get("healthStatus")
+            .and_then(|s| s.as_str())
+            .and_then(|s| s.parse::<ecs_wire::HealthStatus>().ok());
+        if let (Some(name), Some(status)) = (name, status) {
+            health.insert(name.to_string(), status);
+        }
+    }
+    health
+}
 
 fn parse_json_object(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -237,3 +372,6 @@ fn respond<T: Serialize>(response: T) -> Result<Vec<u8>, ApiError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod task_tests;

@@ -726,7 +726,7 @@ async fn protocol_errors() {
         "UnknownOperationException"
     );
     assert_eq!(
-        h.err("RunTask", json!({})).await.code,
+        h.err("CreateService", json!({})).await.code,
         "UnsupportedFeatureException"
     );
 }

@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod bench;
+mod bench_scheduler;
 mod clock;
 mod credentials;
 mod node;
@@ -60,6 +61,8 @@ enum Command {
 enum BenchCommand {
     /// The ECS API: RegisterTaskDefinition, then DescribeTaskDefinition.
     Api(bench::ApiBenchArgs),
+    /// The scheduler alone, on a synthetic cluster.
+    Scheduler(bench_scheduler::SchedulerBenchArgs),
 }
 
 #[derive(Args)]
@@ -81,6 +84,13 @@ struct NodeArgs {
     /// `open` accepts any well-formed signature (loopback addresses only).
     #[arg(long, value_enum, default_value_t = Auth::Verify)]
     auth: Auth,
+    /// An agent not heard from for this many seconds is shown
+    /// `agentConnected: false` and receives no new tasks.
+    #[arg(long, default_value_t = 30)]
+    agent_timeout_seconds: u32,
+    /// How long STOPPED tasks stay describable, in minutes.
+    #[arg(long, default_value_t = 24 * 60)]
+    stopped_task_retention_minutes: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -126,6 +136,7 @@ fn run(cli: Cli) -> Result<()> {
             runtime()?.block_on(node::run(options))
         }
         Command::Bench(BenchCommand::Api(args)) => runtime()?.block_on(bench::run_api(args)),
+        Command::Bench(BenchCommand::Scheduler(args)) => bench_scheduler::run(&args),
     }
 }
 
@@ -159,6 +170,8 @@ fn node_options(args: NodeArgs, store: Option<String>) -> Result<node::NodeOptio
         account_id: args.account_id,
         auth_mode: args.auth.into(),
         store_url,
+        agent_timeout_ms: i64::from(args.agent_timeout_seconds) * 1000,
+        stopped_task_retention_ms: i64::from(args.stopped_task_retention_minutes) * 60_000,
     })
 }
 

@@ -65,6 +65,8 @@ pub struct NodeOptions {
     pub account_id: String,
     pub auth_mode: AuthMode,
     pub store_url: StoreUrl,
+    pub agent_timeout_ms: i64,
+    pub stopped_task_retention_ms: i64,
 }
 
 /// Runs the node until SIGTERM or SIGINT. Today that is the control plane;
@@ -92,10 +94,20 @@ pub async fn run(options: NodeOptions) -> Result<()> {
         .context("cannot create the account's access key")?;
     let credentials_path = credentials::write_credentials(&options.data_dir, &key)?;
 
-    let services = Services::new().with_json(Arc::new(api::Ecs::new(Arc::clone(&store))));
+    let ecs = Arc::new(api::Ecs::with_config(
+        Arc::clone(&store),
+        api::EcsConfig {
+            agent_timeout_ms: options.agent_timeout_ms,
+            stopped_task_retention_ms: options.stopped_task_retention_ms,
+        },
+    ));
+    let services = Services::new()
+        .with_json(Arc::clone(&ecs) as Arc<dyn control_plane::JsonService>)
+        .with_agent_sessions(Arc::clone(&ecs));
     let server = Server::bind(config, Arc::new(access_keys), services).await?;
     let local_addr = server.local_addr();
     let endpoint_url = endpoint_url(local_addr);
+    ecs.set_endpoint(endpoint_url.clone());
     let config_path = credentials::write_config(&options.data_dir, &options.region, &endpoint_url)?;
     credentials::write_endpoint(&options.data_dir, &endpoint_url)?;
 

@@ -26,6 +26,8 @@ pub(crate) struct Handler {
     principal_arn: String,
     auth_mode: AuthMode,
     max_body_bytes: usize,
+    /// Flips to `true` when the server shuts down; ends agent sessions.
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What a request turned into, for the response and the request log.
@@ -42,6 +44,7 @@ impl Handler {
         account_id: String,
         auth_mode: AuthMode,
         max_body_bytes: usize,
+        shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         let principal_arn = format!("arn:aws:iam::{account_id}:root");
         Handler {
@@ -52,6 +55,7 @@ impl Handler {
             principal_arn,
             auth_mode,
             max_body_bytes,
+            shutdown,
         }
     }
 
@@ -102,6 +106,9 @@ impl Handler {
             request_id: request_id.to_string(),
             now_ms,
         };
+        if parts.method == Method::POST && parts.uri.path() == model::agent::SESSION_PATH {
+            return self.agent_session(ctx, &verified, &body).await;
+        }
         match target {
             Some(target) => self.dispatch_json(&ctx, &verified, &target, &body).await,
             None => self.dispatch_query(&ctx, &verified, &parts, &body).await,
@@ -209,6 +216,33 @@ impl Handler {
                 operation: label,
             },
             Err(err) => json_failure(&ctx.request_id, label, err.into()),
+        }
+    }
+
+    async fn agent_session(
+        &self,
+        ctx: RequestContext,
+        verified: &Verified,
+        body: &[u8],
+    ) -> Outcome {
+        let label = "ecs:AgentSession".to_string();
+        let Some(ecs) = self.services.agent_sessions() else {
+            return json_failure(
+                &ctx.request_id,
+                label,
+                unknown_operation("this server does not accept agent sessions".into()),
+            );
+        };
+        if let Err(err) = verified.require_service(api::Ecs::SIGNING_NAME) {
+            return json_failure(&ctx.request_id, label, auth_failure(Protocol::Json, err));
+        }
+        let request_id = ctx.request_id.clone();
+        match crate::agent_session::open(Arc::clone(ecs), ctx, body, self.shutdown.clone()).await {
+            Ok(response) => Outcome {
+                response,
+                operation: label,
+            },
+            Err(err) => json_failure(&request_id, label, err.into()),
         }
     }
 

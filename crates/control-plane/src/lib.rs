@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+mod agent_session;
 mod clock;
 mod error;
 mod handler;
@@ -33,6 +34,7 @@ mod response;
 mod server;
 mod service;
 
+pub use agent_session::HEARTBEAT_INTERVAL;
 pub use error::ServerError;
 pub use server::{Server, ServerConfig, DEFAULT_MAX_BODY_BYTES};
 pub use service::{JsonService, QueryService, Services};

@@ -2,11 +2,19 @@
 //! `x-amzn-RequestId` header every response carries, and the error headers
 //! the AWS SDKs read.
 
+use std::convert::Infallible;
+
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
 
-pub(crate) type Body = Full<Bytes>;
+/// Whole bodies for API responses, streamed ones for agent sessions.
+pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
 
 pub(crate) const REQUEST_ID_HEADER: &str = "x-amzn-RequestId";
 pub(crate) const ERROR_TYPE_HEADER: &str = "x-amzn-ErrorType";
@@ -92,7 +100,7 @@ fn build(
     content_type: &'static str,
     body: Vec<u8>,
 ) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(full(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -107,8 +115,6 @@ fn build(
 
 #[cfg(test)]
 mod tests {
-    use http_body_util::BodyExt;
-
     use super::*;
 
     async fn body_text(response: Response<Body>) -> String {

@@ -68,6 +68,7 @@ pub struct Server {
     local_addr: SocketAddr,
     drain_timeout: Duration,
     handler: Arc<Handler>,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Server {
@@ -95,18 +96,21 @@ impl Server {
                     source,
                 })?;
         let local_addr = listener.local_addr().map_err(ServerError::LocalAddr)?;
+        let (shutdown, shutdown_receiver) = tokio::sync::watch::channel(false);
         let handler = Handler::new(
             services,
             access_keys,
             config.account_id,
             config.auth_mode,
             config.max_body_bytes,
+            shutdown_receiver,
         );
         Ok(Server {
             listener,
             local_addr,
             drain_timeout: config.drain_timeout,
             handler: Arc::new(handler),
+            shutdown,
         })
     }
 
@@ -160,6 +164,8 @@ impl Server {
         }
 
         drop(self.listener);
+        // Long-lived agent sessions end now; their agents reconnect.
+        let _ = self.shutdown.send(true);
         let open_connections = graceful.count();
         tracing::info!(
             open_connections,

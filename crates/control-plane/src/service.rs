@@ -70,6 +70,7 @@ impl JsonService for api::Ecs {
 pub struct Services {
     json_by_target_prefix: HashMap<String, Arc<dyn JsonService>>,
     query_by_signing_name: HashMap<String, Arc<dyn QueryService>>,
+    agent_sessions: Option<Arc<api::Ecs>>,
 }
 
 impl fmt::Debug for Services {
@@ -112,6 +113,17 @@ impl Services {
         self.query_by_signing_name
             .insert(service.signing_name().to_string(), service);
         self
+    }
+
+    /// Serves node-agent sessions (`POST /_berth/agent/v1/session`) for
+    /// this ECS service.
+    pub fn with_agent_sessions(mut self, ecs: Arc<api::Ecs>) -> Self {
+        self.agent_sessions = Some(ecs);
+        self
+    }
+
+    pub fn agent_sessions(&self) -> Option<&Arc<api::Ecs>> {
+        self.agent_sessions.as_ref()
     }
 
     pub fn json(&self, target_prefix: &str) -> Option<&Arc<dyn JsonService>> {

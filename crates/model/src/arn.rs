@@ -32,6 +32,14 @@ impl ArnScope {
         format!("{}task-definition/{family}:{revision}", self.prefix())
     }
 
+    pub fn container_instance(&self, cluster_name: &str, id: &str) -> String {
+        format!("{}container-instance/{cluster_name}/{id}", self.prefix())
+    }
+
+    pub fn task(&self, cluster_name: &str, id: &str) -> String {
+        format!("{}task/{cluster_name}/{id}", self.prefix())
+    }
+
     /// The ARN of the account's root principal, the default `principalArn`.
     pub fn root_principal(&self) -> String {
         format!("arn:aws:iam::{}:root", self.account_id)
@@ -95,6 +103,32 @@ pub fn cluster_name_from_reference(reference: &str) -> Result<String, ModelError
         return Ok(arn.resource_id);
     }
     Ok(reference.to_string())
+}
+
+/// A reference to a cluster-scoped resource (container instance, task): its
+/// id, or an ARN `…:<kind>/<cluster>/<id>` (or the old `…:<kind>/<id>`).
+/// Returns the id; an ARN naming another cluster is an error.
+pub fn id_from_reference(
+    reference: &str,
+    kind: &str,
+    cluster_name: &str,
+) -> Result<String, ModelError> {
+    if !reference.starts_with("arn:") {
+        return Ok(reference.to_string());
+    }
+    let arn = EcsArn::parse(reference)?;
+    if arn.resource_type != kind {
+        return Err(ModelError::invalid_parameter(format!(
+            "Invalid {kind} ARN: '{reference}'."
+        )));
+    }
+    match arn.resource_id.split_once('/') {
+        Some((cluster, id)) if cluster == cluster_name => Ok(id.to_string()),
+        Some((cluster, _)) => Err(ModelError::invalid_parameter(format!(
+            "Invalid identifier: Identifier is for cluster {cluster}. Your cluster is {cluster_name}"
+        ))),
+        None => Ok(arn.resource_id),
+    }
 }
 
 #[cfg(test)]

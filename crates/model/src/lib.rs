@@ -8,11 +8,14 @@
 //! ECS derives.
 
 pub mod account_settings;
+pub mod agent;
 pub mod arn;
 pub mod cluster;
+pub mod container_instance;
 mod error;
 pub mod names;
 pub mod tags;
+pub mod task;
 pub mod task_definition;
 pub mod task_size;
 

@@ -1,0 +1,255 @@
+//! The adapter between stored state and the scheduler: container instances
+//! become `scheduler::InstanceSnapshot`s, task definitions become
+//! `scheduler::TaskRequest`s, and the scheduler's errors become AWS errors.
+
+use std::collections::BTreeMap;
+
+use ecs_wire::{ContainerDefinition, NetworkMode, TaskDefinition, TaskOverride};
+use model::container_instance::{ContainerInstance, ContainerInstanceStatus};
+use model::task::{Reservation, Task, TaskStatus};
+use model::task_size::{parse_task_cpu_units, parse_task_memory_mib};
+use scheduler::{
+    InstanceSnapshot, InstanceStatus, PlacementConstraint, RequiredAttribute, TaskRequest,
+};
+
+use crate::ApiError;
+
+impl From<scheduler::SchedulerError> for ApiError {
+    fn from(err: scheduler::SchedulerError) -> Self {
+        ApiError::invalid_parameter(err.to_string())
+    }
+}
+
+/// Parses a cluster query language expression (ListContainerInstances
+/// `filter`, memberOf constraints).
+pub fn parse_expression(text: &str) -> Result<scheduler::Expr, ApiError> {
+    Ok(scheduler::Expr::parse(text)?)
+}
+
+/// Whether a container instance matches a filter expression.
+pub fn instance_matches(expression: &scheduler::Expr, instance: &ContainerInstance) -> bool {
+    expression.matches(&snapshot(instance, true, &BTreeMap::new(), ""))
+}
+
+/// One instance as the scheduler sees it.
+pub fn snapshot(
+    instance: &ContainerInstance,
+    agent_connected: bool,
+    task_groups: &BTreeMap<String, u32>,
+    arn: &str,
+) -> InstanceSnapshot {
+    InstanceSnapshot {
+        container_instance_arn: arn.to_string(),
+        ec2_instance_id: Some(instance.ec2_instance_id.clone()),
+        status: match instance.status {
+            ContainerInstanceStatus::Active => InstanceStatus::Active,
+            ContainerInstanceStatus::Draining => InstanceStatus::Draining,
+            ContainerInstanceStatus::Inactive => InstanceStatus::Inactive,
+            ContainerInstanceStatus::Registering => InstanceStatus::Registering,
+            ContainerInstanceStatus::Deregistering => InstanceStatus::Deregistering,
+            ContainerInstanceStatus::RegistrationFailed => InstanceStatus::RegistrationFailed,
+        },
+        agent_connected,
+        agent_version: instance.version_info.agent_version.clone(),
+        registered_at_ms: instance.registered_at_ms,
+        remaining: scheduler::Resources {
+            cpu_units: instance.remaining.cpu_units.max(0) as u32,
+            memory_mib: instance.remaining.memory_mib.max(0) as u32,
+            gpus: 0,
+        },
+        used_tcp_ports: instance.remaining.tcp_ports.iter().copied().collect(),
+        used_udp_ports: instance.remaining.udp_ports.iter().copied().collect(),
+        attributes: instance.attributes.clone(),
+        running_tasks_count: instance.running_tasks_count.max(0) as u32,
+        task_groups: task_groups.clone(),
+    }
+}
+
+/// Task groups present on each instance (tasks not yet STOPPED).
+pub fn task_groups_by_instance(tasks: &[Task]) -> BTreeMap<String, BTreeMap<String, u32>> {
+    let mut groups: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+    for task in tasks {
+        if task.last_status == TaskStatus::Stopped {
+            continue;
+        }
+        if let (Some(instance), Some(group)) = (&task.container_instance_id, &task.group) {
+            *groups
+                .entry(instance.clone())
+                .or_default()
+                .entry(group.clone())
+                .or_default() += 1;
+        }
+    }
+    groups
+}
+
+/// The container definitions with a RunTask/StartTask override applied.
+pub fn containers_with_overrides(
+    task_definition: &TaskDefinition,
+    overrides: &TaskOverride,
+) -> Result<Vec<ContainerDefinition>, ApiError> {
+    let mut containers: Vec<ContainerDefinition> = task_definition
+        .container_definitions
+        .clone()
+        .unwrap_or_default();
+    for container_override in overrides.container_overrides.as_deref().unwrap_or_default() {
+        let name = container_override.name.as_deref().unwrap_or_default();
+        let container = containers
+            .iter_mut()
+            .find(|c| c.name.as_deref() == Some(name))
+            .ok_or_else(|| {
+                ApiError::invalid_parameter(format!(
+                    "Override for container named {name} is not a container in the TaskDefinition."
+                ))
+            })?;
+        if let Some(command) = &container_override.command {
+            container.command = Some(command.clone());
+        }
+        if let Some(environment) = &container_override.environment {
+            let mut merged = container.environment.clone().unwrap_or_default();
+            for variable in environment {
+                merged.retain(|v| v.name != variable.name);
+                merged.push(variable.clone());
+            }
+            container.environment = Some(merged);
+        }
+        if container_override.cpu.is_some() {
+            container.cpu = container_override.cpu;
+        }
+        if container_override.memory.is_some() {
+            container.memory = container_override.memory;
+        }
+        if container_override.memory_reservation.is_some() {
+            container.memory_reservation = container_override.memory_reservation;
+        }
+        if container_override
+            .environment_files
+            .as_ref()
+            .is_some_and(|f| !f.is_empty())
+        {
+            return Err(ApiError::invalid_parameter(
+                "environmentFiles overrides are not supported by Berth yet: environment files live in Amazon S3, which Berth does not reach.",
+            ));
+        }
+        if container_override
+            .resource_requirements
+            .as_ref()
+            .is_some_and(|r| !r.is_empty())
+        {
+            return Err(ApiError::invalid_parameter(
+                "resourceRequirements overrides are not supported by Berth yet: Berth does not schedule GPUs.",
+            ));
+        }
+    }
+    Ok(containers)
+}
+
+/// Task-level cpu/memory after overrides, as the strings ECS reports.
+pub fn task_size(
+    task_definition: &TaskDefinition,
+    overrides: &TaskOverride,
+) -> Result<(Option<u32>, Option<u32>), ApiError> {
+    let cpu = overrides.cpu.as_deref().or(task_definition.cpu.as_deref());
+    let memory = overrides
+        .memory
+        .as_deref()
+        .or(task_definition.memory.as_deref());
+    Ok((
+        cpu.map(parse_task_cpu_units).transpose()?,
+        memory.map(parse_task_memory_mib).transpose()?,
+    ))
+}
+
+/// What the task holds on its instance: task-level CPU and memory when set,
+/// else the containers' sums (memoryReservation where given, else memory),
+/// and its static host ports.
+pub fn reservation(
+    task_definition: &TaskDefinition,
+    containers: &[ContainerDefinition],
+    task_cpu: Option<u32>,
+    task_memory: Option<u32>,
+) -> Reservation {
+    let cpu_units = task_cpu.map(i64::from).unwrap_or_else(|| {
+        containers
+            .iter()
+            .map(|c| c.cpu.unwrap_or(0).max(0) as i64)
+            .sum()
+    });
+    let memory_mib = task_memory.map(i64::from).unwrap_or_else(|| {
+        containers
+            .iter()
+            .map(|c| c.memory_reservation.or(c.memory).unwrap_or(0).max(0) as i64)
+            .sum()
+    });
+    let mut reservation = Reservation {
+        cpu_units,
+        memory_mib,
+        ..Reservation::default()
+    };
+    let host_network = matches!(
+        task_definition.network_mode,
+        Some(NetworkMode::Host) | Some(NetworkMode::Awsvpc)
+    );
+    for container in containers {
+        for mapping in container.port_mappings.as_deref().unwrap_or_default() {
+            let host_port = if host_network {
+                mapping.container_port
+            } else {
+                mapping.host_port.filter(|p| *p > 0)
+            };
+            let Some(port) = host_port.and_then(|p| u16::try_from(p).ok()) else {
+                continue;
+            };
+            match mapping.protocol {
+                Some(ecs_wire::TransportProtocol::Udp) => reservation.udp_ports.insert(port),
+                _ => reservation.tcp_ports.insert(port),
+            };
+        }
+    }
+    reservation
+}
+
+/// The scheduler's view of one task to place.
+pub fn task_request(
+    task_definition: &TaskDefinition,
+    reservation: &Reservation,
+    group: &str,
+    request_constraints: Vec<PlacementConstraint>,
+) -> Result<TaskRequest, ApiError> {
+    let mut constraints = Vec::new();
+    for constraint in task_definition
+        .placement_constraints
+        .as_deref()
+        .unwrap_or_default()
+    {
+        constraints.push(PlacementConstraint::from_ecs(
+            constraint.type_.map(|t| t.as_str()).unwrap_or("memberOf"),
+            constraint.expression.as_deref(),
+        )?);
+    }
+    constraints.extend(request_constraints);
+    scheduler::validate_constraints(&constraints)?;
+    Ok(TaskRequest {
+        resources: scheduler::Resources {
+            cpu_units: reservation.cpu_units.max(0) as u32,
+            memory_mib: reservation.memory_mib.max(0) as u32,
+            gpus: 0,
+        },
+        tcp_ports: reservation.tcp_ports.iter().copied().collect(),
+        udp_ports: reservation.udp_ports.iter().copied().collect(),
+        group: group.to_string(),
+        constraints,
+        required_attributes: task_definition
+            .requires_attributes
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|a| {
+                Some(RequiredAttribute {
+                    name: a.name.clone()?,
+                    value: a.value.clone(),
+                })
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,489 @@
+//! Container instances and tasks against the in-memory store: placement,
+//! exact resource accounting, the task lifecycle as agents report it.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::{ApiError, Ecs, RequestContext};
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        region: "us-east-1".into(),
+        account_id: "000000000000".into(),
+        principal_arn: "arn:aws:iam::000000000000:root".into(),
+        request_id: "req-1".into(),
+        now_ms: 1_700_000_000_000,
+    }
+}
+
+struct Harness {
+    ecs: Ecs,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let h = Harness {
+            ecs: Ecs::new(Arc::new(store::MemoryStore::new())),
+        };
+        h.ok("CreateCluster", json!({})).await;
+        h
+    }
+    async fn call(&self, op: &str, body: Value) -> Result<Value, ApiError> {
+        let bytes = self
+            .ecs
+            .handle(&ctx(), op, body.to_string().as_bytes())
+            .await?;
+        Ok(serde_json::from_slice(&bytes).unwrap())
+    }
+    async fn ok(&self, op: &str, body: Value) -> Value {
+        self.call(op, body.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{op} {body}: {e}"))
+    }
+    async fn err(&self, op: &str, body: Value) -> ApiError {
+        match self.call(op, body.clone()).await {
+            Ok(v) => panic!("{op} {body} succeeded: {v}"),
+            Err(e) => e,
+        }
+    }
+    async fn register_instance(&self, cpu: i32, memory: i32, az: &str) -> String {
+        let r = self
+            .ok(
+                "RegisterContainerInstance",
+                json!({
+                    "totalResources": [
+                        {"name": "CPU", "type": "INTEGER", "integerValue": cpu},
+                        {"name": "MEMORY", "type": "INTEGER", "integerValue": memory},
+                        {"name": "PORTS", "type": "STRINGSET", "stringSetValue": ["4566"]},
+                        {"name": "PORTS_UDP", "type": "STRINGSET", "stringSetValue": []}
+                    ],
+                    "versionInfo": {"agentVersion": "0.1.0", "dockerVersion": "20.10"},
+                    "attributes": [{"name": "ecs.availability-zone", "value": az}, {"name": "ecs.os-type", "value": "linux"}]
+                }),
+            )
+            .await;
+        r["containerInstance"]["containerInstanceArn"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+    async fn instance(&self, arn: &str) -> Value {
+        self.ok(
+            "DescribeContainerInstances",
+            json!({"containerInstances": [arn]}),
+        )
+        .await["containerInstances"][0]
+            .clone()
+    }
+}
+
+fn remaining(instance: &Value, name: &str) -> Value {
+    let r = instance["remainingResources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap();
+    if r["type"] == "INTEGER" {
+        r["integerValue"].clone()
+    } else {
+        r["stringSetValue"].clone()
+    }
+}
+
+fn web(host_port: i32) -> Value {
+    json!({"family": "web", "containerDefinitions": [{"name": "web", "image": "busybox", "cpu": 256, "memory": 128,
+        "portMappings": [{"containerPort": 80, "hostPort": host_port}]}]})
+}
+
+#[tokio::test]
+async fn register_describe_and_list_instances() {
+    let h = Harness::new().await;
+    let arn = h.register_instance(2048, 4000, "zone-a").await;
+    assert!(arn.starts_with("arn:aws:ecs:us-east-1:000000000000:container-instance/default/"));
+    let instance = h.instance(&arn).await;
+    assert_eq!(instance["status"], "ACTIVE");
+    assert_eq!(instance["agentConnected"], true);
+    assert_eq!(remaining(&instance, "CPU"), 2048);
+    assert_eq!(
+        remaining(&instance, "PORTS"),
+        json!(["22", "2375", "2376", "4566", "51678", "51679"])
+    );
+    assert!(instance["ec2InstanceId"]
+        .as_str()
+        .unwrap()
+        .starts_with("i-"));
+
+    // Re-registering with the ARN keeps the identity.
+    let again = h
+        .ok(
+            "RegisterContainerInstance",
+            json!({"containerInstanceArn": arn, "totalResources": [
+                {"name": "CPU", "type": "INTEGER", "integerValue": 4096},
+                {"name": "MEMORY", "type": "INTEGER", "integerValue": 4000}]}),
+        )
+        .await;
+    assert_eq!(again["containerInstance"]["containerInstanceArn"], arn);
+    assert_eq!(remaining(&again["containerInstance"], "CPU"), 4096);
+
+    let second = h.register_instance(1024, 2000, "zone-b").await;
+    let listed = h
+        .ok(
+            "ListContainerInstances",
+            json!({"filter": "attribute:ecs.availability-zone == zone-b"}),
+        )
+        .await;
+    assert_eq!(listed["containerInstanceArns"], json!([second]));
+    let e = h
+        .err(
+            "ListContainerInstances",
+            json!({"filter": "attribute:ecs.availability-zone === zone-b"}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterException");
+
+    h.ok(
+        "UpdateContainerInstancesState",
+        json!({"containerInstances": [second], "status": "DRAINING"}),
+    )
+    .await;
+    let draining = h
+        .ok("ListContainerInstances", json!({"status": "DRAINING"}))
+        .await;
+    assert_eq!(draining["containerInstanceArns"], json!([second]));
+
+    h.ok(
+        "PutAttributes",
+        json!({"attributes": [{"name": "stack", "value": "prod", "targetId": arn}]}),
+    )
+    .await;
+    let attrs = h
+        .ok(
+            "ListAttributes",
+            json!({"targetType": "container-instance", "attributeName": "stack"}),
+        )
+        .await;
+    assert_eq!(attrs["attributes"][0]["value"], "prod");
+    h.ok(
+        "DeleteAttributes",
+        json!({"attributes": [{"name": "stack", "targetId": arn}]}),
+    )
+    .await;
+    let attrs = h
+        .ok(
+            "ListAttributes",
+            json!({"targetType": "container-instance", "attributeName": "stack"}),
+        )
+        .await;
+    assert_eq!(attrs["attributes"], json!([]));
+
+    let described = h.ok("DescribeClusters", json!({})).await;
+    assert_eq!(
+        described["clusters"][0]["registeredContainerInstancesCount"],
+        2
+    );
+    assert_eq!(
+        h.err("DeleteCluster", json!({"cluster": "default"}))
+            .await
+            .code,
+        "ClusterContainsContainerInstancesException"
+    );
+
+    let gone = h
+        .ok(
+            "DeregisterContainerInstance",
+            json!({"containerInstance": second}),
+        )
+        .await;
+    assert_eq!(gone["containerInstance"]["status"], "INACTIVE");
+    assert_eq!(
+        h.ok("ListContainerInstances", json!({})).await["containerInstanceArns"],
+        json!([arn])
+    );
+}
+
+#[tokio::test]
+async fn run_task_places_reserves_and_releases() {
+    let h = Harness::new().await;
+    let arn = h.register_instance(1024, 1000, "zone-a").await;
+    h.ok("RegisterTaskDefinition", web(8080)).await;
+
+    let run = h
+        .ok(
+            "RunTask",
+            json!({"taskDefinition": "web", "startedBy": "me"}),
+        )
+        .await;
+    assert_eq!(run["failures"], json!([]));
+    let task = &run["tasks"][0];
+    assert_eq!(task["lastStatus"], "PROVISIONING");
+    assert_eq!(task["desiredStatus"], "RUNNING");
+    assert_eq!(task["containerInstanceArn"], arn);
+    assert_eq!(task["group"], "family:web");
+    assert_eq!(task["cpu"], "256");
+    assert_eq!(task["memory"], "128");
+    assert_eq!(task["availabilityZone"], "zone-a");
+    assert_eq!(task["version"], 1);
+    let task_arn = task["taskArn"].as_str().unwrap().to_string();
+
+    let instance = h.instance(&arn).await;
+    assert_eq!(remaining(&instance, "CPU"), 768);
+    assert_eq!(remaining(&instance, "MEMORY"), 872);
+    assert!(remaining(&instance, "PORTS")
+        .as_array()
+        .unwrap()
+        .contains(&json!("8080")));
+    assert_eq!(instance["pendingTasksCount"], 1);
+
+    // The same static port cannot be placed twice on one instance.
+    let clash = h.ok("RunTask", json!({"taskDefinition": "web"})).await;
+    assert_eq!(clash["tasks"], json!([]));
+    assert_eq!(
+        clash["failures"],
+        json!([{"arn": arn, "reason": "RESOURCE:PORTS"}])
+    );
+
+    // The agent reports progress.
+    h.ok("SubmitTaskStateChange", json!({"task": task_arn, "status": "PENDING", "pullStartedAt": 1_700_000_000.5, "pullStoppedAt": 1_700_000_001.0})).await;
+    h.ok(
+        "SubmitTaskStateChange",
+        json!({"task": task_arn, "status": "RUNNING", "containers": [
+            {"containerName": "web", "runtimeId": "abc123", "status": "RUNNING",
+             "networkBindings": [{"bindIP": "0.0.0.0", "containerPort": 80, "hostPort": 8080, "protocol": "tcp"}],
+             "healthStatus": "HEALTHY"}]}),
+    )
+    .await;
+    // A stale report is ignored.
+    h.ok(
+        "SubmitTaskStateChange",
+        json!({"task": task_arn, "status": "PENDING"}),
+    )
+    .await;
+    let described = h.ok("DescribeTasks", json!({"tasks": [task_arn]})).await;
+    let t = &described["tasks"][0];
+    assert_eq!(t["lastStatus"], "RUNNING");
+    assert_eq!(t["containers"][0]["runtimeId"], "abc123");
+    assert_eq!(t["containers"][0]["networkBindings"][0]["hostPort"], 8080);
+    assert_eq!(t["containers"][0]["healthStatus"], "HEALTHY");
+    assert_eq!(t["pullStartedAt"], 1_700_000_000.5);
+    assert!(t["startedAt"].is_number());
+    assert_eq!(t["version"], 3);
+    assert_eq!(h.instance(&arn).await["runningTasksCount"], 1);
+    assert_eq!(
+        h.ok("DescribeClusters", json!({})).await["clusters"][0]["runningTasksCount"],
+        1
+    );
+
+    // StopTask: desired STOPPED; the agent then reports STOPPED, which frees the resources.
+    let stopped = h
+        .ok("StopTask", json!({"task": task_arn, "reason": "done"}))
+        .await;
+    assert_eq!(stopped["task"]["desiredStatus"], "STOPPED");
+    assert_eq!(stopped["task"]["stopCode"], "UserInitiated");
+    assert_eq!(stopped["task"]["stoppedReason"], "done");
+    h.ok(
+        "SubmitTaskStateChange",
+        json!({"task": task_arn, "status": "STOPPED", "containers": [
+        {"containerName": "web", "status": "STOPPED", "exitCode": 143}]}),
+    )
+    .await;
+    let t = &h.ok("DescribeTasks", json!({"tasks": [task_arn]})).await["tasks"][0];
+    assert_eq!(t["lastStatus"], "STOPPED");
+    assert_eq!(t["stopCode"], "UserInitiated");
+    assert_eq!(t["containers"][0]["exitCode"], 143);
+    let instance = h.instance(&arn).await;
+    assert_eq!(remaining(&instance, "CPU"), 1024);
+    assert_eq!(remaining(&instance, "MEMORY"), 1000);
+    assert!(!remaining(&instance, "PORTS")
+        .as_array()
+        .unwrap()
+        .contains(&json!("8080")));
+    assert_eq!(instance["runningTasksCount"], 0);
+
+    let running = h.ok("ListTasks", json!({})).await;
+    assert_eq!(running["taskArns"], json!([]));
+    let stopped = h
+        .ok(
+            "ListTasks",
+            json!({"desiredStatus": "STOPPED", "startedBy": "me"}),
+        )
+        .await;
+    assert_eq!(stopped["taskArns"], json!([task_arn]));
+}
+
+#[tokio::test]
+async fn essential_exit_and_failure_to_start() {
+    let h = Harness::new().await;
+    h.register_instance(4096, 4000, "zone-a").await;
+    h.ok("RegisterTaskDefinition", web(0)).await;
+    let run = h
+        .ok("RunTask", json!({"taskDefinition": "web", "count": 2}))
+        .await;
+    let first = run["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    let second = run["tasks"][1]["taskArn"].as_str().unwrap().to_string();
+
+    h.ok(
+        "SubmitTaskStateChange",
+        json!({"task": first, "status": "RUNNING"}),
+    )
+    .await;
+    h.ok("SubmitTaskStateChange", json!({"task": first, "status": "STOPPED", "containers": [{"containerName": "web", "status": "STOPPED", "exitCode": 1}]})).await;
+    let t = &h.ok("DescribeTasks", json!({"tasks": [first]})).await["tasks"][0];
+    assert_eq!(t["stopCode"], "EssentialContainerExited");
+    assert_eq!(t["stoppedReason"], "Essential container in task exited");
+    assert_eq!(t["desiredStatus"], "STOPPED");
+
+    h.ok("SubmitTaskStateChange", json!({"task": second, "status": "STOPPED", "reason": "CannotPullContainerError: no such image",
+        "containers": [{"containerName": "web", "status": "STOPPED", "reason": "CannotPullContainerError: no such image"}]})).await;
+    let t = &h.ok("DescribeTasks", json!({"tasks": [second]})).await["tasks"][0];
+    assert_eq!(t["stopCode"], "TaskFailedToStart");
+    assert_eq!(
+        t["stoppedReason"],
+        "CannotPullContainerError: no such image"
+    );
+    assert_eq!(
+        t["containers"][0]["reason"],
+        "CannotPullContainerError: no such image"
+    );
+}
+
+#[tokio::test]
+async fn placement_failures_and_validation() {
+    let h = Harness::new().await;
+    h.ok("RegisterTaskDefinition", web(0)).await;
+    let e = h.err("RunTask", json!({"taskDefinition": "web"})).await;
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            "InvalidParameterException",
+            "No Container Instances were found in your cluster."
+        )
+    );
+    let arn = h.register_instance(128, 100, "zone-a").await;
+    let run = h.ok("RunTask", json!({"taskDefinition": "web"})).await;
+    assert_eq!(
+        run["failures"],
+        json!([{"arn": arn, "reason": "RESOURCE:CPU"}])
+    );
+    assert_eq!(
+        h.err("RunTask", json!({"taskDefinition": "web", "count": 11}))
+            .await
+            .code,
+        "InvalidParameterException"
+    );
+    assert_eq!(
+        h.err("RunTask", json!({"taskDefinition": "nope"}))
+            .await
+            .message,
+        "TaskDefinition not found."
+    );
+    assert_eq!(
+        h.err(
+            "RunTask",
+            json!({"taskDefinition": "web", "launchType": "FARGATE"})
+        )
+        .await
+        .code,
+        "InvalidParameterException"
+    );
+    let e = h.err("RunTask", json!({"taskDefinition": "web", "placementConstraints": [{"type": "memberOf", "expression": "attribute:x =="}]})).await;
+    assert_eq!(e.code, "InvalidParameterException");
+    assert!(e.message.contains("position"), "{}", e.message);
+    let constrained = h.ok("RunTask", json!({"taskDefinition": "web", "overrides": {"containerOverrides": [{"name": "web", "cpu": 64, "memory": 64}]},
+        "placementConstraints": [{"type": "memberOf", "expression": "attribute:ecs.availability-zone == zone-z"}]})).await;
+    assert_eq!(
+        constrained["failures"][0]["reason"],
+        "MemberOf placement constraint unsatisfied."
+    );
+    h.ok("RegisterTaskDefinition", json!({"family": "logs", "containerDefinitions": [{"name": "a", "image": "i", "memory": 8,
+        "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g", "awslogs-region": "us-east-1"}}}]})).await;
+    let e = h.err("RunTask", json!({"taskDefinition": "logs"})).await;
+    assert!(e.message.contains("awslogs log driver"), "{}", e.message);
+    // Nothing was placed by any failure.
+    assert_eq!(h.ok("ListTasks", json!({})).await["taskArns"], json!([]));
+}
+
+#[tokio::test]
+async fn client_token_makes_run_task_idempotent() {
+    let h = Harness::new().await;
+    h.register_instance(4096, 4000, "zone-a").await;
+    h.ok("RegisterTaskDefinition", web(0)).await;
+    let first = h
+        .ok(
+            "RunTask",
+            json!({"taskDefinition": "web", "count": 2, "clientToken": "abc"}),
+        )
+        .await;
+    let again = h
+        .ok(
+            "RunTask",
+            json!({"taskDefinition": "web", "count": 2, "clientToken": "abc"}),
+        )
+        .await;
+    let arns = |v: &Value| {
+        v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["taskArn"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(arns(&first), arns(&again));
+    assert_eq!(
+        h.ok("ListTasks", json!({})).await["taskArns"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn concurrent_run_tasks_never_overcommit() {
+    let h = Arc::new(Harness::new().await);
+    let arn = h.register_instance(1024, 10_000, "zone-a").await;
+    h.ok("RegisterTaskDefinition", web(0)).await;
+    let mut handles = Vec::new();
+    for _ in 0..12 {
+        let h = h.clone();
+        handles.push(tokio::spawn(async move {
+            h.ok("RunTask", json!({"taskDefinition": "web"})).await["tasks"]
+                .as_array()
+                .unwrap()
+                .len()
+        }));
+    }
+    let mut placed = 0;
+    for handle in handles {
+        placed += handle.await.unwrap();
+    }
+    assert_eq!(placed, 4, "1024 CPU units fit four 256-unit tasks");
+    assert_eq!(remaining(&h.instance(&arn).await, "CPU"), 0);
+}
+
+#[tokio::test]
+async fn agent_sees_its_desired_tasks() {
+    let h = Harness::new().await;
+    let arn = h.register_instance(4096, 4000, "zone-a").await;
+    let id = arn.rsplit('/').next().unwrap().to_string();
+    h.ok("RegisterTaskDefinition", web(0)).await;
+    let run = h.ok("RunTask", json!({"taskDefinition": "web"})).await;
+    let (_, desired) = h
+        .ecs
+        .agent_desired_tasks(&ctx(), "default", &id)
+        .await
+        .unwrap();
+    assert_eq!(desired.len(), 1);
+    assert_eq!(
+        desired[0].task_arn,
+        run["tasks"][0]["taskArn"].as_str().unwrap()
+    );
+    assert_eq!(desired[0].task_definition.family.as_deref(), Some("web"));
+    let (_, other) = h
+        .ecs
+        .agent_desired_tasks(&ctx(), "default", "someone-else")
+        .await
+        .unwrap();
+    assert!(other.is_empty());
+}

@@ -5,6 +5,7 @@
 //! /ecs/<region>/clusters/<cluster>                            Cluster
 //! /ecs/<region>/task-definition-families/<family>             FamilyRecord
 //! /ecs/<region>/task-definitions/<family>/<revision:010>      TaskDefinitionRecord
+//! /ecs/<region>/task-definition-latest/<family>               LatestActiveRecord
 //! /ecs/<region>/account-settings/<principal-arn>/<name>       AccountSettingRecord
 //! /ecs/<region>/container-instances/<cluster>/<id>            ContainerInstance
 //! /ecs/<region>/agent-heartbeats/<cluster>/<id>               Heartbeat
@@ -27,6 +28,10 @@ pub fn task_definition_family(region: &str, family: &str) -> String {
 
 pub fn task_definition_families_prefix(region: &str) -> String {
     format!("/ecs/{region}/task-definition-families/")
+}
+
+pub fn task_definition_latest(region: &str, family: &str) -> String {
+    format!("/ecs/{region}/task-definition-latest/{family}")
 }
 
 pub fn task_definition(region: &str, family: &str, revision: i64) -> String {

@@ -45,6 +45,15 @@ impl FamilyRecord {
     }
 }
 
+/// The family's latest ACTIVE revision, kept beside the family record so
+/// that describing by family reads two small records, however many
+/// revisions the family has.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatestActiveRecord {
+    pub revision: Option<i64>,
+}
+
 fn unable_to_describe() -> ApiError {
     ApiError::client_exception("Unable to describe task definition.")
 }
@@ -91,10 +100,12 @@ impl Ecs {
                 self.load_revision(ctx, family, *revision).await
             }
             TaskDefinitionReference::Family(family) => {
-                let Some(record) = self.load_family(ctx, family).await? else {
-                    return Ok(None);
-                };
-                match record.value.latest_active() {
+                let latest: Option<Versioned<LatestActiveRecord>> = records::get(
+                    self.store(),
+                    &keys::task_definition_latest(&ctx.region, family),
+                )
+                .await?;
+                match latest.and_then(|l| l.value.revision) {
                     Some(revision) => self.load_revision(ctx, family, revision).await,
                     None => Ok(None),
                 }
@@ -134,9 +145,13 @@ impl Ecs {
                 task_definition,
                 tags: tags.clone(),
             };
+            let latest = LatestActiveRecord {
+                revision: family_record.latest_active(),
+            };
             let written = Write::new()
                 .expect(&family_key, expected)
                 .put(&family_key, &family_record)
+                .put(&keys::task_definition_latest(&ctx.region, &family), &latest)
                 .put(
                     &keys::task_definition(&ctx.region, &family, revision),
                     &record,
@@ -202,10 +217,14 @@ impl Ecs {
             }
             let mut new_family = family_record.value.clone();
             new_family.revisions.insert(revision, record.status());
+            let latest = LatestActiveRecord {
+                revision: new_family.latest_active(),
+            };
             let written = Write::new()
                 .expect(&family_key, family_record.mod_revision)
                 .expect(&revision_key, current.mod_revision)
                 .put(&family_key, &new_family)
+                .put(&keys::task_definition_latest(&ctx.region, family), &latest)
                 .put(&revision_key, &record)
                 .commit(self.store())
                 .await?;

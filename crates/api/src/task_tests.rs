@@ -487,3 +487,41 @@ async fn agent_sees_its_desired_tasks() {
         .unwrap();
     assert!(other.is_empty());
 }
+
+#[tokio::test]
+async fn stopped_tasks_are_kept_for_the_retention_then_reaped() {
+    let h = Harness::new().await;
+    h.register_instance(4096, 4000, "zone-a").await;
+    h.ok("RegisterTaskDefinition", web(0)).await;
+    let run = h
+        .ok("RunTask", json!({"taskDefinition": "web", "count": 2}))
+        .await;
+    let stopped = run["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    let running = run["tasks"][1]["taskArn"].as_str().unwrap().to_string();
+    h.ok(
+        "SubmitTaskStateChange",
+        json!({"task": stopped, "status": "STOPPED"}),
+    )
+    .await;
+    let retention = h.ecs.config().stopped_task_retention_ms;
+    let stopped_at = ctx().now_ms;
+    assert_eq!(
+        h.ecs
+            .reap_stopped_tasks(stopped_at + retention)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        h.ecs
+            .reap_stopped_tasks(stopped_at + retention + 1)
+            .await
+            .unwrap(),
+        1
+    );
+    let described = h
+        .ok("DescribeTasks", json!({"tasks": [stopped, running]}))
+        .await;
+    assert_eq!(described["tasks"][0]["taskArn"], running);
+    assert_eq!(described["failures"][0]["reason"], "MISSING");
+}

@@ -1410,3 +1410,38 @@ fn advance_task(
         }
     }
 }
+
+impl Ecs {
+    /// Deletes tasks that have been STOPPED for longer than the retention
+    /// (`EcsConfig::stopped_task_retention_ms`), in every region. Returns how
+    /// many were deleted. The shell calls it periodically.
+    pub async fn reap_stopped_tasks(&self, now_ms: i64) -> Result<usize, ApiError> {
+        let response = self
+            .store()
+            .range(store::RangeRequest::prefix("/ecs/"))
+            .await?;
+        let mut reaped = 0;
+        for kv in response.kvs {
+            let mut segments = kv.key.split('/');
+            // "", "ecs", region, kind, …
+            if segments.nth(3) != Some("tasks") {
+                continue;
+            }
+            let task: Task = records::decode(&kv.key, &kv.value)?;
+            let expired = task.last_status == TaskStatus::Stopped
+                && task
+                    .stopped_at_ms
+                    .is_some_and(|at| now_ms - at > self.config().stopped_task_retention_ms);
+            if !expired {
+                continue;
+            }
+            let txn = Txn::new()
+                .when(Compare::mod_revision_is(kv.key.clone(), kv.mod_revision))
+                .then(Op::delete(kv.key.clone()));
+            if self.store().txn(txn).await?.succeeded {
+                reaped += 1;
+            }
+        }
+        Ok(reaped)
+    }
+}

@@ -5,6 +5,7 @@
 //! Prints human-readable figures, then one JSON line:
 //! `{"bench":"scheduler",…,"placements_per_s":…,"decision_p99_us":…,"peak_rss_mib":…}`.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
@@ -108,7 +109,7 @@ pub fn run(args: &SchedulerBenchArgs) -> Result<()> {
             }
             Err(failure) => {
                 failed += 1;
-                first_failure.get_or_insert_with(|| describe(&state, &failure));
+                first_failure.get_or_insert_with(|| describe(&failure));
             }
         }
     }
@@ -146,7 +147,7 @@ pub fn run(args: &SchedulerBenchArgs) -> Result<()> {
         "placed": placed,
         "failed": failed,
         "instances_used": instances_used,
-        "placements_per_s": placements_per_s.round(),
+        "placements_per_s": placements_per_s.round() as u64,
         "decision_p50_us": round2(p50),
         "decision_p99_us": round2(p99),
         "peak_rss_mib": peak_rss_mib.map(round2),
@@ -155,25 +156,23 @@ pub fn run(args: &SchedulerBenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn describe(state: &ClusterState, failure: &PlacementFailure) -> String {
+fn describe(failure: &PlacementFailure) -> String {
     match failure {
         PlacementFailure::NoContainerInstances => {
             scheduler::NO_CONTAINER_INSTANCES_MESSAGE.to_string()
         }
         PlacementFailure::NoInstanceFits { rejections } => {
-            let mut reasons: Vec<&str> = rejections
+            let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+            for rejection in rejections {
+                *reasons.entry(rejection.reason.as_ecs_reason()).or_default() += 1;
+            }
+            let reasons: Vec<String> = reasons
                 .iter()
-                .map(|r| r.reason.as_ecs_reason())
+                .map(|(reason, count)| format!("{reason} ×{count}"))
                 .collect();
-            reasons.sort_unstable();
-            reasons.dedup();
             format!(
-                "no instance fits ({} rejections, e.g. {}: {})",
+                "no instance fits; {} instances turned the task down: {}",
                 rejections.len(),
-                rejections
-                    .first()
-                    .map(|r| state.container_instance_arn(r.instance))
-                    .unwrap_or("-"),
                 reasons.join(", ")
             )
         }

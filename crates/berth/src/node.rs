@@ -140,12 +140,31 @@ pub async fn run(options: NodeOptions) -> Result<()> {
 
     let mut components = JoinSet::new();
     components.spawn(server.run(shutdown.signalled()));
+    components.spawn(reap_stopped_tasks(Arc::clone(&ecs), shutdown.signalled()));
     while let Some(finished) = components.join_next().await {
         finished.context("a component panicked")?;
     }
     drop(store);
     tracing::info!("berth stopped");
     Ok(())
+}
+
+/// How often STOPPED tasks past their retention are deleted.
+const REAP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn reap_stopped_tasks(ecs: Arc<api::Ecs>, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut interval = tokio::time::interval(REAP_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => match ecs.reap_stopped_tasks(clock::now_ms()).await {
+                Ok(0) => {}
+                Ok(reaped) => tracing::info!(reaped, "deleted STOPPED tasks past their retention"),
+                Err(err) => tracing::warn!(%err, "deleting old STOPPED tasks failed"),
+            },
+            () = &mut shutdown => break,
+        }
+    }
 }
 
 /// The URL clients use: an unspecified bind address (0.0.0.0, ::) is

@@ -1,0 +1,267 @@
+"""Tasks on real Docker: `berth up` (control plane + one agent for this machine
+in cluster `default`) driven with boto3 and the AWS CLI, on an image built
+locally from Debian's static busybox (no registry is reachable).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from berth_harness import BerthServer, unique_name
+
+IMAGE = "berth-test/busybox:latest"
+WAIT = {"Delay": 1, "MaxAttempts": 60}
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], check=check, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    if shutil.which("docker") is None or docker("info", check=False).returncode != 0:
+        pytest.fail("Docker is not available: scripts/test.sh installs and starts it")
+    if docker("image", "inspect", IMAGE, check=False).returncode != 0:
+        busybox = Path("/bin/busybox")
+        if not busybox.is_file():
+            pytest.fail("/bin/busybox is missing: install Debian's busybox-static")
+        context = Path(__file__).parent / ".image-context"
+        context.mkdir(exist_ok=True)
+        shutil.copy(busybox, context / "busybox")
+        (context / "Dockerfile").write_text(
+            'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox","--install","-s","/bin"]\n'
+            "ENV PATH=/bin\nCMD [\"sh\"]\n"
+        )
+        docker("build", "-q", "-t", IMAGE, str(context))
+        shutil.rmtree(context)
+    return IMAGE
+
+
+class BerthNode(BerthServer):
+    """`berth up`: the control plane plus this machine's agent."""
+
+    def command(self) -> list[str]:
+        command = super().command()
+        command[1] = "up"
+        return command
+
+
+@pytest.fixture(scope="module")
+def node(image: str, require_berth: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BerthNode]:
+    root = tmp_path_factory.mktemp("berth-node")
+    berth = BerthNode(root / "data", root / "berth.log").start()
+    ecs = berth.client()
+    deadline = time.monotonic() + 30
+    while not ecs.list_container_instances(cluster="default")["containerInstanceArns"]:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the agent did not register within 30 s; log:\n{berth.log_since_start()}")
+        time.sleep(0.2)
+    yield berth
+    berth.kill()
+    leftovers = docker("ps", "-aq", "--filter", "label=com.amazonaws.ecs.cluster=default", check=False).stdout.split()
+    if leftovers:
+        docker("rm", "-f", *leftovers, check=False)
+
+
+@pytest.fixture(scope="module")
+def ecs(node: BerthNode) -> Any:
+    return node.client()
+
+
+def register(ecs: Any, containers: list[dict[str, Any]], **extra: Any) -> str:
+    family = unique_name("docker")
+    response = ecs.register_task_definition(family=family, containerDefinitions=containers, **extra)
+    return response["taskDefinition"]["taskDefinitionArn"]
+
+
+def container(name: str = "main", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "image": IMAGE, "memory": 64, **extra}
+
+
+def run(ecs: Any, task_definition: str, **extra: Any) -> str:
+    response = ecs.run_task(cluster="default", taskDefinition=task_definition, **extra)
+    assert response["failures"] == [], response["failures"]
+    return response["tasks"][0]["taskArn"]
+
+
+def describe(ecs: Any, task_arn: str) -> dict[str, Any]:
+    return ecs.describe_tasks(cluster="default", tasks=[task_arn])["tasks"][0]
+
+
+def wait_running(ecs: Any, task_arn: str) -> dict[str, Any]:
+    ecs.get_waiter("tasks_running").wait(cluster="default", tasks=[task_arn], WaiterConfig=WAIT)
+    return describe(ecs, task_arn)
+
+
+def wait_stopped(ecs: Any, task_arn: str) -> dict[str, Any]:
+    ecs.get_waiter("tasks_stopped").wait(cluster="default", tasks=[task_arn], WaiterConfig=WAIT)
+    return describe(ecs, task_arn)
+
+
+def by_name(task: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in task["containers"]}
+
+
+def test_agent_registers_this_machine(ecs: Any) -> None:
+    arns = ecs.list_container_instances(cluster="default")["containerInstanceArns"]
+    instance = ecs.describe_container_instances(cluster="default", containerInstances=arns)["containerInstances"][0]
+    assert instance["status"] == "ACTIVE"
+    assert instance["agentConnected"] is True
+    attributes = {a["name"]: a.get("value") for a in instance["attributes"]}
+    assert attributes["ecs.os-type"] == "linux"
+    assert "ecs.availability-zone" in attributes
+    assert any(name.startswith("com.amazonaws.ecs.capability.docker-remote-api.") for name in attributes)
+    registered = {r["name"]: r for r in instance["registeredResources"]}
+    assert registered["CPU"]["integerValue"] >= 1024
+    assert registered["MEMORY"]["integerValue"] > 0
+    assert "22" in registered["PORTS"]["stringSetValue"]
+    assert instance["versionInfo"]["dockerVersion"]
+
+
+def test_port_mapping_is_reachable_and_stop_task_stops_it(ecs: Any) -> None:
+    task_definition = register(ecs, [container(
+        command=["sh", "-c", "mkdir -p /www && echo hello-berth > /www/index.html && exec httpd -f -p 8080 -h /www"],
+        portMappings=[{"containerPort": 8080, "hostPort": 0}],
+        environment=[{"name": "GREETING", "value": "hi"}],
+    )])
+    task_arn = run(ecs, task_definition)
+    task = wait_running(ecs, task_arn)
+    main = by_name(task)["main"]
+    assert main["lastStatus"] == "RUNNING"
+    assert main["runtimeId"]
+    binding = main["networkBindings"][0]
+    assert binding["containerPort"] == 8080 and binding["hostPort"] > 0
+    body = ""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{binding['hostPort']}/", timeout=2).read().decode()
+            break
+        except OSError:
+            time.sleep(0.2)
+    assert body.strip() == "hello-berth"
+    inspect = json.loads(docker("inspect", main["runtimeId"]).stdout)[0]
+    assert "GREETING=hi" in inspect["Config"]["Env"]
+    assert inspect["Config"]["Labels"]["com.amazonaws.ecs.task-arn"] == task_arn
+
+    ecs.stop_task(cluster="default", task=task_arn, reason="test is done")
+    task = wait_stopped(ecs, task_arn)
+    assert task["stopCode"] == "UserInitiated"
+    assert task["stoppedReason"] == "test is done"
+    for field in ("createdAt", "startedAt", "stoppingAt", "stoppedAt", "pullStartedAt", "pullStoppedAt"):
+        assert field in task, field
+
+
+def test_exit_code_and_essential_container(ecs: Any) -> None:
+    task_definition = register(ecs, [
+        container("sidecar", essential=False, command=["sh", "-c", "exit 5"]),
+        container("main", command=["sh", "-c", "sleep 2; exit 3"]),
+    ])
+    task = wait_stopped(ecs, run(ecs, task_definition))
+    containers = by_name(task)
+    assert containers["main"]["exitCode"] == 3
+    assert containers["sidecar"]["exitCode"] == 5
+    assert task["stopCode"] == "EssentialContainerExited"
+    assert task["stoppedReason"] == "Essential container in task exited"
+
+
+def test_depends_on_orders_containers(ecs: Any) -> None:
+    task_definition = register(ecs, [
+        container("init", essential=False, command=["sh", "-c", "sleep 1; exit 0"]),
+        container("app", command=["sleep", "30"], dependsOn=[{"containerName": "init", "condition": "SUCCESS"}]),
+    ])
+    task_arn = run(ecs, task_definition)
+    task = wait_running(ecs, task_arn)
+    containers = by_name(task)
+    init = json.loads(docker("inspect", containers["init"]["runtimeId"]).stdout)[0]
+    app = json.loads(docker("inspect", containers["app"]["runtimeId"]).stdout)[0]
+    assert app["State"]["StartedAt"] > init["State"]["FinishedAt"]
+    ecs.stop_task(cluster="default", task=task_arn)
+    wait_stopped(ecs, task_arn)
+
+
+def test_health_check_makes_the_task_healthy(ecs: Any) -> None:
+    task_definition = register(ecs, [container(
+        command=["sleep", "60"],
+        healthCheck={"command": ["CMD-SHELL", "true"], "interval": 5, "timeout": 2, "retries": 2, "startPeriod": 0},
+    )])
+    task_arn = run(ecs, task_definition)
+    wait_running(ecs, task_arn)
+    deadline = time.monotonic() + 30
+    while describe(ecs, task_arn).get("healthStatus") != "HEALTHY":
+        assert time.monotonic() < deadline, describe(ecs, task_arn)
+        time.sleep(0.5)
+    assert by_name(describe(ecs, task_arn))["main"]["healthStatus"] == "HEALTHY"
+    ecs.stop_task(cluster="default", task=task_arn)
+    wait_stopped(ecs, task_arn)
+
+
+def test_stop_timeout_sends_sigkill(ecs: Any) -> None:
+    task_definition = register(ecs, [container(command=["sh", "-c", "trap '' TERM; sleep 100"], stopTimeout=2)])
+    task_arn = run(ecs, task_definition)
+    wait_running(ecs, task_arn)
+    started = time.monotonic()
+    ecs.stop_task(cluster="default", task=task_arn)
+    task = wait_stopped(ecs, task_arn)
+    assert time.monotonic() - started >= 2
+    assert by_name(task)["main"]["exitCode"] == 137
+
+
+def test_out_of_memory(ecs: Any) -> None:
+    task_definition = register(ecs, [container(
+        memory=16,
+        command=["sh", "-c", "x=a; while true; do x=$x$x; done"],
+    )])
+    task = wait_stopped(ecs, run(ecs, task_definition))
+    main = by_name(task)["main"]
+    assert main["exitCode"] == 137
+    assert main["reason"] == "OutOfMemoryError: Container killed due to memory usage"
+
+
+def test_pull_failure_stops_the_task(ecs: Any) -> None:
+    task_definition = register(ecs, [{"name": "main", "image": "berth-test/no-such-image:1", "memory": 64}])
+    task = wait_stopped(ecs, run(ecs, task_definition))
+    assert task["stopCode"] == "TaskFailedToStart"
+    assert by_name(task)["main"]["reason"].startswith("CannotPullContainerError:")
+
+
+def test_cli_waiters(node: BerthNode, ecs: Any, cli_home: Path) -> None:
+    task_definition = register(ecs, [container(command=["sleep", "30"])])
+    task_arn = run(ecs, task_definition)
+    node.aws("ecs", "wait", "tasks-running", "--cluster", "default", "--tasks", task_arn, home=cli_home)
+    node.aws("ecs", "stop-task", "--cluster", "default", "--task", task_arn, home=cli_home)
+    node.aws("ecs", "wait", "tasks-stopped", "--cluster", "default", "--tasks", task_arn, home=cli_home)
+    assert describe(ecs, task_arn)["lastStatus"] == "STOPPED"
+
+
+def test_restart_readopts_running_containers(node: BerthNode, ecs: Any) -> None:
+    task_definition = register(ecs, [container(command=["sleep", "300"])])
+    task_arn = run(ecs, task_definition)
+    before = by_name(wait_running(ecs, task_arn))["main"]["runtimeId"]
+    node.stop()
+    assert docker("inspect", "-f", "{{.State.Running}}", before).stdout.strip() == "true"
+    node.start()
+    ecs = node.client()
+    deadline = time.monotonic() + 30
+    while True:
+        task = describe(ecs, task_arn)
+        instances = ecs.describe_container_instances(
+            cluster="default", containerInstances=[task["containerInstanceArn"]])["containerInstances"]
+        if instances and instances[0]["agentConnected"]:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert task["lastStatus"] == "RUNNING"
+    assert by_name(task)["main"]["runtimeId"] == before
+    labelled = docker("ps", "-q", "--filter", f"label=com.amazonaws.ecs.task-arn={task_arn}").stdout.split()
+    assert len(labelled) == 1
+    ecs.stop_task(cluster="default", task=task_arn)
+    wait_stopped(ecs, task_arn)

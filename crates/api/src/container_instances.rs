@@ -353,6 +353,7 @@ impl Ecs {
                         registered_at_ms: ctx.now_ms,
                         running_tasks_count: 0,
                         pending_tasks_count: 0,
+                        task_groups: BTreeMap::new(),
                         tags: tags.clone(),
                         version: 1,
                     };

@@ -2,11 +2,9 @@
 //! become `scheduler::InstanceSnapshot`s, task definitions become
 //! `scheduler::TaskRequest`s, and the scheduler's errors become AWS errors.
 
-use std::collections::BTreeMap;
-
 use ecs_wire::{ContainerDefinition, NetworkMode, TaskDefinition, TaskOverride};
 use model::container_instance::{ContainerInstance, ContainerInstanceStatus};
-use model::task::{Reservation, Task, TaskStatus};
+use model::task::Reservation;
 use model::task_size::{parse_task_cpu_units, parse_task_memory_mib};
 use scheduler::{
     InstanceSnapshot, InstanceStatus, PlacementConstraint, RequiredAttribute, TaskRequest,
@@ -28,14 +26,13 @@ pub fn parse_expression(text: &str) -> Result<scheduler::Expr, ApiError> {
 
 /// Whether a container instance matches a filter expression.
 pub fn instance_matches(expression: &scheduler::Expr, instance: &ContainerInstance) -> bool {
-    expression.matches(&snapshot(instance, true, &BTreeMap::new(), ""))
+    expression.matches(&snapshot(instance, true, ""))
 }
 
 /// One instance as the scheduler sees it.
 pub fn snapshot(
     instance: &ContainerInstance,
     agent_connected: bool,
-    task_groups: &BTreeMap<String, u32>,
     arn: &str,
 ) -> InstanceSnapshot {
     InstanceSnapshot {
@@ -61,26 +58,8 @@ pub fn snapshot(
         used_udp_ports: instance.remaining.udp_ports.iter().copied().collect(),
         attributes: instance.attributes.clone(),
         running_tasks_count: instance.running_tasks_count.max(0) as u32,
-        task_groups: task_groups.clone(),
+        task_groups: instance.task_groups.clone(),
     }
-}
-
-/// Task groups present on each instance (tasks not yet STOPPED).
-pub fn task_groups_by_instance(tasks: &[Task]) -> BTreeMap<String, BTreeMap<String, u32>> {
-    let mut groups: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
-    for task in tasks {
-        if task.last_status == TaskStatus::Stopped {
-            continue;
-        }
-        if let (Some(instance), Some(group)) = (&task.container_instance_id, &task.group) {
-            *groups
-                .entry(instance.clone())
-                .or_default()
-                .entry(group.clone())
-                .or_default() += 1;
-        }
-    }
-    groups
 }
 
 /// The container definitions with a RunTask/StartTask override applied.

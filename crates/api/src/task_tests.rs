@@ -525,3 +525,38 @@ async fn stopped_tasks_are_kept_for_the_retention_then_reaped() {
     assert_eq!(described["tasks"][0]["taskArn"], running);
     assert_eq!(described["failures"][0]["reason"], "MISSING");
 }
+
+#[tokio::test]
+async fn distinct_instance_uses_the_groups_kept_on_instances() {
+    let h = Harness::new().await;
+    h.register_instance(4096, 4000, "zone-a").await;
+    h.register_instance(4096, 4000, "zone-b").await;
+    h.ok("RegisterTaskDefinition", web(0)).await;
+    let run = h
+        .ok("RunTask", json!({"taskDefinition": "web", "count": 3, "group": "batch", "placementConstraints": [{"type": "distinctInstance"}]}))
+        .await;
+    let tasks = run["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2);
+    assert_ne!(
+        tasks[0]["containerInstanceArn"],
+        tasks[1]["containerInstanceArn"]
+    );
+    assert_eq!(run["failures"].as_array().unwrap().len(), 2, "{run}");
+    assert_eq!(
+        run["failures"][0]["reason"],
+        "DistinctInstance placement constraint unsatisfied."
+    );
+    // Once one stops, its instance can take the group again.
+    h.ok(
+        "SubmitTaskStateChange",
+        json!({"task": tasks[0]["taskArn"], "status": "STOPPED"}),
+    )
+    .await;
+    let again = h
+        .ok("RunTask", json!({"taskDefinition": "web", "group": "batch", "placementConstraints": [{"type": "distinctInstance"}]}))
+        .await;
+    assert_eq!(
+        again["tasks"][0]["containerInstanceArn"],
+        tasks[0]["containerInstanceArn"]
+    );
+}

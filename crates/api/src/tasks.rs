@@ -648,21 +648,12 @@ impl Ecs {
     ) -> Result<Option<RunTaskResponse>, ApiError> {
         let instances = self.container_instances(ctx, &cluster.cluster_name).await?;
         let heartbeats = self.heartbeats(ctx, &cluster.cluster_name).await?;
-        let tasks: Vec<Task> = self
-            .tasks(ctx, &cluster.cluster_name)
-            .await?
-            .into_iter()
-            .map(|t| t.value)
-            .collect();
-        let groups = placement::task_groups_by_instance(&tasks);
-        let empty = BTreeMap::new();
         let snapshots: Vec<scheduler::InstanceSnapshot> = instances
             .iter()
             .map(|i| {
                 placement::snapshot(
                     &i.value,
                     self.agent_connected(ctx, heartbeats.get(&i.value.id).copied()),
-                    groups.get(&i.value.id).unwrap_or(&empty),
                     &ctx.arns()
                         .container_instance(&cluster.cluster_name, &i.value.id),
                 )
@@ -693,6 +684,9 @@ impl Ecs {
                         return Ok(None);
                     }
                     adjust_count(instance, Bucket::Pending, 1);
+                    if let Some(group) = &prototype.group {
+                        instance.add_to_group(group);
+                    }
                     instance.version += 1;
                     let mut task = prototype.clone();
                     task.id = uuid::Uuid::new_v4().simple().to_string();
@@ -860,6 +854,7 @@ impl Ecs {
                     break;
                 }
                 adjust_count(&mut instance, Bucket::Pending, 1);
+                instance.add_to_group(&group);
                 instance.version += 1;
                 let mut task = self.new_task(
                     ctx,
@@ -946,6 +941,9 @@ impl Ecs {
                         adjust_count(&mut updated, new_bucket, 1);
                         if new_bucket == Bucket::Done {
                             updated.release(&task.reservation);
+                            if let Some(group) = &task.group {
+                                updated.remove_from_group(group);
+                            }
                         }
                         updated.version += 1;
                         txn = txn

@@ -74,6 +74,11 @@ pub struct ContainerInstance {
     pub registered_at_ms: i64,
     pub running_tasks_count: i32,
     pub pending_tasks_count: i32,
+    /// Tasks on the instance that are not STOPPED, by task group
+    /// (`family:web`, `service:web`, a RunTask group): what spread,
+    /// distinctInstance and `task:group` need, kept with the resources.
+    #[serde(default)]
+    pub task_groups: BTreeMap<String, u32>,
     #[serde(default)]
     pub tags: Vec<Tag>,
     /// Increments on every change, as ECS's instance `version`.
@@ -134,6 +139,19 @@ impl ContainerInstance {
         self.remaining.tcp_ports.extend(&reservation.tcp_ports);
         self.remaining.udp_ports.extend(&reservation.udp_ports);
         Ok(())
+    }
+
+    pub fn add_to_group(&mut self, group: &str) {
+        *self.task_groups.entry(group.to_string()).or_default() += 1;
+    }
+
+    pub fn remove_from_group(&mut self, group: &str) {
+        if let Some(count) = self.task_groups.get_mut(group) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.task_groups.remove(group);
+            }
+        }
     }
 
     /// Gives a stopped task's reservation back.
@@ -207,6 +225,7 @@ mod tests {
             registered_at_ms: 0,
             running_tasks_count: 0,
             pending_tasks_count: 0,
+            task_groups: BTreeMap::new(),
             tags: vec![],
             version: 1,
         }

@@ -67,6 +67,25 @@ pub fn containers_with_overrides(
     task_definition: &TaskDefinition,
     overrides: &TaskOverride,
 ) -> Result<Vec<ContainerDefinition>, ApiError> {
+    if overrides.task_role_arn.is_some() {
+        return Err(ApiError::invalid_parameter(
+            "A taskRoleArn override is not supported by Berth yet: Berth does not vend IAM role credentials to containers.",
+        ));
+    }
+    if overrides.ephemeral_storage.is_some() {
+        return Err(ApiError::invalid_parameter(
+            "An ephemeralStorage override is a Fargate setting; Berth's container instances do not size task storage.",
+        ));
+    }
+    if overrides
+        .inference_accelerator_overrides
+        .as_ref()
+        .is_some_and(|a| !a.is_empty())
+    {
+        return Err(ApiError::invalid_parameter(
+            "inferenceAcceleratorOverrides are not supported by Berth.",
+        ));
+    }
     let mut containers: Vec<ContainerDefinition> = task_definition
         .container_definitions
         .clone()

@@ -107,7 +107,31 @@ fn unsupported_feature(
     if task_definition.task_role_arn.is_some() {
         return Some("taskRoleArn is not supported by Berth yet: Berth does not vend IAM role credentials to containers.".into());
     }
+    if task_definition.pid_mode == Some(ecs_wire::PidMode::Task)
+        || task_definition.ipc_mode == Some(ecs_wire::IpcMode::Task)
+    {
+        return Some(
+            "pidMode/ipcMode 'task' is not supported by Berth yet; use 'host' or omit it.".into(),
+        );
+    }
+    if task_definition.ephemeral_storage.is_some() {
+        return Some("ephemeralStorage is a Fargate setting; Berth's container instances do not size task storage.".into());
+    }
+    if let Some(platform) = &task_definition.runtime_platform {
+        if platform
+            .operating_system_family
+            .is_some_and(|os| os != ecs_wire::OSFamily::Linux)
+        {
+            return Some("runtimePlatform: Berth runs Linux containers only.".into());
+        }
+    }
     for volume in task_definition.volumes.as_deref().unwrap_or_default() {
+        if volume.s3files_volume_configuration.is_some() {
+            return Some(format!(
+                "Volume '{}' uses Amazon S3 Files, which Berth cannot mount; use a host path or a Docker volume.",
+                volume.name.as_deref().unwrap_or_default()
+            ));
+        }
         if volume.efs_volume_configuration.is_some()
             || volume
                 .fsx_windows_file_server_volume_configuration
@@ -149,8 +173,26 @@ fn unsupported_feature(
         {
             return unsupported("environmentFiles (Amazon S3 is not reachable)");
         }
-        if container.repository_credentials.is_some() {
-            return unsupported("repositoryCredentials (Secrets Manager is not reachable)");
+        if let Some(linux) = &container.linux_parameters {
+            if linux.max_swap.is_some() || linux.swappiness.is_some() {
+                return unsupported("linuxParameters maxSwap/swappiness");
+            }
+        }
+        if container
+            .port_mappings
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|m| m.container_port_range.is_some())
+        {
+            return unsupported("containerPortRange");
+        }
+        if container
+            .log_configuration
+            .as_ref()
+            .is_some_and(|l| l.secret_options.as_ref().is_some_and(|s| !s.is_empty()))
+        {
+            return unsupported("logConfiguration secretOptions");
         }
         if container.firelens_configuration.is_some() {
             return unsupported("firelensConfiguration");

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod bench;
 mod bench_scheduler;
 mod clock;
+mod cmd_agent;
 mod credentials;
 mod node;
 
@@ -27,7 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run everything on this machine (the control plane today).
+    /// Run everything on this machine: the control plane and an agent that
+    /// joins this machine to cluster `default` (created if missing).
     Up(NodeArgs),
     /// Run the control plane only.
     Server {
@@ -39,6 +41,9 @@ enum Command {
         #[arg(long)]
         store: Option<String>,
     },
+    /// Join this machine to a cluster and run its tasks on the local Docker
+    /// Engine.
+    Agent(cmd_agent::AgentArgs),
     /// Print the version.
     Version,
     /// Print `export AWS_…=…` for `eval "$(berth env)"`: the stored
@@ -128,12 +133,24 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Env { data_dir, listen } => print_env(data_dir, listen),
         Command::Up(node) => {
-            let options = node_options(node, None)?;
+            let mut options = node_options(node, None)?;
+            options.run_agent = true;
             runtime()?.block_on(node::run(options))
         }
         Command::Server { node, store } => {
             let options = node_options(node, store)?;
             runtime()?.block_on(node::run(options))
+        }
+        Command::Agent(args) => {
+            // The agent is small and mostly waits: one thread is plenty.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                let shutdown = node::Shutdown::install()?;
+                cmd_agent::run(args, shutdown.signalled()).await
+            })
         }
         Command::Bench(BenchCommand::Api(args)) => runtime()?.block_on(bench::run_api(args)),
         Command::Bench(BenchCommand::Scheduler(args)) => bench_scheduler::run(&args),
@@ -170,6 +187,7 @@ fn node_options(args: NodeArgs, store: Option<String>) -> Result<node::NodeOptio
         account_id: args.account_id,
         auth_mode: args.auth.into(),
         store_url,
+        run_agent: false,
         agent_timeout_ms: i64::from(args.agent_timeout_seconds) * 1000,
         stopped_task_retention_ms: i64::from(args.stopped_task_retention_minutes) * 60_000,
     })

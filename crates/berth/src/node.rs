@@ -65,6 +65,8 @@ pub struct NodeOptions {
     pub account_id: String,
     pub auth_mode: AuthMode,
     pub store_url: StoreUrl,
+    /// `berth up`: also run an agent for this machine in cluster `default`.
+    pub run_agent: bool,
     pub agent_timeout_ms: i64,
     pub stopped_task_retention_ms: i64,
 }
@@ -141,6 +143,26 @@ pub async fn run(options: NodeOptions) -> Result<()> {
     let mut components = JoinSet::new();
     components.spawn(server.run(shutdown.signalled()));
     components.spawn(reap_stopped_tasks(Arc::clone(&ecs), shutdown.signalled()));
+    if options.run_agent {
+        let mut config = agent::AgentConfig::new(
+            "default",
+            endpoint_url.clone(),
+            options.data_dir.join("agent"),
+        );
+        config.credentials = Some(agent::Credentials {
+            access_key_id: key.access_key_id.clone(),
+            secret_access_key: key.secret_access_key.clone(),
+            session_token: None,
+        });
+        config.region = Some(options.region.clone());
+        config.reserved_tcp_ports = vec![local_addr.port()];
+        let agent_shutdown = shutdown.signalled();
+        components.spawn(async move {
+            if let Err(err) = agent::run_with(config, agent_shutdown).await {
+                tracing::error!(%err, "the agent stopped; tasks keep running, the control plane stays up");
+            }
+        });
+    }
     while let Some(finished) = components.join_next().await {
         finished.context("a component panicked")?;
     }
@@ -190,12 +212,12 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 }
 
 /// SIGTERM or SIGINT, delivered to every component.
-struct Shutdown {
+pub struct Shutdown {
     receiver: watch::Receiver<bool>,
 }
 
 impl Shutdown {
-    fn install() -> Result<Shutdown> {
+    pub fn install() -> Result<Shutdown> {
         let mut terminate =
             signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
         let mut interrupt =
@@ -213,7 +235,7 @@ impl Shutdown {
     }
 
     /// Completes once shutdown was requested.
-    fn signalled(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+    pub fn signalled(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut receiver = self.receiver.clone();
         async move {
             // An error means the sender is gone, which only happens after it

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod bench;
 mod bench_scheduler;
+mod bench_tasks;
 mod clock;
 mod cmd_agent;
 mod credentials;
@@ -68,6 +69,8 @@ enum BenchCommand {
     Api(bench::ApiBenchArgs),
     /// The scheduler alone, on a synthetic cluster.
     Scheduler(bench_scheduler::SchedulerBenchArgs),
+    /// Tasks per second from RunTask to RUNNING, with simulated agents.
+    Tasks(bench_tasks::TasksBenchArgs),
 }
 
 #[derive(Args)]
@@ -154,6 +157,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::Api(args)) => runtime()?.block_on(bench::run_api(args)),
         Command::Bench(BenchCommand::Scheduler(args)) => bench_scheduler::run(&args),
+        Command::Bench(BenchCommand::Tasks(args)) => runtime()?.block_on(bench_tasks::run(args)),
     }
 }
 

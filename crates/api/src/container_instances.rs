@@ -28,6 +28,22 @@ use crate::{keys, pagination, ApiError, Ecs, RequestContext};
 pub const MAX_DESCRIBE_CONTAINER_INSTANCES: usize = 100;
 pub const MAX_CUSTOM_ATTRIBUTES: usize = 10;
 
+/// Where a task placed on an instance is in its life, kept per task under
+/// the instance so that RUNNING reports never rewrite the instance record
+/// (which placement compares).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InstanceTaskRecord {
+    Pending,
+    Running,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InstanceTaskCounts {
+    pub pending: i32,
+    pub running: i32,
+}
+
 /// The last time the control plane heard from an instance's agent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -194,6 +210,23 @@ impl Ecs {
         last_heartbeat_ms.is_some_and(|at| ctx.now_ms - at <= self.config().agent_timeout_ms)
     }
 
+    pub(crate) async fn instance_task_counts(
+        &self,
+        ctx: &RequestContext,
+        cluster_name: &str,
+        id: &str,
+    ) -> Result<InstanceTaskCounts, ApiError> {
+        let prefix = keys::instance_tasks_prefix(&ctx.region, cluster_name, id);
+        let mut counts = InstanceTaskCounts::default();
+        for (_, record) in records::list::<InstanceTaskRecord>(self.store(), &prefix).await? {
+            match record {
+                InstanceTaskRecord::Pending => counts.pending += 1,
+                InstanceTaskRecord::Running => counts.running += 1,
+            }
+        }
+        Ok(counts)
+    }
+
     /// Records that the agent of instance `id` is alive (the session shell
     /// calls this on connect and on every heartbeat it delivers).
     pub async fn record_agent_heartbeat(
@@ -216,6 +249,7 @@ impl Ecs {
         &self,
         ctx: &RequestContext,
         instance: &ContainerInstance,
+        counts: InstanceTaskCounts,
         last_heartbeat_ms: Option<i64>,
         include_tags: bool,
     ) -> ecs_wire::ContainerInstance {
@@ -239,8 +273,8 @@ impl Ecs {
                 instance.status != ContainerInstanceStatus::Inactive
                     && self.agent_connected(ctx, last_heartbeat_ms),
             ),
-            running_tasks_count: Some(instance.running_tasks_count),
-            pending_tasks_count: Some(instance.pending_tasks_count),
+            running_tasks_count: Some(counts.running),
+            pending_tasks_count: Some(counts.pending),
             attributes: Some(
                 instance
                     .attributes
@@ -351,8 +385,6 @@ impl Ecs {
                         attributes: attributes.iter().cloned().collect(),
                         version_info: version_info.clone(),
                         registered_at_ms: ctx.now_ms,
-                        running_tasks_count: 0,
-                        pending_tasks_count: 0,
                         task_groups: BTreeMap::new(),
                         tags: tags.clone(),
                         version: 1,
@@ -371,12 +403,16 @@ impl Ecs {
                 .await?;
             if written {
                 return Ok(RegisterContainerInstanceResponse {
-                    container_instance: Some(self.container_instance_to_wire(
-                        ctx,
-                        &instance,
-                        Some(ctx.now_ms),
-                        true,
-                    )),
+                    container_instance: Some(
+                        self.container_instance_to_wire(
+                            ctx,
+                            &instance,
+                            self.instance_task_counts(ctx, &instance.cluster_name, &instance.id)
+                                .await?,
+                            Some(ctx.now_ms),
+                            true,
+                        ),
+                    ),
                 });
             }
         }
@@ -423,12 +459,15 @@ impl Ecs {
         let reference = request.container_instance.clone().unwrap_or_default();
         let id = id_from_reference(&reference, "container-instance", &cluster.cluster_name)?;
         let force = request.force == Some(true);
+        let counts = self
+            .instance_task_counts(ctx, &cluster.cluster_name, &id)
+            .await?;
         let instance = self
             .modify_container_instance(ctx, &cluster.cluster_name, &id, |instance| {
                 if instance.status == ContainerInstanceStatus::Inactive {
                     return Ok(());
                 }
-                if !force && (instance.running_tasks_count > 0 || instance.pending_tasks_count > 0) {
+                if !force && (counts.running > 0 || counts.pending > 0) {
                     return Err(ApiError::invalid_parameter(
                         "Found running tasks on the instance. Stop them first, or deregister with force to leave them running unmanaged.",
                     ));
@@ -445,7 +484,7 @@ impl Ecs {
             .copied();
         Ok(DeregisterContainerInstanceResponse {
             container_instance: Some(
-                self.container_instance_to_wire(ctx, &instance, heartbeat, false),
+                self.container_instance_to_wire(ctx, &instance, counts, heartbeat, false),
             ),
         })
     }
@@ -479,12 +518,16 @@ impl Ecs {
                 .load_container_instance(ctx, &cluster.cluster_name, &id)
                 .await?
             {
-                Some(instance) => instances.push(self.container_instance_to_wire(
-                    ctx,
-                    &instance.value,
-                    heartbeats.get(&id).copied(),
-                    include_tags,
-                )),
+                Some(instance) => instances.push(
+                    self.container_instance_to_wire(
+                        ctx,
+                        &instance.value,
+                        self.instance_task_counts(ctx, &cluster.cluster_name, &id)
+                            .await?,
+                        heartbeats.get(&id).copied(),
+                        include_tags,
+                    ),
+                ),
                 None => failures.push(Failure {
                     arn: Some(ctx.arns().container_instance(&cluster.cluster_name, &id)),
                     reason: Some("MISSING".to_string()),
@@ -593,12 +636,16 @@ impl Ecs {
                 })
                 .await;
             match result {
-                Ok(Some(instance)) => updated.push(self.container_instance_to_wire(
-                    ctx,
-                    &instance,
-                    heartbeats.get(&id).copied(),
-                    false,
-                )),
+                Ok(Some(instance)) => updated.push(
+                    self.container_instance_to_wire(
+                        ctx,
+                        &instance,
+                        self.instance_task_counts(ctx, &cluster.cluster_name, &id)
+                            .await?,
+                        heartbeats.get(&id).copied(),
+                        false,
+                    ),
+                ),
                 Ok(None) => failures.push(Failure {
                     arn: Some(arn),
                     reason: Some("MISSING".into()),

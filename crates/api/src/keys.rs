@@ -10,6 +10,7 @@
 //! /ecs/<region>/container-instances/<cluster>/<id>            ContainerInstance
 //! /ecs/<region>/agent-heartbeats/<cluster>/<id>               Heartbeat
 //! /ecs/<region>/tasks/<cluster>/<id>                          Task
+//! /ecs/<region>/instance-tasks/<cluster>/<instance>/<task>    InstanceTaskRecord
 //! /ecs/<region>/run-task-tokens/<cluster>/<clientToken>       RunTaskToken
 //! /ecs/<region>/services/<cluster>/<name>                     (services issue)
 //! ```
@@ -76,4 +77,12 @@ pub fn task(region: &str, cluster_name: &str, id: &str) -> String {
 
 pub fn run_task_token(region: &str, cluster_name: &str, token: &str) -> String {
     format!("/ecs/{region}/run-task-tokens/{cluster_name}/{token}")
+}
+
+pub fn instance_task(region: &str, cluster_name: &str, instance_id: &str, task_id: &str) -> String {
+    format!("/ecs/{region}/instance-tasks/{cluster_name}/{instance_id}/{task_id}")
+}
+
+pub fn instance_tasks_prefix(region: &str, cluster_name: &str, instance_id: &str) -> String {
+    format!("/ecs/{region}/instance-tasks/{cluster_name}/{instance_id}/")
 }

@@ -57,7 +57,8 @@ pub fn snapshot(
         used_tcp_ports: instance.remaining.tcp_ports.iter().copied().collect(),
         used_udp_ports: instance.remaining.udp_ports.iter().copied().collect(),
         attributes: instance.attributes.clone(),
-        running_tasks_count: instance.running_tasks_count.max(0) as u32,
+        // Pending tasks count too: both hold the instance's resources.
+        running_tasks_count: instance.active_tasks_count(),
         task_groups: instance.task_groups.clone(),
     }
 }

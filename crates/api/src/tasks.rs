@@ -25,6 +25,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use store::{Compare, Op, Txn};
 
+use crate::container_instances::InstanceTaskRecord;
 use crate::placement;
 use crate::records::{self, Versioned, MAX_CAS_ATTEMPTS};
 use crate::{keys, pagination, ApiError, Ecs, RequestContext};
@@ -59,18 +60,6 @@ fn bucket(status: TaskStatus) -> Bucket {
         Bucket::Done
     } else {
         Bucket::Running
-    }
-}
-
-fn adjust_count(instance: &mut ContainerInstance, bucket: Bucket, delta: i32) {
-    match bucket {
-        Bucket::Pending => {
-            instance.pending_tasks_count = (instance.pending_tasks_count + delta).max(0)
-        }
-        Bucket::Running => {
-            instance.running_tasks_count = (instance.running_tasks_count + delta).max(0)
-        }
-        Bucket::Done => {}
     }
 }
 
@@ -725,7 +714,6 @@ impl Ecs {
                         // The scheduler and the instance disagree: treat as a race.
                         return Ok(None);
                     }
-                    adjust_count(instance, Bucket::Pending, 1);
                     if let Some(group) = &prototype.group {
                         instance.add_to_group(group);
                     }
@@ -772,6 +760,12 @@ impl Ecs {
                 .then(Op::put(key, records::encode(instance)));
         }
         for task in &new_tasks {
+            if let Some(instance_id) = &task.container_instance_id {
+                txn = txn.then(Op::put(
+                    keys::instance_task(&ctx.region, &cluster.cluster_name, instance_id, &task.id),
+                    records::encode(&InstanceTaskRecord::Pending),
+                ));
+            }
             txn = txn.then(Op::put(
                 keys::task(&ctx.region, &cluster.cluster_name, &task.id),
                 records::encode(task),
@@ -895,7 +889,6 @@ impl Ecs {
                     });
                     break;
                 }
-                adjust_count(&mut instance, Bucket::Pending, 1);
                 instance.add_to_group(&group);
                 instance.version += 1;
                 let mut task = self.new_task(
@@ -924,6 +917,10 @@ impl Ecs {
                         current.mod_revision,
                     ))
                     .then(Op::put(instance_key, records::encode(&instance)))
+                    .then(Op::put(
+                        keys::instance_task(&ctx.region, &cluster.cluster_name, &id, &task.id),
+                        records::encode(&InstanceTaskRecord::Pending),
+                    ))
                     .then(Op::put(
                         keys::task(&ctx.region, &cluster.cluster_name, &task.id),
                         records::encode(&task),
@@ -971,27 +968,46 @@ impl Ecs {
                 ))
                 .then(Op::put(task_key.clone(), records::encode(&task)));
             let (old_bucket, new_bucket) = (bucket(before.last_status), bucket(task.last_status));
-            if old_bucket != new_bucket {
-                if let Some(instance_id) = &task.container_instance_id {
-                    if let Some(instance) = self
-                        .load_container_instance(ctx, cluster_name, instance_id)
-                        .await?
-                    {
-                        let key = keys::container_instance(&ctx.region, cluster_name, instance_id);
-                        let mut updated = instance.value;
-                        adjust_count(&mut updated, old_bucket, -1);
-                        adjust_count(&mut updated, new_bucket, 1);
-                        if new_bucket == Bucket::Done {
+            if let Some(instance_id) = &task.container_instance_id {
+                let index_key =
+                    keys::instance_task(&ctx.region, cluster_name, instance_id, &task.id);
+                match new_bucket {
+                    // The per-task index entry is rewritten on every change,
+                    // so the instance's agent session (which watches only
+                    // its index) hears of it. Placement compares the
+                    // instance record, which RUNNING reports never touch.
+                    Bucket::Pending => {
+                        txn = txn.then(Op::put(
+                            index_key,
+                            records::encode(&InstanceTaskRecord::Pending),
+                        ));
+                    }
+                    Bucket::Running => {
+                        txn = txn.then(Op::put(
+                            index_key,
+                            records::encode(&InstanceTaskRecord::Running),
+                        ));
+                    }
+                    Bucket::Done if old_bucket != Bucket::Done => {
+                        txn = txn.then(Op::delete(index_key));
+                        if let Some(instance) = self
+                            .load_container_instance(ctx, cluster_name, instance_id)
+                            .await?
+                        {
+                            let key =
+                                keys::container_instance(&ctx.region, cluster_name, instance_id);
+                            let mut updated = instance.value;
                             updated.release(&task.reservation);
                             if let Some(group) = &task.group {
                                 updated.remove_from_group(group);
                             }
+                            updated.version += 1;
+                            txn = txn
+                                .when(Compare::mod_revision_is(key.clone(), instance.mod_revision))
+                                .then(Op::put(key, records::encode(&updated)));
                         }
-                        updated.version += 1;
-                        txn = txn
-                            .when(Compare::mod_revision_is(key.clone(), instance.mod_revision))
-                            .then(Op::put(key, records::encode(&updated)));
                     }
+                    Bucket::Done => {}
                 }
             }
             if self.store().txn(txn).await?.succeeded {
@@ -1278,18 +1294,20 @@ impl Ecs {
         cluster_name: &str,
         instance_id: &str,
     ) -> Result<(i64, Vec<DesiredTask>), ApiError> {
-        let prefix = keys::tasks_prefix(&ctx.region, cluster_name);
-        let response = self
+        let prefix = keys::instance_tasks_prefix(&ctx.region, cluster_name, instance_id);
+        let index = self
             .store()
-            .range(store::RangeRequest::prefix(prefix))
+            .range(store::RangeRequest::prefix(prefix.clone()))
             .await?;
         let mut desired = Vec::new();
         let mut definitions: BTreeMap<String, TaskDefinition> = BTreeMap::new();
-        for kv in response.kvs {
-            let task: Task = records::decode(&kv.key, &kv.value)?;
-            if task.container_instance_id.as_deref() != Some(instance_id)
-                || task.last_status == TaskStatus::Stopped
-            {
+        for kv in &index.kvs {
+            let task_id = &kv.key[prefix.len()..];
+            let Some(task) = self.load_task(ctx, cluster_name, task_id).await? else {
+                continue;
+            };
+            let task = task.value;
+            if task.last_status == TaskStatus::Stopped {
                 continue;
             }
             if !definitions.contains_key(&task.task_definition_arn) {
@@ -1314,12 +1332,18 @@ impl Ecs {
                 version: task.version,
             });
         }
-        Ok((response.revision, desired))
+        Ok((index.revision, desired))
     }
 
-    /// The store prefix whose changes can change an agent's desired tasks.
-    pub fn agent_watch_prefix(&self, ctx: &RequestContext, cluster_name: &str) -> String {
-        keys::tasks_prefix(&ctx.region, cluster_name)
+    /// The store prefix whose changes can change an agent's desired tasks:
+    /// its instance's task index, rewritten on every change of its tasks.
+    pub fn agent_watch_prefix(
+        &self,
+        ctx: &RequestContext,
+        cluster_name: &str,
+        instance_id: &str,
+    ) -> String {
+        keys::instance_tasks_prefix(&ctx.region, cluster_name, instance_id)
     }
 
     /// The cluster name and instance id an agent session is for, checked.

@@ -40,7 +40,7 @@ pub(crate) async fn open(
     ecs.record_agent_heartbeat(&ctx, &cluster_name, &instance_id)
         .await?;
     // Subscribe before the first read so no change falls in between.
-    let prefix = ecs.agent_watch_prefix(&ctx, &cluster_name);
+    let prefix = ecs.agent_watch_prefix(&ctx, &cluster_name, &instance_id);
     let changes = ecs
         .store_handle()
         .watch(&prefix, &store::prefix_end(&prefix), 0)

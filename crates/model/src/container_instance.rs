@@ -72,8 +72,6 @@ pub struct ContainerInstance {
     pub attributes: BTreeMap<String, Option<String>>,
     pub version_info: VersionInfo,
     pub registered_at_ms: i64,
-    pub running_tasks_count: i32,
-    pub pending_tasks_count: i32,
     /// Tasks on the instance that are not STOPPED, by task group
     /// (`family:web`, `service:web`, a RunTask group): what spread,
     /// distinctInstance and `task:group` need, kept with the resources.
@@ -139,6 +137,11 @@ impl ContainerInstance {
         self.remaining.tcp_ports.extend(&reservation.tcp_ports);
         self.remaining.udp_ports.extend(&reservation.udp_ports);
         Ok(())
+    }
+
+    /// Tasks placed here that are not STOPPED (pending or running).
+    pub fn active_tasks_count(&self) -> u32 {
+        self.task_groups.values().sum()
     }
 
     pub fn add_to_group(&mut self, group: &str) {
@@ -223,8 +226,6 @@ mod tests {
             attributes: BTreeMap::new(),
             version_info: VersionInfo::default(),
             registered_at_ms: 0,
-            running_tasks_count: 0,
-            pending_tasks_count: 0,
             task_groups: BTreeMap::new(),
             tags: vec![],
             version: 1,

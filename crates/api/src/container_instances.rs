@@ -402,6 +402,8 @@ impl Ecs {
                 .commit(self.store())
                 .await?;
             if written {
+                self.placement_cache()
+                    .invalidate(&ctx.region, &cluster.cluster_name);
                 return Ok(RegisterContainerInstanceResponse {
                     container_instance: Some(
                         self.container_instance_to_wire(
@@ -441,6 +443,7 @@ impl Ecs {
                 .commit(self.store())
                 .await?
             {
+                self.placement_cache().invalidate(&ctx.region, cluster_name);
                 return Ok(Some(instance));
             }
         }

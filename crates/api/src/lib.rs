@@ -24,6 +24,7 @@ mod error;
 pub mod keys;
 mod pagination;
 pub mod placement;
+mod placement_cache;
 mod records;
 mod tags;
 mod task_definitions;
@@ -78,6 +79,7 @@ pub struct Ecs {
     /// The URL agents are told to connect to (DiscoverPollEndpoint), known
     /// once the listener is bound.
     endpoint: std::sync::OnceLock<String>,
+    placement_cache: placement_cache::PlacementCache,
 }
 
 impl Ecs {
@@ -93,7 +95,12 @@ impl Ecs {
             store,
             config,
             endpoint: std::sync::OnceLock::new(),
+            placement_cache: placement_cache::PlacementCache::default(),
         }
+    }
+
+    pub(crate) fn placement_cache(&self) -> &placement_cache::PlacementCache {
+        &self.placement_cache
     }
 
     /// Sets the endpoint DiscoverPollEndpoint answers (once).

@@ -488,10 +488,25 @@ async fn agent_sees_its_desired_tasks() {
     assert!(other.is_empty());
     let task_arn = run["tasks"][0]["taskArn"].as_str().unwrap().to_string();
     h.ok("StopTask", json!({"task": task_arn})).await;
-    let (_, desired) = h.ecs.agent_desired_tasks(&ctx(), "default", &id).await.unwrap();
-    assert_eq!(desired[0].desired_status, model::task::DesiredStatus::Stopped);
-    h.ok("SubmitTaskStateChange", json!({"task": task_arn, "status": "STOPPED"})).await;
-    let (_, desired) = h.ecs.agent_desired_tasks(&ctx(), "default", &id).await.unwrap();
+    let (_, desired) = h
+        .ecs
+        .agent_desired_tasks(&ctx(), "default", &id)
+        .await
+        .unwrap();
+    assert_eq!(
+        desired[0].desired_status,
+        model::task::DesiredStatus::Stopped
+    );
+    h.ok(
+        "SubmitTaskStateChange",
+        json!({"task": task_arn, "status": "STOPPED"}),
+    )
+    .await;
+    let (_, desired) = h
+        .ecs
+        .agent_desired_tasks(&ctx(), "default", &id)
+        .await
+        .unwrap();
     assert!(desired.is_empty());
 }
 

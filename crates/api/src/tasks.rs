@@ -558,7 +558,7 @@ impl Ecs {
             .client_token
             .as_deref()
             .map(|token| keys::run_task_token(&ctx.region, &cluster.cluster_name, token));
-        for _ in 0..MAX_CAS_ATTEMPTS {
+        for attempt in 0..MAX_CAS_ATTEMPTS {
             if let Some(token_key) = &token_key {
                 if let Some(token) = records::get::<RunTaskToken>(self.store(), token_key).await? {
                     return self.run_task_replay(ctx, &cluster, token.value).await;
@@ -585,6 +585,7 @@ impl Ecs {
                     &strategies,
                     count as usize,
                     token_key.as_deref(),
+                    attempt > 0,
                 )
                 .await?;
             if let Some(response) = outcome {
@@ -676,20 +677,14 @@ impl Ecs {
         strategies: &[scheduler::PlacementStrategy],
         count: usize,
         token_key: Option<&str>,
+        reload: bool,
     ) -> Result<Option<RunTaskResponse>, ApiError> {
-        let instances = self.container_instances(ctx, &cluster.cluster_name).await?;
-        let heartbeats = self.heartbeats(ctx, &cluster.cluster_name).await?;
-        let snapshots: Vec<scheduler::InstanceSnapshot> = instances
-            .iter()
-            .map(|i| {
-                placement::snapshot(
-                    &i.value,
-                    self.agent_connected(ctx, heartbeats.get(&i.value.id).copied()),
-                    &ctx.arns()
-                        .container_instance(&cluster.cluster_name, &i.value.id),
-                )
-            })
-            .collect();
+        let view = self
+            .cluster_view(ctx, &cluster.cluster_name, reload)
+            .await?;
+        let instances = &view.instances;
+        let snapshots: Vec<scheduler::InstanceSnapshot> =
+            instances.iter().map(|i| i.snapshot.clone()).collect();
         let mut state = scheduler::ClusterState::new(snapshots);
         // Seeded from the request id: a decision is a function of its inputs.
         let seed = ctx
@@ -709,7 +704,7 @@ impl Ecs {
                     let index = placement.instance.get();
                     let instance = changed
                         .entry(index)
-                        .or_insert_with(|| instances[index].value.clone());
+                        .or_insert_with(|| instances[index].instance.clone());
                     if instance.reserve(&prototype.reservation).is_err() {
                         // The scheduler and the instance disagree: treat as a race.
                         return Ok(None);
@@ -729,6 +724,11 @@ impl Ecs {
                     new_tasks.push(task);
                 }
                 Err(scheduler::PlacementFailure::NoContainerInstances) => {
+                    if !reload {
+                        self.placement_cache()
+                            .invalidate(&ctx.region, &cluster.cluster_name);
+                        return Ok(None);
+                    }
                     if new_tasks.is_empty() {
                         return Err(ApiError::invalid_parameter(
                             scheduler::NO_CONTAINER_INSTANCES_MESSAGE,
@@ -739,7 +739,7 @@ impl Ecs {
                     for rejection in rejections {
                         let arn = ctx.arns().container_instance(
                             &cluster.cluster_name,
-                            &instances[rejection.instance.get()].value.id,
+                            &instances[rejection.instance.get()].instance.id,
                         );
                         let entry = (Some(arn), rejection.reason.as_ecs_reason().to_string());
                         if !failures.contains(&entry) {
@@ -748,6 +748,13 @@ impl Ecs {
                     }
                 }
             }
+        }
+        if !reload && (!failures.is_empty() || new_tasks.len() < count) {
+            // A cached view can be stale (an instance freed resources or
+            // joined since): decide "does not fit" only on fresh data.
+            self.placement_cache()
+                .invalidate(&ctx.region, &cluster.cluster_name);
+            return Ok(None);
         }
         let mut txn = Txn::new();
         for (index, instance) in &changed {
@@ -780,9 +787,20 @@ impl Ecs {
                 .when(Compare::absent(token_key))
                 .then(Op::put(token_key, records::encode(&token)));
         }
-        if !self.store().txn(txn).await?.succeeded {
+        let committed = self.store().txn(txn).await?;
+        if !committed.succeeded {
+            // Someone else changed an instance: re-read them on the retry.
+            self.placement_cache()
+                .invalidate(&ctx.region, &cluster.cluster_name);
             return Ok(None);
         }
+        let written: Vec<(usize, ContainerInstance)> = changed.into_iter().collect();
+        self.placement_cache().written(
+            &ctx.region,
+            &cluster.cluster_name,
+            &written,
+            committed.revision,
+        );
         Ok(Some(RunTaskResponse {
             tasks: Some(
                 new_tasks
@@ -926,6 +944,8 @@ impl Ecs {
                         records::encode(&task),
                     ));
                 if self.store().txn(txn).await?.succeeded {
+                    self.placement_cache()
+                        .invalidate(&ctx.region, &cluster.cluster_name);
                     placed = Some(task);
                     break;
                 }
@@ -1011,6 +1031,10 @@ impl Ecs {
                 }
             }
             if self.store().txn(txn).await?.succeeded {
+                if new_bucket == Bucket::Done && old_bucket != Bucket::Done {
+                    // Its instance got resources back.
+                    self.placement_cache().invalidate(&ctx.region, cluster_name);
+                }
                 return Ok(Some(task));
             }
         }

@@ -402,8 +402,11 @@ impl Ecs {
                 .commit(self.store())
                 .await?;
             if written {
-                self.placement_cache()
-                    .invalidate(&ctx.region, &cluster.cluster_name);
+                self.placement_cache().invalidate_unless_known(
+                    &ctx.region,
+                    &cluster.cluster_name,
+                    &instance.id,
+                );
                 return Ok(RegisterContainerInstanceResponse {
                     container_instance: Some(
                         self.container_instance_to_wire(

@@ -55,34 +55,50 @@ impl PlacementCache {
         views.remove(&(region.to_string(), cluster_name.to_string()));
     }
 
+    /// Drops the view if it does not hold instance `id` (a new
+    /// registration). A known instance's stale entry only costs a retry.
+    pub(crate) fn invalidate_unless_known(&self, region: &str, cluster_name: &str, id: &str) {
+        let mut views = self.views.lock().expect("placement cache lock");
+        let key = (region.to_string(), cluster_name.to_string());
+        if views
+            .get(&key)
+            .is_some_and(|view| !view.instances.iter().any(|i| i.instance.id == id))
+        {
+            views.remove(&key);
+        }
+    }
+
     /// Records instances this process just wrote (at `revision`), so the next
-    /// RunTask sees them without reading the store.
+    /// RunTask sees them without reading the store. An instance the view
+    /// does not hold (newly registered) drops the view instead.
     pub(crate) fn written(
         &self,
         region: &str,
         cluster_name: &str,
-        written: &[(usize, ContainerInstance)],
+        written: &[ContainerInstance],
         revision: store::Revision,
     ) {
         let mut views = self.views.lock().expect("placement cache lock");
-        let Some(view) = views.get_mut(&(region.to_string(), cluster_name.to_string())) else {
+        let key = (region.to_string(), cluster_name.to_string());
+        let Some(view) = views.get_mut(&key) else {
             return;
         };
         let mut instances = view.instances.clone();
-        for (index, instance) in written {
-            let Some(old) = instances.get(*index) else {
-                continue;
+        for instance in written {
+            let Some(position) = instances.iter().position(|i| i.instance.id == instance.id) else {
+                views.remove(&key);
+                return;
             };
-            if old.instance.id != instance.id || old.mod_revision >= revision {
+            let old = &instances[position];
+            if old.mod_revision >= revision {
                 continue;
             }
-            let mut snapshot = placement::snapshot(
+            let snapshot = placement::snapshot(
                 instance,
                 old.snapshot.agent_connected,
                 &old.snapshot.container_instance_arn,
             );
-            snapshot.agent_connected = old.snapshot.agent_connected;
-            instances[*index] = Arc::new(CachedInstance {
+            instances[position] = Arc::new(CachedInstance {
                 instance: instance.clone(),
                 mod_revision: revision,
                 snapshot,

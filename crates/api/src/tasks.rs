@@ -794,7 +794,7 @@ impl Ecs {
                 .invalidate(&ctx.region, &cluster.cluster_name);
             return Ok(None);
         }
-        let written: Vec<(usize, ContainerInstance)> = changed.into_iter().collect();
+        let written: Vec<ContainerInstance> = changed.into_values().collect();
         self.placement_cache().written(
             &ctx.region,
             &cluster.cluster_name,

@@ -6,7 +6,9 @@ locally from Debian's static busybox (no registry is reachable).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import subprocess
 import time
 import urllib.request
@@ -15,7 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from berth_harness import BerthServer, unique_name
+from berth_harness import BerthServer, berth_binary, unique_name
 
 IMAGE = "berth-test/busybox:latest"
 WAIT = {"Delay": 1, "MaxAttempts": 60}
@@ -176,7 +178,7 @@ def test_exit_code_and_essential_container(ecs: Any) -> None:
 def test_depends_on_orders_containers(ecs: Any) -> None:
     task_definition = register(ecs, [
         container("init", essential=False, command=["sh", "-c", "sleep 1; exit 0"]),
-        container("app", command=["sleep", "30"], dependsOn=[{"containerName": "init", "condition": "SUCCESS"}]),
+        container("app", command=["sleep", "30"], stopTimeout=2, dependsOn=[{"containerName": "init", "condition": "SUCCESS"}]),
     ])
     task_arn = run(ecs, task_definition)
     task = wait_running(ecs, task_arn)
@@ -190,7 +192,7 @@ def test_depends_on_orders_containers(ecs: Any) -> None:
 
 def test_health_check_makes_the_task_healthy(ecs: Any) -> None:
     task_definition = register(ecs, [container(
-        command=["sleep", "60"],
+        command=["sleep", "60"], stopTimeout=2,
         healthCheck={"command": ["CMD-SHELL", "true"], "interval": 5, "timeout": 2, "retries": 2, "startPeriod": 0},
     )])
     task_arn = run(ecs, task_definition)
@@ -234,7 +236,7 @@ def test_pull_failure_stops_the_task(ecs: Any) -> None:
 
 
 def test_cli_waiters(node: BerthNode, ecs: Any, cli_home: Path) -> None:
-    task_definition = register(ecs, [container(command=["sleep", "30"])])
+    task_definition = register(ecs, [container(command=["sleep", "30"], stopTimeout=2)])
     task_arn = run(ecs, task_definition)
     node.aws("ecs", "wait", "tasks-running", "--cluster", "default", "--tasks", task_arn, home=cli_home)
     node.aws("ecs", "stop-task", "--cluster", "default", "--task", task_arn, home=cli_home)
@@ -243,7 +245,7 @@ def test_cli_waiters(node: BerthNode, ecs: Any, cli_home: Path) -> None:
 
 
 def test_restart_readopts_running_containers(node: BerthNode, ecs: Any) -> None:
-    task_definition = register(ecs, [container(command=["sleep", "300"])])
+    task_definition = register(ecs, [container(command=["sleep", "300"], stopTimeout=2)])
     task_arn = run(ecs, task_definition)
     before = by_name(wait_running(ecs, task_arn))["main"]["runtimeId"]
     node.stop()
@@ -265,3 +267,84 @@ def test_restart_readopts_running_containers(node: BerthNode, ecs: Any) -> None:
     assert len(labelled) == 1
     ecs.stop_task(cluster="default", task=task_arn)
     wait_stopped(ecs, task_arn)
+
+
+def test_agents_on_one_engine_survive_a_control_plane_restart(
+    image: str, make_server: Any, tmp_path: Path
+) -> None:
+    """`berth server` plus two `berth agent` processes sharing this Docker
+    Engine: a two-instance cluster. The control plane is killed and started
+    again under running tasks; the agents reconnect by themselves and nothing
+    is lost or duplicated."""
+    # A fixed port, so the agents find the control plane again after its restart.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = make_server("--agent-timeout-seconds", "10", listen=f"127.0.0.1:{port}")
+    ecs = server.client()
+    cluster = unique_name("pair")
+    ecs.create_cluster(clusterName=cluster)
+    access_key, secret_key = server.credentials()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env.update({
+        "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key,
+        "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+    })
+    agents = []
+    try:
+        for zone in ("zone-a", "zone-b"):
+            log = open(tmp_path / f"agent-{zone}.log", "wb")
+            agents.append(subprocess.Popen(
+                [str(berth_binary()), "agent", "--cluster", cluster, "--endpoint", server.endpoint,
+                 "--data-dir", str(tmp_path / zone), "--availability-zone", zone, "--attribute", f"slot={zone}"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            ))
+        deadline = time.monotonic() + 30
+        while len(ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]) < 2:
+            assert time.monotonic() < deadline, "two agents did not register"
+            time.sleep(0.2)
+        family = unique_name("pair")
+        ecs.register_task_definition(family=family, containerDefinitions=[container(command=["sleep", "300"], stopTimeout=2)])
+        run_response = ecs.run_task(
+            cluster=cluster, taskDefinition=family, count=2,
+            placementStrategy=[{"type": "spread", "field": "attribute:ecs.availability-zone"}],
+        )
+        assert run_response["failures"] == []
+        arns = [t["taskArn"] for t in run_response["tasks"]]
+        ecs.get_waiter("tasks_running").wait(cluster=cluster, tasks=arns, WaiterConfig=WAIT)
+        tasks = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
+        assert len({t["containerInstanceArn"] for t in tasks}) == 2, "spread over both instances"
+        runtime_ids = sorted(c["runtimeId"] for t in tasks for c in t["containers"])
+
+        server.kill()
+        # Longer than the agent timeout, so "connected" below means reconnected.
+        time.sleep(11)
+        server.start()
+        ecs = server.client()
+        deadline = time.monotonic() + 40
+        while True:
+            instances = ecs.describe_container_instances(
+                cluster=cluster,
+                containerInstances=ecs.list_container_instances(cluster=cluster)["containerInstanceArns"],
+            )["containerInstances"]
+            if len(instances) == 2 and all(i["agentConnected"] for i in instances):
+                break
+            assert time.monotonic() < deadline, instances
+            time.sleep(0.5)
+        tasks = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
+        assert [t["lastStatus"] for t in tasks] == ["RUNNING", "RUNNING"]
+        assert sorted(c["runtimeId"] for t in tasks for c in t["containers"]) == runtime_ids
+        labelled = docker("ps", "-q", "--filter", f"label=com.amazonaws.ecs.cluster={cluster}").stdout.split()
+        assert len(labelled) == 2
+
+        for arn in arns:
+            ecs.stop_task(cluster=cluster, task=arn)
+        ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=arns, WaiterConfig=WAIT)
+    finally:
+        for agent in agents:
+            agent.terminate()
+        for agent in agents:
+            agent.wait(timeout=30)
+        leftovers = docker("ps", "-aq", "--filter", f"label=com.amazonaws.ecs.cluster={cluster}", check=False).stdout.split()
+        if leftovers:
+            docker("rm", "-f", *leftovers, check=False)

@@ -63,6 +63,7 @@ def node(image: str, require_berth: Path, tmp_path_factory: pytest.TempPathFacto
     ecs = berth.client()
     deadline = time.monotonic() + 30
     while not ecs.list_container_instances(cluster="default")["containerInstanceArns"]:
+        # `berth up` creates cluster default before its ready line.
         if time.monotonic() > deadline:
             pytest.fail(f"the agent did not register within 30 s; log:\n{berth.log_since_start()}")
         time.sleep(0.2)

@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod bench;
+mod bench_run_task;
 mod bench_scheduler;
 mod bench_tasks;
 mod clock;
@@ -71,6 +72,9 @@ enum BenchCommand {
     Scheduler(bench_scheduler::SchedulerBenchArgs),
     /// Tasks per second from RunTask to RUNNING, with simulated agents.
     Tasks(bench_tasks::TasksBenchArgs),
+    /// RunTask to RUNNING with a real agent against `docker run`, and the
+    /// agent's idle memory.
+    RunTask(bench_run_task::RunTaskBenchArgs),
 }
 
 #[derive(Args)]
@@ -158,6 +162,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Api(args)) => runtime()?.block_on(bench::run_api(args)),
         Command::Bench(BenchCommand::Scheduler(args)) => bench_scheduler::run(&args),
         Command::Bench(BenchCommand::Tasks(args)) => runtime()?.block_on(bench_tasks::run(args)),
+        Command::Bench(BenchCommand::RunTask(args)) => {
+            runtime()?.block_on(bench_run_task::run(args))
+        }
     }
 }
 

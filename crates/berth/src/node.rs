@@ -113,6 +113,20 @@ pub async fn run(options: NodeOptions) -> Result<()> {
     let config_path = credentials::write_config(&options.data_dir, &options.region, &endpoint_url)?;
     credentials::write_endpoint(&options.data_dir, &endpoint_url)?;
 
+    if options.run_agent {
+        // `berth up` serves cluster `default` from the first request on.
+        let ctx = api::RequestContext {
+            region: options.region.clone(),
+            account_id: options.account_id.clone(),
+            principal_arn: format!("arn:aws:iam::{}:root", options.account_id),
+            request_id: "berth-up".to_string(),
+            now_ms: clock::now_ms(),
+        };
+        ecs.handle(&ctx, "CreateCluster", br#"{"clusterName":"default"}"#)
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot create cluster default: {err}"))?;
+    }
+
     // Signal handlers are installed before announcing readiness, so a
     // SIGTERM right after the ready line is a clean shutdown.
     let shutdown = Shutdown::install()?;

@@ -7,26 +7,21 @@
 //! Requests/s and latencies count successful (2xx) requests; errors are
 //! counted and the first one shown.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use api::access_keys::AccessKeys;
-use aws_protocol::sigv4::{self, SigningParams};
 use bytes::Bytes;
-use control_plane::{Server, ServerConfig, Services};
-use http::{HeaderMap, HeaderValue, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::HeaderValue;
+use http_body_util::Full;
 use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
+use crate::bench_support::{
+    connect, excerpt, micros, percentile, round3, send, start_in_process, InProcessOptions, Target,
+};
 use crate::{clock, credentials};
 
-const ECS_TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
 /// Families each client registers revisions of, round robin.
 const FAMILIES_PER_CLIENT: usize = 8;
 /// Pause after a failed connection attempt, so an unreachable endpoint is
@@ -61,7 +56,8 @@ pub async fn run_api(args: ApiBenchArgs) -> Result<()> {
     let (target, in_process) = match &args.endpoint {
         Some(endpoint) => (remote_target(endpoint, &args).await?, None),
         None => {
-            let (target, server) = start_in_process(&args.region).await?;
+            let (target, server) =
+                start_in_process(&args.region, InProcessOptions::default()).await?;
             (target, Some(server))
         }
     };
@@ -187,48 +183,6 @@ fn register_task_definition_body(family: &str) -> Vec<u8> {
     serde_json::to_vec(&body).expect("a JSON literal serializes")
 }
 
-/// Where requests go and how they are signed.
-struct Target {
-    connect_addr: SocketAddr,
-    host: HeaderValue,
-    access_key_id: String,
-    secret_access_key: String,
-    region: String,
-}
-
-impl Target {
-    fn request(&self, operation: &str, body: Vec<u8>) -> Result<Request<Full<Bytes>>> {
-        let mut headers = HeaderMap::new();
-        headers.insert(http::header::HOST, self.host.clone());
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static(aws_protocol::json::CONTENT_TYPE),
-        );
-        headers.insert(
-            "x-amz-target",
-            HeaderValue::from_str(&format!("{ECS_TARGET_PREFIX}.{operation}"))?,
-        );
-        sigv4::sign_headers(
-            "POST",
-            "/",
-            "",
-            &mut headers,
-            &body,
-            &SigningParams {
-                access_key_id: &self.access_key_id,
-                secret_access_key: &self.secret_access_key,
-                session_token: None,
-                region: &self.region,
-                service: api::Ecs::SIGNING_NAME,
-                now_epoch_s: clock::now_ms().div_euclid(1000),
-            },
-        )?;
-        let mut request = Request::post("/").body(Full::new(Bytes::from(body)))?;
-        *request.headers_mut() = headers;
-        Ok(request)
-    }
-}
-
 async fn remote_target(endpoint: &str, args: &ApiBenchArgs) -> Result<Target> {
     let uri: http::Uri = endpoint
         .parse()
@@ -265,71 +219,6 @@ async fn remote_target(endpoint: &str, args: &ApiBenchArgs) -> Result<Target> {
         secret_access_key,
         region: args.region.clone(),
     })
-}
-
-/// A server in this process on a fresh SQLite store.
-struct InProcessServer {
-    // Removed (with the store) when the bench ends.
-    _data_dir: tempfile::TempDir,
-    shutdown: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl InProcessServer {
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        if let Err(err) = self.task.await {
-            tracing::warn!(%err, "the in-process server ended abnormally");
-        }
-    }
-}
-
-async fn start_in_process(region: &str) -> Result<(Target, InProcessServer)> {
-    let data_dir = tempfile::Builder::new()
-        .prefix("berth-bench-")
-        .tempdir()
-        .context("cannot create a temporary directory for the bench store")?;
-    let store_path = data_dir.path().join("berth.db");
-    let store: Arc<dyn store::Store> = Arc::new(
-        store_sqlite::SqliteStore::open(&store_path)
-            .await
-            .with_context(|| format!("cannot open the store at {}", store_path.display()))?,
-    );
-    let access_keys = AccessKeys::load(&*store).await?;
-    let key = access_keys
-        .ensure_account_key(
-            &*store,
-            crate::DEFAULT_ACCOUNT_ID,
-            clock::now_ms(),
-            &mut rand::rngs::OsRng,
-        )
-        .await?;
-    let services = Services::new().with_json(Arc::new(api::Ecs::new(store)));
-    let config = ServerConfig::new(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        crate::DEFAULT_ACCOUNT_ID,
-    );
-    let server = Server::bind(config, Arc::new(access_keys), services).await?;
-    let connect_addr = server.local_addr();
-    let (shutdown, signalled) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async {
-        let _ = signalled.await;
-    }));
-    let target = Target {
-        connect_addr,
-        host: HeaderValue::from_str(&connect_addr.to_string())?,
-        access_key_id: key.access_key_id,
-        secret_access_key: key.secret_access_key,
-        region: region.to_string(),
-    };
-    Ok((
-        target,
-        InProcessServer {
-            _data_dir: data_dir,
-            shutdown,
-            task,
-        },
-    ))
 }
 
 struct PhaseResult {
@@ -401,21 +290,16 @@ where
                 let sent_at = clock::monotonic_now();
                 match send(sender, request).await {
                     Ok((status, _)) if status.is_success() => {
-                        let latency_us =
-                            u64::try_from(sent_at.elapsed().as_micros()).unwrap_or(u64::MAX);
-                        tally.latencies_us.push(latency_us);
+                        tally.latencies_us.push(micros(sent_at.elapsed()));
                         if let Some(family) = family {
                             if !tally.registered.contains(&family) {
                                 tally.registered.push(family);
                             }
                         }
                     }
-                    Ok((status, body)) => tally.error(|| {
-                        format!(
-                            "{operation}: HTTP {status}: {}",
-                            String::from_utf8_lossy(&body[..body.len().min(300)])
-                        )
-                    }),
+                    Ok((status, body)) => {
+                        tally.error(|| format!("{operation}: HTTP {status}: {}", excerpt(&body)))
+                    }
                     Err(err) => {
                         tally.error(|| format!("{operation}: {err:#}"));
                         connection = None;
@@ -449,31 +333,6 @@ where
         summary: PhaseSummary::from_latencies(latencies_us, errors, first_error, elapsed),
         registered_by_client,
     }
-}
-
-async fn connect(addr: SocketAddr) -> Result<http1::SendRequest<Full<Bytes>>> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("cannot connect to {addr}"))?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        if let Err(err) = connection.await {
-            tracing::debug!(%err, "bench connection ended");
-        }
-    });
-    Ok(sender)
-}
-
-async fn send(
-    sender: &mut http1::SendRequest<Full<Bytes>>,
-    request: Request<Full<Bytes>>,
-) -> Result<(StatusCode, Bytes)> {
-    sender.ready().await?;
-    let response = sender.send_request(request).await?;
-    let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok((status, body))
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -527,41 +386,9 @@ impl PhaseSummary {
     }
 }
 
-/// Nearest-rank percentile of ascending `sorted` (0 when empty).
-fn percentile(sorted: &[u64], fraction: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = (fraction * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn round3(value: f64) -> f64 {
-    (value * 1000.0).round() / 1000.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let check = |values: &[u64], fraction: f64, expected: u64| {
-            assert_eq!(
-                percentile(values, fraction),
-                expected,
-                "{values:?} @ {fraction}"
-            );
-        };
-        check(&[], 0.5, 0);
-        check(&[7], 0.5, 7);
-        check(&[7], 0.99, 7);
-        check(&[1, 2, 3, 4], 0.5, 2);
-        let hundred: Vec<u64> = (1..=100).collect();
-        check(&hundred, 0.50, 50);
-        check(&hundred, 0.99, 99);
-        check(&hundred, 1.0, 100);
-    }
 
     #[test]
     fn summaries_count_errors_but_time_successes_only() {

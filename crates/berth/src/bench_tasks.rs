@@ -20,28 +20,21 @@
 //! Prints human-readable figures, then one JSON line:
 //! `{"bench":"tasks",…,"tasks_per_s":…,"run_task_p99_ms":…,"to_running_p99_ms":…}`.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use api::access_keys::AccessKeys;
-use aws_protocol::sigv4::{self, SigningParams};
-use bytes::Bytes;
-use control_plane::{Server, ServerConfig, Services};
-use http::{HeaderMap, HeaderValue, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::bench_support::{
+    create_cluster_and_register, excerpt, micros, percentile, round3, start_in_process, Client,
+    InProcessOptions, Target,
+};
 use crate::clock;
 
-const ECS_TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
 const CLUSTER_NAME: &str = "bench";
 const FAMILY: &str = "bench-tasks";
 const CONTAINER_NAME: &str = "app";
@@ -102,7 +95,7 @@ pub async fn run(args: TasksBenchArgs) -> Result<()> {
         );
     }
 
-    let (target, server) = start_in_process(&args.region).await?;
+    let (target, server) = start_in_process(&args.region, InProcessOptions::default()).await?;
     let target = Arc::new(target);
     println!(
         "berth bench tasks: {} instances, {} clients, RunTask count {}, up to {} tasks or {} s, against {}",
@@ -116,16 +109,8 @@ pub async fn run(args: TasksBenchArgs) -> Result<()> {
     println!("{SIMULATED_NOTICE}");
 
     let mut setup = Client::new(Arc::clone(&target));
-    setup
-        .call_ok("CreateCluster", &json!({ "clusterName": CLUSTER_NAME }))
-        .await?;
-    let registered = setup
-        .call_ok("RegisterTaskDefinition", &task_definition_body())
-        .await?;
-    let task_definition_arn = registered["taskDefinition"]["taskDefinitionArn"]
-        .as_str()
-        .context("RegisterTaskDefinition answered without a taskDefinitionArn")?
-        .to_string();
+    let (registered, task_definition_arn) =
+        create_cluster_and_register(&mut setup, CLUSTER_NAME, &task_definition_body()).await?;
     let required = required_attributes(&registered);
     println!(
         "task definition {task_definition_arn}: requires {}",
@@ -812,206 +797,6 @@ impl Report {
     }
 }
 
-/// Nearest-rank percentile of ascending `sorted` (0 when empty).
-fn percentile(sorted: &[u64], fraction: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = (fraction * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn round3(value: f64) -> f64 {
-    (value * 1000.0).round() / 1000.0
-}
-
-fn micros(duration: Duration) -> u64 {
-    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
-}
-
-fn excerpt(body: &[u8]) -> String {
-    String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned()
-}
-
-/// Where requests go and how they are signed.
-struct Target {
-    connect_addr: SocketAddr,
-    host: HeaderValue,
-    access_key_id: String,
-    secret_access_key: String,
-    region: String,
-}
-
-impl Target {
-    fn request(&self, operation: &str, body: Vec<u8>) -> Result<Request<Full<Bytes>>> {
-        let mut headers = HeaderMap::new();
-        headers.insert(http::header::HOST, self.host.clone());
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static(aws_protocol::json::CONTENT_TYPE),
-        );
-        headers.insert(
-            "x-amz-target",
-            HeaderValue::from_str(&format!("{ECS_TARGET_PREFIX}.{operation}"))?,
-        );
-        sigv4::sign_headers(
-            "POST",
-            "/",
-            "",
-            &mut headers,
-            &body,
-            &SigningParams {
-                access_key_id: &self.access_key_id,
-                secret_access_key: &self.secret_access_key,
-                session_token: None,
-                region: &self.region,
-                service: api::Ecs::SIGNING_NAME,
-                now_epoch_s: clock::now_ms().div_euclid(1000),
-            },
-        )?;
-        let mut request = Request::post("/").body(Full::new(Bytes::from(body)))?;
-        *request.headers_mut() = headers;
-        Ok(request)
-    }
-}
-
-/// One keep-alive HTTP/1.1 connection, opened on first use and again after
-/// a transport error.
-struct Client {
-    target: Arc<Target>,
-    connection: Option<http1::SendRequest<Full<Bytes>>>,
-}
-
-impl Client {
-    fn new(target: Arc<Target>) -> Client {
-        Client {
-            target,
-            connection: None,
-        }
-    }
-
-    async fn call(&mut self, operation: &str, body: &Value) -> Result<(StatusCode, Bytes)> {
-        let request = self.target.request(operation, serde_json::to_vec(body)?)?;
-        // The server closes connections idle for long; open a new one then.
-        if self
-            .connection
-            .as_ref()
-            .is_some_and(|sender| sender.is_closed())
-        {
-            self.connection = None;
-        }
-        let sender = match self.connection.as_mut() {
-            Some(sender) => sender,
-            None => self
-                .connection
-                .insert(connect(self.target.connect_addr).await?),
-        };
-        let sent = async {
-            sender.ready().await?;
-            let response = sender.send_request(request).await?;
-            let status = response.status();
-            let body = response.into_body().collect().await?.to_bytes();
-            Ok::<_, anyhow::Error>((status, body))
-        }
-        .await;
-        if sent.is_err() {
-            self.connection = None;
-        }
-        sent
-    }
-
-    /// `call`, with anything but a 2xx answer an error; the body as JSON.
-    async fn call_ok(&mut self, operation: &str, body: &Value) -> Result<Value> {
-        let (status, response) = self.call(operation, body).await?;
-        if !status.is_success() {
-            bail!("{operation}: HTTP {status}: {}", excerpt(&response));
-        }
-        serde_json::from_slice(&response)
-            .with_context(|| format!("{operation} answered with invalid JSON"))
-    }
-}
-
-async fn connect(addr: SocketAddr) -> Result<http1::SendRequest<Full<Bytes>>> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("cannot connect to {addr}"))?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        if let Err(err) = connection.await {
-            tracing::debug!(%err, "bench connection ended");
-        }
-    });
-    Ok(sender)
-}
-
-/// A server in this process on a fresh SQLite store.
-struct InProcessServer {
-    // Removed (with the store) when the bench ends.
-    _data_dir: tempfile::TempDir,
-    /// For its group-commit counters.
-    store: store_sqlite::SqliteStore,
-    shutdown: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl InProcessServer {
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        if let Err(err) = self.task.await {
-            tracing::warn!(%err, "the in-process server ended abnormally");
-        }
-    }
-}
-
-async fn start_in_process(region: &str) -> Result<(Target, InProcessServer)> {
-    let data_dir = tempfile::Builder::new()
-        .prefix("berth-bench-")
-        .tempdir()
-        .context("cannot create a temporary directory for the bench store")?;
-    let store_path = data_dir.path().join("berth.db");
-    let sqlite = store_sqlite::SqliteStore::open(&store_path)
-        .await
-        .with_context(|| format!("cannot open the store at {}", store_path.display()))?;
-    let store: Arc<dyn store::Store> = Arc::new(sqlite.clone());
-    let access_keys = AccessKeys::load(&*store).await?;
-    let key = access_keys
-        .ensure_account_key(
-            &*store,
-            crate::DEFAULT_ACCOUNT_ID,
-            clock::now_ms(),
-            &mut rand::rngs::OsRng,
-        )
-        .await?;
-    let services = Services::new().with_json(Arc::new(api::Ecs::new(store)));
-    let config = ServerConfig::new(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        crate::DEFAULT_ACCOUNT_ID,
-    );
-    let server = Server::bind(config, Arc::new(access_keys), services).await?;
-    let connect_addr = server.local_addr();
-    let (shutdown, signalled) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async {
-        let _ = signalled.await;
-    }));
-    let target = Target {
-        connect_addr,
-        host: HeaderValue::from_str(&connect_addr.to_string())?,
-        access_key_id: key.access_key_id,
-        secret_access_key: key.secret_access_key,
-        region: region.to_string(),
-    };
-    Ok((
-        target,
-        InProcessServer {
-            _data_dir: data_dir,
-            store: sqlite,
-            shutdown,
-            task,
-        },
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1142,12 +927,5 @@ mod tests {
         assert_eq!(report.to_running.p50_ms, 50.0);
         assert_eq!(report.to_running.p99_ms, 99.0);
         assert_eq!(report.to_running.max_ms, 100.0);
-    }
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        assert_eq!(percentile(&[], 0.5), 0);
-        assert_eq!(percentile(&[7], 0.99), 7);
-        assert_eq!(percentile(&[1, 2, 3, 4], 0.5), 2);
     }
 }

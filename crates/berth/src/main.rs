@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod bench;
 mod bench_run_task;
 mod bench_scheduler;
+mod bench_support;
 mod bench_tasks;
 mod clock;
 mod cmd_agent;

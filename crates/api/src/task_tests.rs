@@ -582,3 +582,31 @@ async fn distinct_instance_uses_the_groups_kept_on_instances() {
         tasks[0]["containerInstanceArn"]
     );
 }
+
+#[tokio::test]
+async fn start_task_places_on_the_named_instances() {
+    let h = Harness::new().await;
+    let big = h.register_instance(4096, 4000, "zone-a").await;
+    let small = h.register_instance(128, 100, "zone-b").await;
+    h.ok("RegisterTaskDefinition", web(0)).await;
+    let missing = "arn:aws:ecs:us-east-1:000000000000:container-instance/default/0123456789abcdef0123456789abcdef";
+    let started = h
+        .ok("StartTask", json!({"taskDefinition": "web", "containerInstances": [big, small, missing], "startedBy": "ops"}))
+        .await;
+    assert_eq!(started["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(started["tasks"][0]["containerInstanceArn"], big);
+    assert_eq!(started["tasks"][0]["startedBy"], "ops");
+    assert_eq!(
+        started["failures"],
+        json!([{"arn": small, "reason": "RESOURCE:CPU"}, {"arn": missing, "reason": "MISSING"}])
+    );
+    assert_eq!(remaining(&h.instance(&big).await, "CPU"), 4096 - 256);
+    assert_eq!(h.instance(&big).await["pendingTasksCount"], 1);
+    let e = h
+        .err(
+            "StartTask",
+            json!({"taskDefinition": "web", "containerInstances": []}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterException");
+}

@@ -45,6 +45,34 @@ struct RunTaskToken {
     failures: Vec<(Option<String>, String)>,
 }
 
+/// The parts of RunTask and StartTask requests that describe the task.
+struct LaunchRequest<'a> {
+    task_definition: Option<&'a str>,
+    overrides: Option<&'a TaskOverride>,
+    group: Option<&'a str>,
+    started_by: Option<&'a str>,
+    tags: Option<&'a [ecs_wire::Tag]>,
+    propagate_tags: Option<PropagateTags>,
+    enable_ecs_managed_tags: Option<bool>,
+    network_configuration: bool,
+    enable_execute_command: Option<bool>,
+    launch_type: Compatibility,
+}
+
+/// Everything new tasks of one RunTask/StartTask are built from.
+struct Launch {
+    task_definition: TaskDefinition,
+    /// The container definitions with the overrides applied.
+    containers: Vec<ContainerDefinition>,
+    overrides: TaskOverride,
+    /// Task-level CPU units and memory MiB, when set.
+    task_size: (Option<u32>, Option<u32>),
+    reservation: Reservation,
+    group: String,
+    started_by: Option<String>,
+    tags: Vec<Tag>,
+}
+
 /// Which of an instance's counters a task status counts in.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Bucket {
@@ -360,21 +388,13 @@ impl Ecs {
         Ok(record.value.task_definition)
     }
 
-    /// A new task, not yet placed.
-    #[allow(clippy::too_many_arguments)]
-    fn new_task(
-        &self,
-        ctx: &RequestContext,
-        cluster_name: &str,
-        task_definition: &TaskDefinition,
-        containers: &[ContainerDefinition],
-        overrides: &TaskOverride,
-        task_size: (Option<u32>, Option<u32>),
-        reservation: &Reservation,
-        group: &str,
-        started_by: Option<String>,
-        tags: Vec<Tag>,
-    ) -> Task {
+    /// A new task from a prepared launch, not yet placed.
+    fn new_task(&self, ctx: &RequestContext, cluster_name: &str, launch: &Launch) -> Task {
+        let (task_definition, task_size, reservation) = (
+            &launch.task_definition,
+            launch.task_size,
+            &launch.reservation,
+        );
         Task {
             id: uuid::Uuid::new_v4().simple().to_string(),
             cluster_name: cluster_name.to_string(),
@@ -400,7 +420,8 @@ impl Ecs {
                     .map(|m| m.to_string())
                     .unwrap_or_else(|| reservation.memory_mib.to_string()),
             ),
-            containers: containers
+            containers: launch
+                .containers
                 .iter()
                 .map(|c| TaskContainer {
                     name: c.name.clone().unwrap_or_default(),
@@ -421,10 +442,10 @@ impl Ecs {
                     memory_reservation: c.memory_reservation,
                 })
                 .collect(),
-            overrides: overrides.clone(),
-            group: Some(group.to_string()),
-            started_by,
-            tags,
+            overrides: launch.overrides.clone(),
+            group: Some(launch.group.clone()),
+            started_by: launch.started_by.clone(),
+            tags: launch.tags.clone(),
             reservation: reservation.clone(),
             availability_zone: None,
             created_at_ms: ctx.now_ms,
@@ -440,6 +461,72 @@ impl Ecs {
             health_status: None,
             version: 1,
         }
+    }
+
+    /// What RunTask and StartTask share: the task definition and overrides,
+    /// checked against what Berth can honour, and everything a new task is
+    /// built from.
+    async fn prepare_launch(
+        &self,
+        ctx: &RequestContext,
+        cluster: &Cluster,
+        request: LaunchRequest<'_>,
+    ) -> Result<Launch, ApiError> {
+        if request.network_configuration {
+            return Err(ApiError::invalid_parameter(
+                "Network Configuration is not valid for the given networkMode of this task definition.",
+            ));
+        }
+        if request.enable_execute_command == Some(true) {
+            return Err(ApiError::invalid_parameter(
+                "enableExecuteCommand is not supported by Berth yet.",
+            ));
+        }
+        let task_definition = self
+            .runnable_task_definition(ctx, request.task_definition.unwrap_or_default())
+            .await?;
+        if let Some(required) = &task_definition.requires_compatibilities {
+            if !required.is_empty() && !required.contains(&request.launch_type) {
+                return Err(ApiError::invalid_parameter(format!(
+                    "Task definition does not support launch_type {}.",
+                    request.launch_type.as_str()
+                )));
+            }
+        }
+        let overrides = request.overrides.cloned().unwrap_or_default();
+        let containers = placement::containers_with_overrides(&task_definition, &overrides)?;
+        if let Some(reason) = unsupported_feature(&task_definition, &containers) {
+            return Err(ApiError::invalid_parameter(reason));
+        }
+        let task_size = placement::task_size(&task_definition, &overrides)?;
+        let reservation =
+            placement::reservation(&task_definition, &containers, task_size.0, task_size.1);
+        let group = request.group.map(str::to_string).unwrap_or_else(|| {
+            format!(
+                "family:{}",
+                task_definition.family.as_deref().unwrap_or_default()
+            )
+        });
+        let tags = self
+            .tags_for_new_task(
+                ctx,
+                cluster,
+                &task_definition,
+                request.tags,
+                request.propagate_tags,
+                request.enable_ecs_managed_tags,
+            )
+            .await?;
+        Ok(Launch {
+            task_definition,
+            containers,
+            overrides,
+            task_size,
+            reservation,
+            group,
+            started_by: request.started_by.map(str::to_string),
+            tags,
+        })
     }
 
     pub(crate) async fn run_task(
@@ -475,16 +562,6 @@ impl Ecs {
                 "capacityProviderStrategy is not supported by Berth yet; omit it to place tasks on the cluster's container instances.",
             ));
         }
-        if request.network_configuration.is_some() {
-            return Err(ApiError::invalid_parameter(
-                "Network Configuration is not valid for the given networkMode of this task definition.",
-            ));
-        }
-        if request.enable_execute_command == Some(true) {
-            return Err(ApiError::invalid_parameter(
-                "enableExecuteCommand is not supported by Berth yet.",
-            ));
-        }
         if request
             .volume_configurations
             .as_ref()
@@ -494,34 +571,27 @@ impl Ecs {
                 "volumeConfigurations are not supported by Berth yet.",
             ));
         }
-        let task_definition = self
-            .runnable_task_definition(ctx, request.task_definition.as_deref().unwrap_or_default())
-            .await?;
-        let launch_type = match request.launch_type {
-            Some(LaunchType::External) => Compatibility::External,
-            _ => Compatibility::Ec2,
-        };
-        if let Some(required) = &task_definition.requires_compatibilities {
-            if !required.is_empty() && !required.contains(&launch_type) {
-                return Err(ApiError::invalid_parameter(format!(
-                    "Task definition does not support launch_type {}.",
-                    launch_type.as_str()
-                )));
-            }
-        }
-        let overrides = request.overrides.clone().unwrap_or_default();
-        let containers = placement::containers_with_overrides(&task_definition, &overrides)?;
-        if let Some(reason) = unsupported_feature(&task_definition, &containers) {
-            return Err(ApiError::invalid_parameter(reason));
-        }
-        let size = placement::task_size(&task_definition, &overrides)?;
-        let reservation = placement::reservation(&task_definition, &containers, size.0, size.1);
-        let group = request.group.clone().unwrap_or_else(|| {
-            format!(
-                "family:{}",
-                task_definition.family.as_deref().unwrap_or_default()
+        let launch = self
+            .prepare_launch(
+                ctx,
+                &cluster,
+                LaunchRequest {
+                    task_definition: request.task_definition.as_deref(),
+                    overrides: request.overrides.as_ref(),
+                    group: request.group.as_deref(),
+                    started_by: request.started_by.as_deref(),
+                    tags: request.tags.as_deref(),
+                    propagate_tags: request.propagate_tags,
+                    enable_ecs_managed_tags: request.enable_ecs_managed_tags,
+                    network_configuration: request.network_configuration.is_some(),
+                    enable_execute_command: request.enable_execute_command,
+                    launch_type: match request.launch_type {
+                        Some(LaunchType::External) => Compatibility::External,
+                        _ => Compatibility::Ec2,
+                    },
+                },
             )
-        });
+            .await?;
         let mut constraints = Vec::new();
         for constraint in request.placement_constraints.as_deref().unwrap_or_default() {
             constraints.push(scheduler::PlacementConstraint::from_ecs(
@@ -541,18 +611,12 @@ impl Ecs {
             strategies,
             scheduler::PlacementStrategy::run_task_default,
         );
-        let task_request =
-            placement::task_request(&task_definition, &reservation, &group, constraints)?;
-        let tags = self
-            .tags_for_new_task(
-                ctx,
-                &cluster,
-                &task_definition,
-                request.tags.as_deref(),
-                request.propagate_tags,
-                request.enable_ecs_managed_tags,
-            )
-            .await?;
+        let task_request = placement::task_request(
+            &launch.task_definition,
+            &launch.reservation,
+            &launch.group,
+            constraints,
+        )?;
 
         let token_key = request
             .client_token
@@ -564,18 +628,7 @@ impl Ecs {
                     return self.run_task_replay(ctx, &cluster, token.value).await;
                 }
             }
-            let prototype = self.new_task(
-                ctx,
-                &cluster.cluster_name,
-                &task_definition,
-                &containers,
-                &overrides,
-                size,
-                &reservation,
-                &group,
-                request.started_by.clone(),
-                tags.clone(),
-            );
+            let prototype = self.new_task(ctx, &cluster.cluster_name, &launch);
             let outcome = self
                 .place_and_commit(
                     ctx,
@@ -836,40 +889,22 @@ impl Ecs {
                 "containerInstances must name between 1 and 10 container instances.",
             ));
         }
-        if request.network_configuration.is_some() {
-            return Err(ApiError::invalid_parameter(
-                "Network Configuration is not valid for the given networkMode of this task definition.",
-            ));
-        }
-        if request.enable_execute_command == Some(true) {
-            return Err(ApiError::invalid_parameter(
-                "enableExecuteCommand is not supported by Berth yet.",
-            ));
-        }
-        let task_definition = self
-            .runnable_task_definition(ctx, request.task_definition.as_deref().unwrap_or_default())
-            .await?;
-        let overrides = request.overrides.clone().unwrap_or_default();
-        let containers = placement::containers_with_overrides(&task_definition, &overrides)?;
-        if let Some(reason) = unsupported_feature(&task_definition, &containers) {
-            return Err(ApiError::invalid_parameter(reason));
-        }
-        let size = placement::task_size(&task_definition, &overrides)?;
-        let reservation = placement::reservation(&task_definition, &containers, size.0, size.1);
-        let group = request.group.clone().unwrap_or_else(|| {
-            format!(
-                "family:{}",
-                task_definition.family.as_deref().unwrap_or_default()
-            )
-        });
-        let tags = self
-            .tags_for_new_task(
+        let launch = self
+            .prepare_launch(
                 ctx,
                 &cluster,
-                &task_definition,
-                request.tags.as_deref(),
-                request.propagate_tags,
-                request.enable_ecs_managed_tags,
+                LaunchRequest {
+                    task_definition: request.task_definition.as_deref(),
+                    overrides: request.overrides.as_ref(),
+                    group: request.group.as_deref(),
+                    started_by: request.started_by.as_deref(),
+                    tags: request.tags.as_deref(),
+                    propagate_tags: request.propagate_tags,
+                    enable_ecs_managed_tags: request.enable_ecs_managed_tags,
+                    network_configuration: request.network_configuration.is_some(),
+                    enable_execute_command: request.enable_execute_command,
+                    launch_type: Compatibility::Ec2,
+                },
             )
             .await?;
         let mut tasks = Vec::new();
@@ -899,7 +934,7 @@ impl Ecs {
                     });
                     break;
                 }
-                if let Err(shortfall) = instance.reserve(&reservation) {
+                if let Err(shortfall) = instance.reserve(&launch.reservation) {
                     failures.push(Failure {
                         arn: Some(arn.clone()),
                         reason: Some(shortfall.reason().into()),
@@ -907,20 +942,9 @@ impl Ecs {
                     });
                     break;
                 }
-                instance.add_to_group(&group);
+                instance.add_to_group(&launch.group);
                 instance.version += 1;
-                let mut task = self.new_task(
-                    ctx,
-                    &cluster.cluster_name,
-                    &task_definition,
-                    &containers,
-                    &overrides,
-                    size,
-                    &reservation,
-                    &group,
-                    request.started_by.clone(),
-                    tags.clone(),
-                );
+                let mut task = self.new_task(ctx, &cluster.cluster_name, &launch);
                 task.container_instance_id = Some(instance.id.clone());
                 task.availability_zone = instance
                     .attributes

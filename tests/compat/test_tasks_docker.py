@@ -213,6 +213,11 @@ def test_stop_timeout_sends_sigkill(ecs: Any) -> None:
     wait_running(ecs, task_arn)
     started = time.monotonic()
     ecs.stop_task(cluster="default", task=task_arn)
+    seen = set()
+    while time.monotonic() - started < 10 and "STOPPED" not in seen:
+        seen.add(describe(ecs, task_arn)["lastStatus"])
+        time.sleep(0.1)
+    assert "STOPPING" in seen, seen
     task = wait_stopped(ecs, task_arn)
     assert time.monotonic() - started >= 2
     assert by_name(task)["main"]["exitCode"] == 137

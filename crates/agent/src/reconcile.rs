@@ -1263,8 +1263,13 @@ impl<'a> TaskWork<'a> {
             });
         let status = if stopping {
             if any_running && all_started(blueprint, phases) {
-                // It ran; the others are being stopped.
-                TaskStatus::Running
+                // It ran and its containers are being stopped: STOPPING once
+                // the control plane knows it ran.
+                if self.told_status(task) >= TaskStatus::Running {
+                    TaskStatus::Stopping
+                } else {
+                    TaskStatus::Running
+                }
             } else if any_running {
                 // Still stopping: the task's status does not move yet.
                 task.last_status.min(TaskStatus::Running)

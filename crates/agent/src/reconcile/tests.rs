@@ -363,11 +363,12 @@ fn an_essential_exit_stops_the_others_then_the_task() {
     h.runtime.set_stop_exit_code(&h.docker("t1", "side"), 143);
     h.settle();
     assert_eq!(h.calls(), strings(&["stop side 7s"]));
-    // The exit is reported at once; the task once the others have stopped.
+    // The exit is reported at once, with the task STOPPING while the
+    // others stop; STOPPED once they have.
     assert_eq!(
         h.reports(),
         strings(&[
-            "RUNNING [app:STOPPED(3) side:RUNNING]",
+            "STOPPING [app:STOPPED(3) side:RUNNING]",
             "STOPPED 'Essential container in task exited' [app:STOPPED(3) side:STOPPED(143)]"
         ])
     );
@@ -461,7 +462,10 @@ fn stop_task_stops_dependents_first_with_their_stop_timeouts() {
     );
     assert_eq!(
         h.reports(),
-        strings(&["STOPPED [db:STOPPED(0) app:STOPPED(0) proxy:STOPPED(0)]"])
+        strings(&[
+            "STOPPING [db:RUNNING app:RUNNING proxy:RUNNING]",
+            "STOPPED [db:STOPPED(0) app:STOPPED(0) proxy:STOPPED(0)]"
+        ])
     );
 }
 

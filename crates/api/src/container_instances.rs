@@ -171,21 +171,11 @@ impl Ecs {
         ctx: &RequestContext,
         cluster_name: &str,
     ) -> Result<Vec<Versioned<ContainerInstance>>, ApiError> {
-        let prefix = keys::container_instances_prefix(&ctx.region, cluster_name);
-        let response = self
-            .store()
-            .range(store::RangeRequest::prefix(prefix))
-            .await?;
-        response
-            .kvs
-            .into_iter()
-            .map(|kv| {
-                Ok(Versioned {
-                    value: records::decode(&kv.key, &kv.value)?,
-                    mod_revision: kv.mod_revision,
-                })
-            })
-            .collect()
+        records::list_versioned(
+            self.store(),
+            &keys::container_instances_prefix(&ctx.region, cluster_name),
+        )
+        .await
     }
 
     /// Instance id → time its agent was last heard from.
@@ -424,13 +414,14 @@ impl Ecs {
         Err(records::too_much_contention("the container instance"))
     }
 
-    /// Read-modify-write of one container instance.
+    /// Read-modify-write of one container instance. `change` returns
+    /// whether it changed anything; nothing is written when it did not.
     pub(crate) async fn modify_container_instance(
         &self,
         ctx: &RequestContext,
         cluster_name: &str,
         id: &str,
-        change: impl Fn(&mut ContainerInstance) -> Result<(), ApiError>,
+        change: impl Fn(&mut ContainerInstance) -> Result<bool, ApiError>,
     ) -> Result<Option<ContainerInstance>, ApiError> {
         let key = keys::container_instance(&ctx.region, cluster_name, id);
         for _ in 0..MAX_CAS_ATTEMPTS {
@@ -438,7 +429,9 @@ impl Ecs {
                 return Ok(None);
             };
             let mut instance = current.value;
-            change(&mut instance)?;
+            if !change(&mut instance)? {
+                return Ok(Some(instance));
+            }
             instance.version += 1;
             if Write::new()
                 .expect(&key, current.mod_revision)
@@ -471,7 +464,7 @@ impl Ecs {
         let instance = self
             .modify_container_instance(ctx, &cluster.cluster_name, &id, |instance| {
                 if instance.status == ContainerInstanceStatus::Inactive {
-                    return Ok(());
+                    return Ok(false);
                 }
                 if !force && (counts.running > 0 || counts.pending > 0) {
                     return Err(ApiError::invalid_parameter(
@@ -479,7 +472,7 @@ impl Ecs {
                     ));
                 }
                 instance.status = ContainerInstanceStatus::Inactive;
-                Ok(())
+                Ok(true)
             })
             .await?
             .ok_or_else(|| ApiError::invalid_parameter(format!("The referenced container instance '{reference}' does not exist in cluster {}.", cluster.cluster_name)))?;
@@ -630,19 +623,26 @@ impl Ecs {
         for reference in &references {
             let id = id_from_reference(reference, "container-instance", &cluster.cluster_name)?;
             let arn = ctx.arns().container_instance(&cluster.cluster_name, &id);
-            let result = self
+            let changed = self
                 .modify_container_instance(ctx, &cluster.cluster_name, &id, |instance| {
-                    match instance.status {
-                        ContainerInstanceStatus::Active | ContainerInstanceStatus::Draining => {
-                            instance.status = target;
-                            Ok(())
-                        }
-                        _ => Err(ApiError::invalid_parameter("INACTIVE")),
+                    let settable = matches!(
+                        instance.status,
+                        ContainerInstanceStatus::Active | ContainerInstanceStatus::Draining
+                    );
+                    if settable {
+                        instance.status = target;
                     }
+                    Ok(settable)
                 })
-                .await;
-            match result {
-                Ok(Some(instance)) => updated.push(
+                .await?;
+            match changed {
+                Some(instance) if instance.status == ContainerInstanceStatus::Inactive => failures
+                    .push(Failure {
+                        arn: Some(arn),
+                        reason: Some("INACTIVE".into()),
+                        detail: Some("The container instance is deregistered.".into()),
+                    }),
+                Some(instance) => updated.push(
                     self.container_instance_to_wire(
                         ctx,
                         &instance,
@@ -652,17 +652,11 @@ impl Ecs {
                         false,
                     ),
                 ),
-                Ok(None) => failures.push(Failure {
+                None => failures.push(Failure {
                     arn: Some(arn),
                     reason: Some("MISSING".into()),
                     detail: None,
                 }),
-                Err(err) if err.message == "INACTIVE" => failures.push(Failure {
-                    arn: Some(arn),
-                    reason: Some("INACTIVE".into()),
-                    detail: Some("The container instance is deregistered.".into()),
-                }),
-                Err(err) => return Err(err),
             }
         }
         Ok(UpdateContainerInstancesStateResponse {
@@ -726,10 +720,12 @@ impl Ecs {
         for (id, changes) in &by_target {
             let changed = self
                 .modify_container_instance(ctx, &cluster.cluster_name, id, |instance| {
+                    let mut changed = false;
                     for (name, value) in changes {
-                        instance.attributes.insert(name.clone(), value.clone());
+                        changed |= instance.attributes.insert(name.clone(), value.clone())
+                            != Some(value.clone());
                     }
-                    Ok(())
+                    Ok(changed)
                 })
                 .await?;
             if changed.is_none() {
@@ -768,10 +764,11 @@ impl Ecs {
         for (id, names) in &by_target {
             let changed = self
                 .modify_container_instance(ctx, &cluster.cluster_name, id, |instance| {
+                    let mut changed = false;
                     for name in names {
-                        instance.attributes.remove(name);
+                        changed |= instance.attributes.remove(name).is_some();
                     }
-                    Ok(())
+                    Ok(changed)
                 })
                 .await?;
             if changed.is_none() {

@@ -50,6 +50,25 @@ pub async fn list<T: DeserializeOwned>(
         .collect()
 }
 
+/// Every record under `prefix`, in key order, with the revision each was
+/// last written at (for compare-and-swap).
+pub async fn list_versioned<T: DeserializeOwned>(
+    store: &dyn Store,
+    prefix: &str,
+) -> Result<Vec<Versioned<T>>, ApiError> {
+    let response = store.range(RangeRequest::prefix(prefix)).await?;
+    response
+        .kvs
+        .into_iter()
+        .map(|kv| {
+            Ok(Versioned {
+                value: decode(&kv.key, &kv.value)?,
+                mod_revision: kv.mod_revision,
+            })
+        })
+        .collect()
+}
+
 /// A write that must not clobber a concurrent one: each `(key, expected
 /// mod_revision)` must still hold (0 = key absent).
 pub struct Write {

@@ -197,6 +197,25 @@ async fn register_describe_and_list_instances() {
         )
         .await;
     assert_eq!(gone["containerInstance"]["status"], "INACTIVE");
+    let version = gone["containerInstance"]["version"].clone();
+    let refused = h
+        .ok(
+            "UpdateContainerInstancesState",
+            json!({"containerInstances": [second], "status": "ACTIVE"}),
+        )
+        .await;
+    assert_eq!(refused["containerInstances"], json!([]));
+    assert_eq!(refused["failures"][0]["reason"], "INACTIVE");
+    let again = h
+        .ok(
+            "DeregisterContainerInstance",
+            json!({"containerInstance": second}),
+        )
+        .await;
+    assert_eq!(
+        again["containerInstance"]["version"], version,
+        "a no-op writes nothing"
+    );
     assert_eq!(
         h.ok("ListContainerInstances", json!({})).await["containerInstanceArns"],
         json!([arn])

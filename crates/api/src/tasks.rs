@@ -247,23 +247,7 @@ impl Ecs {
         ctx: &RequestContext,
         cluster_name: &str,
     ) -> Result<Vec<Versioned<Task>>, ApiError> {
-        let response = self
-            .store()
-            .range(store::RangeRequest::prefix(keys::tasks_prefix(
-                &ctx.region,
-                cluster_name,
-            )))
-            .await?;
-        response
-            .kvs
-            .into_iter()
-            .map(|kv| {
-                Ok(Versioned {
-                    value: records::decode(&kv.key, &kv.value)?,
-                    mod_revision: kv.mod_revision,
-                })
-            })
-            .collect()
+        records::list_versioned(self.store(), &keys::tasks_prefix(&ctx.region, cluster_name)).await
     }
 
     pub(crate) fn task_to_wire(
@@ -1248,50 +1232,46 @@ impl Ecs {
             })?),
         };
         let now = ctx.now_ms;
-        let task = self
-            .modify_task(ctx, &cluster_name, &id, |task| {
-                let before = task.clone();
-                for change in request.containers.as_deref().unwrap_or_default() {
-                    apply_container_change(
-                        task,
-                        change.container_name.as_deref(),
-                        change.runtime_id.as_deref(),
-                        change.status.as_deref(),
-                        change.exit_code,
-                        change.reason.as_deref(),
-                        change.network_bindings.as_deref(),
-                        change.image_digest.as_deref(),
-                    );
+        self.modify_task(ctx, &cluster_name, &id, |task| {
+            let before = task.clone();
+            for change in request.containers.as_deref().unwrap_or_default() {
+                apply_container_change(
+                    task,
+                    change.container_name.as_deref(),
+                    change.runtime_id.as_deref(),
+                    change.status.as_deref(),
+                    change.exit_code,
+                    change.reason.as_deref(),
+                    change.network_bindings.as_deref(),
+                    change.image_digest.as_deref(),
+                );
+            }
+            for (name, status) in health {
+                if let Some(container) = task.containers.iter_mut().find(|c| &c.name == name) {
+                    container.health_status = Some(*status);
                 }
-                for (name, status) in health {
-                    if let Some(container) = task.containers.iter_mut().find(|c| &c.name == name) {
-                        container.health_status = Some(*status);
-                    }
-                }
-                if let Some(at) = millis(request.pull_started_at) {
-                    task.pull_started_at_ms.get_or_insert(at);
-                }
-                if let Some(at) = millis(request.pull_stopped_at) {
-                    task.pull_stopped_at_ms.get_or_insert(at);
-                }
-                if let Some(status) = status {
-                    advance_task(
-                        task,
-                        status,
-                        request.reason.as_deref(),
-                        millis(request.execution_stopped_at),
-                        now,
-                    );
-                }
-                Ok(*task != before)
-            })
-            .await?
-            .ok_or_else(|| {
-                ApiError::invalid_parameter(format!(
-                    "The referenced task was not found: {reference}"
-                ))
-            })?;
-        let _ = task;
+            }
+            if let Some(at) = millis(request.pull_started_at) {
+                task.pull_started_at_ms.get_or_insert(at);
+            }
+            if let Some(at) = millis(request.pull_stopped_at) {
+                task.pull_stopped_at_ms.get_or_insert(at);
+            }
+            if let Some(status) = status {
+                advance_task(
+                    task,
+                    status,
+                    request.reason.as_deref(),
+                    millis(request.execution_stopped_at),
+                    now,
+                );
+            }
+            Ok(*task != before)
+        })
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid_parameter(format!("The referenced task was not found: {reference}"))
+        })?;
         Ok(SubmitTaskStateChangeResponse {
             acknowledgment: Some("ACK".into()),
         })

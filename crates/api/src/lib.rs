@@ -382,3 +382,5 @@ mod tests;
 
 #[cfg(test)]
 mod task_tests;
+#[cfg(test)]
+mod test_support;

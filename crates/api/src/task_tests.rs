@@ -5,47 +5,27 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::{ApiError, Ecs, RequestContext};
+use crate::test_support;
 
-fn ctx() -> RequestContext {
-    RequestContext {
-        region: "us-east-1".into(),
-        account_id: "000000000000".into(),
-        principal_arn: "arn:aws:iam::000000000000:root".into(),
-        request_id: "req-1".into(),
-        now_ms: 1_700_000_000_000,
-    }
+fn ctx() -> crate::RequestContext {
+    test_support::ctx("us-east-1")
 }
 
-struct Harness {
-    ecs: Ecs,
+/// The shared harness with cluster `default` created, plus instance helpers.
+struct Harness(test_support::Harness);
+
+impl std::ops::Deref for Harness {
+    type Target = test_support::Harness;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Harness {
     async fn new() -> Self {
-        let h = Harness {
-            ecs: Ecs::new(Arc::new(store::MemoryStore::new())),
-        };
+        let h = Harness(test_support::Harness::new());
         h.ok("CreateCluster", json!({})).await;
         h
-    }
-    async fn call(&self, op: &str, body: Value) -> Result<Value, ApiError> {
-        let bytes = self
-            .ecs
-            .handle(&ctx(), op, body.to_string().as_bytes())
-            .await?;
-        Ok(serde_json::from_slice(&bytes).unwrap())
-    }
-    async fn ok(&self, op: &str, body: Value) -> Value {
-        self.call(op, body.clone())
-            .await
-            .unwrap_or_else(|e| panic!("{op} {body}: {e}"))
-    }
-    async fn err(&self, op: &str, body: Value) -> ApiError {
-        match self.call(op, body.clone()).await {
-            Ok(v) => panic!("{op} {body} succeeded: {v}"),
-            Err(e) => e,
-        }
     }
     async fn register_instance(&self, cpu: i32, memory: i32, az: &str) -> String {
         let r = self

@@ -104,7 +104,7 @@ fn configuration_to_value(configuration: &ecs_wire::ClusterConfiguration) -> ser
 }
 
 impl Ecs {
-    async fn load_cluster(
+    pub(crate) async fn load_cluster(
         &self,
         ctx: &RequestContext,
         name: &str,
@@ -175,10 +175,11 @@ impl Ecs {
             )))
             .await?;
         for kv in &services.kvs {
-            match field(kv, "status").as_deref() {
-                Some("ACTIVE") => counts.active_services += 1,
-                Some("DRAINING") => counts.draining_services += 1,
-                _ => {}
+            let service: crate::services::ServiceRecord = records::decode(&kv.key, &kv.value)?;
+            match service.scheduling.status {
+                deployments::ServiceStatus::Active => counts.active_services += 1,
+                deployments::ServiceStatus::Draining => counts.draining_services += 1,
+                deployments::ServiceStatus::Inactive => {}
             }
         }
         Ok(counts)

@@ -12,7 +12,9 @@
 //! /ecs/<region>/tasks/<cluster>/<id>                          Task
 //! /ecs/<region>/instance-tasks/<cluster>/<instance>/<task>    InstanceTaskRecord
 //! /ecs/<region>/run-task-tokens/<cluster>/<clientToken>       RunTaskToken
-//! /ecs/<region>/services/<cluster>/<name>                     (services issue)
+//! /ecs/<region>/services/<cluster>/<name>                     ServiceRecord
+//! /ecs/<region>/service-tokens/<cluster>/<clientToken>        CreateService clientToken → name
+//! /service-regions/<region>                                  marker: the region has services
 //! ```
 
 pub fn cluster(region: &str, cluster_name: &str) -> String {
@@ -86,3 +88,25 @@ pub fn instance_task(region: &str, cluster_name: &str, instance_id: &str, task_i
 pub fn instance_tasks_prefix(region: &str, cluster_name: &str, instance_id: &str) -> String {
     format!("/ecs/{region}/instance-tasks/{cluster_name}/{instance_id}/")
 }
+
+pub fn service(region: &str, cluster_name: &str, service_name: &str) -> String {
+    format!("/ecs/{region}/services/{cluster_name}/{service_name}")
+}
+
+pub fn service_token(region: &str, cluster_name: &str, client_token: &str) -> String {
+    format!("/ecs/{region}/service-tokens/{cluster_name}/{client_token}")
+}
+
+/// Every service of every cluster in the region (the service controller's
+/// scan).
+pub fn all_services_prefix(region: &str) -> String {
+    format!("/ecs/{region}/services/")
+}
+
+/// Marks a region that has services, so the service controller knows which
+/// regions to scan without reading every key.
+pub fn service_region(region: &str) -> String {
+    format!("/service-regions/{region}")
+}
+
+pub const SERVICE_REGIONS_PREFIX: &str = "/service-regions/";

@@ -26,11 +26,14 @@ mod pagination;
 pub mod placement;
 mod placement_cache;
 mod records;
+mod service_controller;
+mod services;
 mod tags;
 mod task_definitions;
 mod tasks;
 
 pub use error::ApiError;
+pub use service_controller::{key_concerns_services, ServicesPass};
 
 /// Who is calling, where, and when. Built by the HTTP shell from the verified
 /// SigV4 credential scope and the server's configuration.
@@ -205,6 +208,20 @@ impl Ecs {
                 self.submit_container_state_change(ctx, parse(body)?)
                     .await?,
             ),
+            "CreateService" => respond(self.create_service(ctx, parse(body)?).await?),
+            "UpdateService" => respond(self.update_service(ctx, parse(body)?).await?),
+            "DeleteService" => respond(self.delete_service(ctx, parse(body)?).await?),
+            "DescribeServices" => respond(self.describe_services(ctx, parse(body)?).await?),
+            "ListServices" => respond(self.list_services(ctx, parse(body)?).await?),
+            "ListServiceDeployments" => {
+                respond(self.list_service_deployments(ctx, parse(body)?).await?)
+            }
+            "DescribeServiceDeployments" => {
+                respond(self.describe_service_deployments(ctx, parse(body)?).await?)
+            }
+            "DescribeServiceRevisions" => {
+                respond(self.describe_service_revisions(ctx, parse(body)?).await?)
+            }
             "PutAccountSetting" => respond(self.put_account_setting(ctx, parse(body)?).await?),
             "PutAccountSettingDefault" => {
                 respond(self.put_account_setting_default(ctx, parse(body)?).await?)
@@ -338,10 +355,7 @@ fn deserialize_error(err: &serde_path_to_error::Error<serde_json::Error>) -> Api
             .next_back()
             .unwrap_or("value");
         let given = rest.split('`').next().unwrap_or_default();
-        let allowed: Vec<&str> = rest
-            .split_once("expected one of ")
-            .map(|(_, list)| list.split(", ").map(|v| v.trim_matches('`')).collect())
-            .unwrap_or_default();
+        let allowed = allowed_variants(rest);
         return ApiError::invalid_parameter(format!(
             "{member} should be one of [{}]; '{given}' is not.",
             allowed.join(",")
@@ -352,6 +366,20 @@ fn deserialize_error(err: &serde_path_to_error::Error<serde_json::Error>) -> Api
     } else {
         ApiError::serialization(format!("{path}: {inner}"))
     }
+}
+
+/// The variants in serde's "expected `A`", "expected `A` or `B`" and
+/// "expected one of `A`, `B`, `C`".
+fn allowed_variants(message: &str) -> Vec<&str> {
+    let Some((_, list)) = message.split_once("expected ") else {
+        return Vec::new();
+    };
+    let list = list.strip_prefix("one of ").unwrap_or(list);
+    list.split(", ")
+        .flat_map(|part| part.split(" or "))
+        .map(|v| v.trim().trim_matches('`'))
+        .filter(|v| !v.is_empty())
+        .collect()
 }
 
 /// Parses a request, answering missing required members with
@@ -380,6 +408,26 @@ fn respond<T: Serialize>(response: T) -> Result<Vec<u8>, ApiError> {
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod variant_tests {
+    #[test]
+    fn serde_variant_lists_of_every_length_are_read() {
+        for (message, expected) in [
+            ("`X`, expected `A`", vec!["A"]),
+            (
+                "`X`, expected `REPLICA` or `DAEMON`",
+                vec!["REPLICA", "DAEMON"],
+            ),
+            ("`X`, expected one of `A`, `B`, `C`", vec!["A", "B", "C"]),
+            ("`X`, there are no variants", vec![]),
+        ] {
+            assert_eq!(super::allowed_variants(message), expected, "{message}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod service_tests;
 #[cfg(test)]
 mod task_tests;
 #[cfg(test)]

@@ -13,12 +13,14 @@ use model::tags::Tag;
 use model::task_definition::{TaskDefinitionRecord, TaskDefinitionReference};
 
 use crate::records::{self, Versioned, Write, MAX_CAS_ATTEMPTS};
+use crate::services::ServiceRecord;
 use crate::{keys, ApiError, Ecs, RequestContext};
 
 /// A taggable resource, located in the store.
 enum Resource {
     Cluster { key: String },
     TaskDefinition { key: String },
+    Service { key: String },
 }
 
 fn not_found(arn: &str) -> ApiError {
@@ -51,8 +53,30 @@ impl Ecs {
                     "Invalid task definition ARN '{resource_arn}': it must end in family:revision."
                 ))),
             },
+            "service" => {
+                // `service/<cluster>/<name>`, or the old `service/<name>` (default cluster).
+                let (cluster, name) = arn
+                    .resource_id
+                    .split_once('/')
+                    .unwrap_or((model::cluster::DEFAULT_CLUSTER_NAME, &arn.resource_id));
+                Ok(Resource::Service {
+                    key: keys::service(&ctx.region, cluster, name),
+                })
+            }
             _ => Err(not_found(resource_arn)),
         }
+    }
+
+    /// A service that is not INACTIVE.
+    async fn load_tagged_service(
+        &self,
+        resource_arn: &str,
+        key: &str,
+    ) -> Result<Versioned<ServiceRecord>, ApiError> {
+        records::get::<ServiceRecord>(self.store(), key)
+            .await?
+            .filter(|s| !s.value.is_inactive())
+            .ok_or_else(|| not_found(resource_arn))
     }
 
     async fn load_tagged_cluster(&self, key: &str) -> Result<Versioned<Cluster>, ApiError> {
@@ -101,6 +125,17 @@ impl Ecs {
                     let current = self.load_tagged_task_definition(resource_arn, key).await?;
                     let mut record = current.value;
                     record.tags = change(&record.tags)?;
+                    Write::new()
+                        .expect(key, current.mod_revision)
+                        .put(key, &record)
+                        .commit(self.store())
+                        .await?
+                }
+                Resource::Service { key } => {
+                    let current = self.load_tagged_service(resource_arn, key).await?;
+                    let mut record = current.value;
+                    record.tags = change(&record.tags)?;
+                    record.version += 1;
                     Write::new()
                         .expect(key, current.mod_revision)
                         .put(key, &record)
@@ -156,6 +191,7 @@ impl Ecs {
                     .value
                     .tags
             }
+            Resource::Service { key } => self.load_tagged_service(&arn, &key).await?.value.tags,
         };
         Ok(ListTagsForResourceResponse {
             tags: Some(model::tags::to_wire(&tags)),

@@ -45,32 +45,45 @@ struct RunTaskToken {
     failures: Vec<(Option<String>, String)>,
 }
 
-/// The parts of RunTask and StartTask requests that describe the task.
-struct LaunchRequest<'a> {
-    task_definition: Option<&'a str>,
-    overrides: Option<&'a TaskOverride>,
-    group: Option<&'a str>,
-    started_by: Option<&'a str>,
-    tags: Option<&'a [ecs_wire::Tag]>,
-    propagate_tags: Option<PropagateTags>,
-    enable_ecs_managed_tags: Option<bool>,
-    network_configuration: bool,
-    enable_execute_command: Option<bool>,
-    launch_type: Compatibility,
+/// The parts of RunTask and StartTask requests (and of a service's
+/// launches) that describe the task.
+pub(crate) struct LaunchRequest<'a> {
+    pub task_definition: Option<&'a str>,
+    pub overrides: Option<&'a TaskOverride>,
+    pub group: Option<&'a str>,
+    pub started_by: Option<&'a str>,
+    pub tags: Option<&'a [ecs_wire::Tag]>,
+    pub propagate_tags: Option<PropagateTags>,
+    pub enable_ecs_managed_tags: Option<bool>,
+    pub network_configuration: bool,
+    pub enable_execute_command: Option<bool>,
+    pub launch_type: Compatibility,
+    /// A service's launch: its tags (for `propagateTags: SERVICE`); its task
+    /// definition may have been deregistered since (ECS keeps running it).
+    pub service_tags: Option<&'a [Tag]>,
 }
 
 /// Everything new tasks of one RunTask/StartTask are built from.
-struct Launch {
-    task_definition: TaskDefinition,
+pub(crate) struct Launch {
+    pub(crate) task_definition: TaskDefinition,
     /// The container definitions with the overrides applied.
-    containers: Vec<ContainerDefinition>,
-    overrides: TaskOverride,
+    pub(crate) containers: Vec<ContainerDefinition>,
+    pub(crate) overrides: TaskOverride,
     /// Task-level CPU units and memory MiB, when set.
-    task_size: (Option<u32>, Option<u32>),
-    reservation: Reservation,
-    group: String,
-    started_by: Option<String>,
-    tags: Vec<Tag>,
+    pub(crate) task_size: (Option<u32>, Option<u32>),
+    pub(crate) reservation: Reservation,
+    pub(crate) group: String,
+    pub(crate) started_by: Option<String>,
+    pub(crate) tags: Vec<Tag>,
+}
+
+/// What one placement round committed.
+pub(crate) struct Placed {
+    pub tasks: Vec<Task>,
+    /// `(container instance ARN, ECS reason)`, e.g. `RESOURCE:MEMORY`.
+    pub failures: Vec<(Option<String>, String)>,
+    /// The cluster has no container instance that could take tasks at all.
+    pub no_container_instances: bool,
 }
 
 /// Which of an instance's counters a task status counts in.
@@ -372,8 +385,34 @@ impl Ecs {
         Ok(record.value.task_definition)
     }
 
+    /// The task definition a service's deployment names: deregistered
+    /// revisions still run (as on ECS), deleted ones do not.
+    async fn service_task_definition(
+        &self,
+        ctx: &RequestContext,
+        reference: &str,
+    ) -> Result<TaskDefinition, ApiError> {
+        let parsed = TaskDefinitionReference::parse(reference)
+            .map_err(|_| ApiError::client_exception("TaskDefinition not found."))?;
+        let record = self
+            .resolve_task_definition(ctx, &parsed)
+            .await?
+            .ok_or_else(|| ApiError::client_exception("TaskDefinition not found."))?;
+        if record.value.status() == TaskDefinitionStatus::DeleteInProgress {
+            return Err(ApiError::client_exception(
+                "TaskDefinition is being deleted; update the service to another revision.",
+            ));
+        }
+        Ok(record.value.task_definition)
+    }
+
     /// A new task from a prepared launch, not yet placed.
-    fn new_task(&self, ctx: &RequestContext, cluster_name: &str, launch: &Launch) -> Task {
+    pub(crate) fn new_task(
+        &self,
+        ctx: &RequestContext,
+        cluster_name: &str,
+        launch: &Launch,
+    ) -> Task {
         let (task_definition, task_size, reservation) = (
             &launch.task_definition,
             launch.task_size,
@@ -450,7 +489,7 @@ impl Ecs {
     /// What RunTask and StartTask share: the task definition and overrides,
     /// checked against what Berth can honour, and everything a new task is
     /// built from.
-    async fn prepare_launch(
+    pub(crate) async fn prepare_launch(
         &self,
         ctx: &RequestContext,
         cluster: &Cluster,
@@ -466,9 +505,16 @@ impl Ecs {
                 "enableExecuteCommand is not supported by Berth yet.",
             ));
         }
-        let task_definition = self
-            .runnable_task_definition(ctx, request.task_definition.unwrap_or_default())
-            .await?;
+        let task_definition = match request.service_tags {
+            None => {
+                self.runnable_task_definition(ctx, request.task_definition.unwrap_or_default())
+                    .await?
+            }
+            Some(_) => {
+                self.service_task_definition(ctx, request.task_definition.unwrap_or_default())
+                    .await?
+            }
+        };
         if let Some(required) = &task_definition.requires_compatibilities {
             if !required.is_empty() && !required.contains(&request.launch_type) {
                 return Err(ApiError::invalid_parameter(format!(
@@ -499,6 +545,7 @@ impl Ecs {
                 request.tags,
                 request.propagate_tags,
                 request.enable_ecs_managed_tags,
+                request.service_tags,
             )
             .await?;
         Ok(Launch {
@@ -573,6 +620,7 @@ impl Ecs {
                         Some(LaunchType::External) => Compatibility::External,
                         _ => Compatibility::Ec2,
                     },
+                    service_tags: None,
                 },
             )
             .await?;
@@ -616,7 +664,7 @@ impl Ecs {
             let outcome = self
                 .place_and_commit(
                     ctx,
-                    &cluster,
+                    &cluster.cluster_name,
                     prototype,
                     &task_request,
                     &strategies,
@@ -625,8 +673,32 @@ impl Ecs {
                     attempt > 0,
                 )
                 .await?;
-            if let Some(response) = outcome {
-                return Ok(response);
+            if let Some(placed) = outcome {
+                if placed.no_container_instances {
+                    return Err(ApiError::invalid_parameter(
+                        scheduler::NO_CONTAINER_INSTANCES_MESSAGE,
+                    ));
+                }
+                return Ok(RunTaskResponse {
+                    tasks: Some(
+                        placed
+                            .tasks
+                            .iter()
+                            .map(|t| self.task_to_wire(ctx, t, false))
+                            .collect(),
+                    ),
+                    failures: Some(
+                        placed
+                            .failures
+                            .into_iter()
+                            .map(|(arn, reason)| Failure {
+                                arn,
+                                reason: Some(reason),
+                                detail: None,
+                            })
+                            .collect(),
+                    ),
+                });
             }
         }
         Err(records::too_much_contention(
@@ -634,6 +706,7 @@ impl Ecs {
         ))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn tags_for_new_task(
         &self,
         ctx: &RequestContext,
@@ -642,6 +715,7 @@ impl Ecs {
         request_tags: Option<&[ecs_wire::Tag]>,
         propagate: Option<PropagateTags>,
         managed: Option<bool>,
+        service_tags: Option<&[Tag]>,
     ) -> Result<Vec<Tag>, ApiError> {
         let mut tags = model::tags::from_wire(request_tags.unwrap_or_default());
         model::tags::validate_tags(&tags)?;
@@ -656,6 +730,9 @@ impl Ecs {
                 }
             }
             Some(PropagateTags::None) | None => {}
+            Some(PropagateTags::Service) if service_tags.is_some() => {
+                tags = model::tags::merge_tags(service_tags.unwrap_or_default(), &tags)?;
+            }
             Some(other) => {
                 return Err(ApiError::invalid_parameter(format!(
                     "propagateTags {} is only valid for a service's tasks.",
@@ -705,20 +782,18 @@ impl Ecs {
     /// instances they use, compare-and-swap on every instance touched.
     /// `Ok(None)`: an instance changed meanwhile; retry.
     #[allow(clippy::too_many_arguments)]
-    async fn place_and_commit(
+    pub(crate) async fn place_and_commit(
         &self,
         ctx: &RequestContext,
-        cluster: &Cluster,
+        cluster_name: &str,
         prototype: Task,
         task_request: &scheduler::TaskRequest,
         strategies: &[scheduler::PlacementStrategy],
         count: usize,
         token_key: Option<&str>,
         reload: bool,
-    ) -> Result<Option<RunTaskResponse>, ApiError> {
-        let view = self
-            .cluster_view(ctx, &cluster.cluster_name, reload)
-            .await?;
+    ) -> Result<Option<Placed>, ApiError> {
+        let view = self.cluster_view(ctx, cluster_name, reload).await?;
         let instances = &view.instances;
         let snapshots: Vec<scheduler::InstanceSnapshot> =
             instances.iter().map(|i| i.snapshot.clone()).collect();
@@ -762,20 +837,21 @@ impl Ecs {
                 }
                 Err(scheduler::PlacementFailure::NoContainerInstances) => {
                     if !reload {
-                        self.placement_cache()
-                            .invalidate(&ctx.region, &cluster.cluster_name);
+                        self.placement_cache().invalidate(&ctx.region, cluster_name);
                         return Ok(None);
                     }
                     if new_tasks.is_empty() {
-                        return Err(ApiError::invalid_parameter(
-                            scheduler::NO_CONTAINER_INSTANCES_MESSAGE,
-                        ));
+                        return Ok(Some(Placed {
+                            tasks: Vec::new(),
+                            failures: Vec::new(),
+                            no_container_instances: true,
+                        }));
                     }
                 }
                 Err(scheduler::PlacementFailure::NoInstanceFits { rejections }) => {
                     for rejection in rejections {
                         let arn = ctx.arns().container_instance(
-                            &cluster.cluster_name,
+                            cluster_name,
                             &instances[rejection.instance.get()].instance.id,
                         );
                         let entry = (Some(arn), rejection.reason.as_ecs_reason().to_string());
@@ -789,13 +865,12 @@ impl Ecs {
         if !reload && (!failures.is_empty() || new_tasks.len() < count) {
             // A cached view can be stale (an instance freed resources or
             // joined since): decide "does not fit" only on fresh data.
-            self.placement_cache()
-                .invalidate(&ctx.region, &cluster.cluster_name);
+            self.placement_cache().invalidate(&ctx.region, cluster_name);
             return Ok(None);
         }
         let mut txn = Txn::new();
         for (index, instance) in &changed {
-            let key = keys::container_instance(&ctx.region, &cluster.cluster_name, &instance.id);
+            let key = keys::container_instance(&ctx.region, cluster_name, &instance.id);
             txn = txn
                 .when(Compare::mod_revision_is(
                     key.clone(),
@@ -806,12 +881,12 @@ impl Ecs {
         for task in &new_tasks {
             if let Some(instance_id) = &task.container_instance_id {
                 txn = txn.then(Op::put(
-                    keys::instance_task(&ctx.region, &cluster.cluster_name, instance_id, &task.id),
+                    keys::instance_task(&ctx.region, cluster_name, instance_id, &task.id),
                     records::encode(&InstanceTaskRecord::Pending),
                 ));
             }
             txn = txn.then(Op::put(
-                keys::task(&ctx.region, &cluster.cluster_name, &task.id),
+                keys::task(&ctx.region, cluster_name, &task.id),
                 records::encode(task),
             ));
         }
@@ -827,34 +902,16 @@ impl Ecs {
         let committed = self.store().txn(txn).await?;
         if !committed.succeeded {
             // Someone else changed an instance: re-read them on the retry.
-            self.placement_cache()
-                .invalidate(&ctx.region, &cluster.cluster_name);
+            self.placement_cache().invalidate(&ctx.region, cluster_name);
             return Ok(None);
         }
         let written: Vec<ContainerInstance> = changed.into_values().collect();
-        self.placement_cache().written(
-            &ctx.region,
-            &cluster.cluster_name,
-            &written,
-            committed.revision,
-        );
-        Ok(Some(RunTaskResponse {
-            tasks: Some(
-                new_tasks
-                    .iter()
-                    .map(|t| self.task_to_wire(ctx, t, false))
-                    .collect(),
-            ),
-            failures: Some(
-                failures
-                    .into_iter()
-                    .map(|(arn, reason)| Failure {
-                        arn,
-                        reason: Some(reason),
-                        detail: None,
-                    })
-                    .collect(),
-            ),
+        self.placement_cache()
+            .written(&ctx.region, cluster_name, &written, committed.revision);
+        Ok(Some(Placed {
+            tasks: new_tasks,
+            failures,
+            no_container_instances: false,
         }))
     }
 
@@ -888,6 +945,7 @@ impl Ecs {
                     network_configuration: request.network_configuration.is_some(),
                     enable_execute_command: request.enable_execute_command,
                     launch_type: Compatibility::Ec2,
+                    service_tags: None,
                 },
             )
             .await?;
@@ -896,76 +954,75 @@ impl Ecs {
         for reference in &references {
             let id = id_from_reference(reference, "container-instance", &cluster.cluster_name)?;
             let arn = ctx.arns().container_instance(&cluster.cluster_name, &id);
-            let mut placed = None;
-            for _ in 0..MAX_CAS_ATTEMPTS {
-                let Some(current) = self
-                    .load_container_instance(ctx, &cluster.cluster_name, &id)
-                    .await?
-                else {
-                    failures.push(Failure {
-                        arn: Some(arn.clone()),
-                        reason: Some("MISSING".into()),
-                        detail: None,
-                    });
-                    break;
-                };
-                let mut instance = current.value;
-                if !instance.is_active() {
-                    failures.push(Failure {
-                        arn: Some(arn.clone()),
-                        reason: Some("INACTIVE".into()),
-                        detail: None,
-                    });
-                    break;
-                }
-                if let Err(shortfall) = instance.reserve(&launch.reservation) {
-                    failures.push(Failure {
-                        arn: Some(arn.clone()),
-                        reason: Some(shortfall.reason().into()),
-                        detail: None,
-                    });
-                    break;
-                }
-                instance.add_to_group(&launch.group);
-                instance.version += 1;
-                let mut task = self.new_task(ctx, &cluster.cluster_name, &launch);
-                task.container_instance_id = Some(instance.id.clone());
-                task.availability_zone = instance
-                    .attributes
-                    .get("ecs.availability-zone")
-                    .cloned()
-                    .flatten();
-                let instance_key =
-                    keys::container_instance(&ctx.region, &cluster.cluster_name, &id);
-                let txn = Txn::new()
-                    .when(Compare::mod_revision_is(
-                        instance_key.clone(),
-                        current.mod_revision,
-                    ))
-                    .then(Op::put(instance_key, records::encode(&instance)))
-                    .then(Op::put(
-                        keys::instance_task(&ctx.region, &cluster.cluster_name, &id, &task.id),
-                        records::encode(&InstanceTaskRecord::Pending),
-                    ))
-                    .then(Op::put(
-                        keys::task(&ctx.region, &cluster.cluster_name, &task.id),
-                        records::encode(&task),
-                    ));
-                if self.store().txn(txn).await?.succeeded {
-                    self.placement_cache()
-                        .invalidate(&ctx.region, &cluster.cluster_name);
-                    placed = Some(task);
-                    break;
-                }
-            }
-            if let Some(task) = placed {
-                tasks.push(self.task_to_wire(ctx, &task, false));
+            match self
+                .start_on_instance(ctx, &cluster.cluster_name, &launch, &id)
+                .await?
+            {
+                Ok(task) => tasks.push(self.task_to_wire(ctx, &task, false)),
+                Err(reason) => failures.push(Failure {
+                    arn: Some(arn),
+                    reason: Some(reason),
+                    detail: None,
+                }),
             }
         }
         Ok(StartTaskResponse {
             tasks: Some(tasks),
             failures: Some(failures),
         })
+    }
+
+    /// Starts one task of `launch` on the named instance, compare-and-swap on
+    /// the instance. `Ok(Err(reason))`: it cannot take the task (`MISSING`,
+    /// `INACTIVE`, or a `RESOURCE:…` shortfall).
+    pub(crate) async fn start_on_instance(
+        &self,
+        ctx: &RequestContext,
+        cluster_name: &str,
+        launch: &Launch,
+        id: &str,
+    ) -> Result<Result<Task, String>, ApiError> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Some(current) = self.load_container_instance(ctx, cluster_name, id).await? else {
+                return Ok(Err("MISSING".into()));
+            };
+            let mut instance = current.value;
+            if !instance.is_active() {
+                return Ok(Err("INACTIVE".into()));
+            }
+            if let Err(shortfall) = instance.reserve(&launch.reservation) {
+                return Ok(Err(shortfall.reason().into()));
+            }
+            instance.add_to_group(&launch.group);
+            instance.version += 1;
+            let mut task = self.new_task(ctx, cluster_name, launch);
+            task.container_instance_id = Some(instance.id.clone());
+            task.availability_zone = instance
+                .attributes
+                .get("ecs.availability-zone")
+                .cloned()
+                .flatten();
+            let instance_key = keys::container_instance(&ctx.region, cluster_name, id);
+            let txn = Txn::new()
+                .when(Compare::mod_revision_is(
+                    instance_key.clone(),
+                    current.mod_revision,
+                ))
+                .then(Op::put(instance_key, records::encode(&instance)))
+                .then(Op::put(
+                    keys::instance_task(&ctx.region, cluster_name, id, &task.id),
+                    records::encode(&InstanceTaskRecord::Pending),
+                ))
+                .then(Op::put(
+                    keys::task(&ctx.region, cluster_name, &task.id),
+                    records::encode(&task),
+                ));
+            if self.store().txn(txn).await?.succeeded {
+                self.placement_cache().invalidate(&ctx.region, cluster_name);
+                return Ok(Ok(task));
+            }
+        }
+        Err(records::too_much_contention("the container instance"))
     }
 
     /// Read-modify-write of a task together with its instance's counters and
@@ -1049,6 +1106,34 @@ impl Ecs {
         Err(records::too_much_contention("the task"))
     }
 
+    /// Sets a task's desiredStatus to STOPPED (once: a second request keeps
+    /// the first reason). `None`: no such task.
+    pub(crate) async fn request_task_stop(
+        &self,
+        ctx: &RequestContext,
+        cluster_name: &str,
+        id: &str,
+        stop_code: TaskStopCode,
+        reason: &str,
+    ) -> Result<Option<Task>, ApiError> {
+        let now = ctx.now_ms;
+        self.modify_task(ctx, cluster_name, id, |task| {
+            if task.desired_status == DesiredStatus::Stopped {
+                return Ok(false);
+            }
+            task.desired_status = DesiredStatus::Stopped;
+            task.stop_code = Some(stop_code);
+            task.stopped_reason = Some(reason.to_string());
+            task.stopping_at_ms = Some(now);
+            if task.container_instance_id.is_none() {
+                task.last_status = TaskStatus::Stopped;
+                task.stopped_at_ms = Some(now);
+            }
+            Ok(true)
+        })
+        .await
+    }
+
     pub(crate) async fn stop_task(
         &self,
         ctx: &RequestContext,
@@ -1064,22 +1149,14 @@ impl Ecs {
             .reason
             .clone()
             .unwrap_or_else(|| STOPPED_BY_USER.to_string());
-        let now = ctx.now_ms;
         let task = self
-            .modify_task(ctx, &cluster.cluster_name, &id, |task| {
-                if task.desired_status == DesiredStatus::Stopped {
-                    return Ok(false);
-                }
-                task.desired_status = DesiredStatus::Stopped;
-                task.stop_code = Some(TaskStopCode::UserInitiated);
-                task.stopped_reason = Some(reason.clone());
-                task.stopping_at_ms = Some(now);
-                if task.container_instance_id.is_none() {
-                    task.last_status = TaskStatus::Stopped;
-                    task.stopped_at_ms = Some(now);
-                }
-                Ok(true)
-            })
+            .request_task_stop(
+                ctx,
+                &cluster.cluster_name,
+                &id,
+                TaskStopCode::UserInitiated,
+                &reason,
+            )
             .await?
             .ok_or_else(|| {
                 ApiError::invalid_parameter(format!(

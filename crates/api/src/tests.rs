@@ -683,7 +683,7 @@ async fn protocol_errors() {
         "UnknownOperationException"
     );
     assert_eq!(
-        h.err("CreateService", json!({})).await.code,
+        h.err("CreateCapacityProvider", json!({})).await.code,
         "UnsupportedFeatureException"
     );
 }

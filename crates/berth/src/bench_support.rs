@@ -183,6 +183,9 @@ pub(crate) struct InProcessServer {
     pub(crate) endpoint_url: String,
     /// For its group-commit counters (`write_stats`).
     pub(crate) store: store_sqlite::SqliteStore,
+    /// The ECS service it serves, for benches that run the control plane's
+    /// background loops (the service controller) beside it.
+    pub(crate) ecs: Arc<api::Ecs>,
     // Removed (with the store) when the bench ends.
     _data_dir: tempfile::TempDir,
     shutdown: oneshot::Sender<()>,
@@ -253,6 +256,7 @@ pub(crate) async fn start_in_process(
         InProcessServer {
             endpoint_url,
             store: sqlite,
+            ecs,
             _data_dir: data_dir,
             shutdown,
             task,

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod bench;
 mod bench_run_task;
 mod bench_scheduler;
+mod bench_services;
 mod bench_support;
 mod bench_tasks;
 mod clock;
@@ -76,6 +77,9 @@ enum BenchCommand {
     /// RunTask to RUNNING with a real agent against `docker run`, and the
     /// agent's idle memory.
     RunTask(bench_run_task::RunTaskBenchArgs),
+    /// Service task replacement and rolling updates on real Docker, and
+    /// scaling up with simulated agents.
+    Services(bench_services::ServicesBenchArgs),
 }
 
 #[derive(Args)]
@@ -165,6 +169,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Tasks(args)) => runtime()?.block_on(bench_tasks::run(args)),
         Command::Bench(BenchCommand::RunTask(args)) => {
             runtime()?.block_on(bench_run_task::run(args))
+        }
+        Command::Bench(BenchCommand::Services(args)) => {
+            runtime()?.block_on(bench_services::run(args))
         }
     }
 }

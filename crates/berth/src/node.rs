@@ -157,6 +157,11 @@ pub async fn run(options: NodeOptions) -> Result<()> {
     let mut components = JoinSet::new();
     components.spawn(server.run(shutdown.signalled()));
     components.spawn(reap_stopped_tasks(Arc::clone(&ecs), shutdown.signalled()));
+    components.spawn(run_service_controller(
+        Arc::clone(&ecs),
+        options.account_id.clone(),
+        shutdown.signalled(),
+    ));
     if options.run_agent {
         let mut config = agent::AgentConfig::new(
             "default",
@@ -199,6 +204,90 @@ async fn reap_stopped_tasks(ecs: Arc<api::Ecs>, shutdown: impl std::future::Futu
                 Err(err) => tracing::warn!(%err, "deleting old STOPPED tasks failed"),
             },
             () = &mut shutdown => break,
+        }
+    }
+}
+
+/// The longest the service controller sleeps without a change.
+const SERVICE_PASS_INTERVAL_MS: i64 = 1_000;
+/// Changes arriving this close together are handled by one pass.
+const SERVICE_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Runs the service controller: a pass over every service whenever a
+/// service, task or container instance changes, when a plan asked to be
+/// woken, and at least every second (agent timeouts are noticed by time).
+pub async fn run_service_controller(
+    ecs: Arc<api::Ecs>,
+    account_id: String,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use futures::StreamExt as _;
+    use rand::RngCore as _;
+    tokio::pin!(shutdown);
+    let store = ecs.store_handle();
+    let mut changes: Option<store::WatchStream> = None;
+    loop {
+        if changes.is_none() {
+            match store.watch("/ecs/", &store::prefix_end("/ecs/"), 0).await {
+                Ok(stream) => changes = Some(stream),
+                Err(err) => tracing::warn!(%err, "the service controller cannot watch the store"),
+            }
+        }
+        let now_ms = clock::now_ms();
+        let pass = ecs
+            .reconcile_services(&account_id, now_ms, rand::rngs::OsRng.next_u64())
+            .await;
+        let wake_at_ms = match pass {
+            Ok(pass) => {
+                if pass.tasks_launched + pass.tasks_stopped > 0 {
+                    tracing::info!(
+                        launched = pass.tasks_launched,
+                        stopped = pass.tasks_stopped,
+                        "service controller pass"
+                    );
+                }
+                pass.wake_at_ms
+            }
+            Err(err) => {
+                tracing::warn!(%err, "service controller pass failed; retrying");
+                None
+            }
+        };
+        let deadline_ms = wake_at_ms
+            .unwrap_or(i64::MAX)
+            .min(now_ms + SERVICE_PASS_INTERVAL_MS)
+            .max(now_ms);
+        let sleep = tokio::time::sleep(std::time::Duration::from_millis(
+            (deadline_ms - now_ms) as u64,
+        ));
+        tokio::pin!(sleep);
+        // Wait for a relevant change, the deadline or shutdown.
+        loop {
+            let next = async {
+                match changes.as_mut() {
+                    Some(stream) => stream.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = &mut sleep => break,
+                event = next => match event {
+                    Some(Ok(event)) if api::key_concerns_services(&event.kv.key) => {
+                        tokio::time::sleep(SERVICE_DEBOUNCE).await;
+                        break;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => {
+                        changes = None;
+                        break;
+                    }
+                },
+            }
+        }
+        // Take whatever else arrived meanwhile: the pass reads it all.
+        if let Some(stream) = changes.as_mut() {
+            while let Some(Some(_)) = futures::FutureExt::now_or_never(stream.next()) {}
         }
     }
 }

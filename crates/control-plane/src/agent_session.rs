@@ -23,8 +23,16 @@ use tokio::sync::{mpsc, watch};
 use crate::clock;
 use crate::response::{Body, REQUEST_ID_HEADER};
 
-/// How often the control plane sends a heartbeat on an idle session.
+/// How often the control plane sends a heartbeat on an idle session (more
+/// often when the agent timeout is short: see [`heartbeat_interval`]).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Heartbeats (which record the agent as connected) come at least three
+/// times per agent timeout, so a live agent never looks disconnected.
+pub fn heartbeat_interval(agent_timeout_ms: i64) -> Duration {
+    let third = Duration::from_millis((agent_timeout_ms / 3).max(100) as u64);
+    HEARTBEAT_INTERVAL.min(third)
+}
 
 /// Opens a session: checks the request, then streams until the agent goes
 /// away or the server shuts down.
@@ -96,7 +104,7 @@ async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut last_sent: Option<Vec<DesiredTask>> = None;
-    let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+    let mut heartbeat = tokio::time::interval(heartbeat_interval(ecs.config().agent_timeout_ms));
     heartbeat.tick().await;
     let mut dirty = true;
     loop {
@@ -152,4 +160,16 @@ async fn run(
         container_instance = instance_id,
         "agent session closed"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_come_three_times_per_agent_timeout_at_most_every_five_seconds() {
+        assert_eq!(heartbeat_interval(30_000), Duration::from_secs(5));
+        assert_eq!(heartbeat_interval(3_000), Duration::from_secs(1));
+        assert_eq!(heartbeat_interval(0), Duration::from_millis(100));
+    }
 }

@@ -40,6 +40,35 @@ impl ArnScope {
         format!("{}task/{cluster_name}/{id}", self.prefix())
     }
 
+    pub fn service(&self, cluster_name: &str, service_name: &str) -> String {
+        format!("{}service/{cluster_name}/{service_name}", self.prefix())
+    }
+
+    /// `deployment_key` is the deployment id's number (`ecs-svc/<n>` → `<n>`).
+    pub fn service_deployment(
+        &self,
+        cluster_name: &str,
+        service_name: &str,
+        deployment_key: &str,
+    ) -> String {
+        format!(
+            "{}service-deployment/{cluster_name}/{service_name}/{deployment_key}",
+            self.prefix()
+        )
+    }
+
+    pub fn service_revision(
+        &self,
+        cluster_name: &str,
+        service_name: &str,
+        revision_key: &str,
+    ) -> String {
+        format!(
+            "{}service-revision/{cluster_name}/{service_name}/{revision_key}",
+            self.prefix()
+        )
+    }
+
     /// The ARN of the account's root principal, the default `principalArn`.
     pub fn root_principal(&self) -> String {
         format!("arn:aws:iam::{}:root", self.account_id)

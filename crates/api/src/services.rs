@@ -1496,6 +1496,36 @@ impl Ecs {
         Ok(services)
     }
 
+    /// Each ARN (`service-deployment/…` or `service-revision/…`, `kind`)
+    /// with its service and deployment, or `None` when either is missing.
+    async fn deployments_for_arns(
+        &self,
+        ctx: &RequestContext,
+        arns: &[String],
+        kind: &str,
+    ) -> Result<Vec<(String, Option<(ServiceRecord, Deployment)>)>, ApiError> {
+        let parsed = arns
+            .iter()
+            .map(|arn| parse_child_arn(ctx, arn, kind))
+            .collect::<Result<Vec<_>, _>>()?;
+        let services = self.services_for_arns(ctx, &parsed).await?;
+        Ok(arns
+            .iter()
+            .zip(&parsed)
+            .map(|(arn, parsed)| {
+                let found = parsed.as_ref().and_then(|p| {
+                    let record = services.get(&(p.cluster_name.clone(), p.service_name.clone()))?;
+                    let deployment = record
+                        .scheduling
+                        .all_deployments()
+                        .find(|d| deployment_key(&d.id) == p.key)?;
+                    Some((record.clone(), deployment.clone()))
+                });
+                (arn.clone(), found)
+            })
+            .collect())
+    }
+
     pub(crate) async fn describe_service_deployments(
         &self,
         ctx: &RequestContext,
@@ -1503,29 +1533,19 @@ impl Ecs {
     ) -> Result<DescribeServiceDeploymentsResponse, ApiError> {
         let arns = request.service_deployment_arns.clone().unwrap_or_default();
         check_arn_count(&arns, "serviceDeploymentArns")?;
-        let parsed = arns
-            .iter()
-            .map(|arn| parse_child_arn(ctx, arn, "service-deployment"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let services = self.services_for_arns(ctx, &parsed).await?;
         let mut found = Vec::new();
         let mut failures = Vec::new();
-        for (arn, parsed) in arns.iter().zip(&parsed) {
-            let deployment = parsed.as_ref().and_then(|p| {
-                let record = services.get(&(p.cluster_name.clone(), p.service_name.clone()))?;
-                let deployment = record
-                    .scheduling
-                    .all_deployments()
-                    .find(|d| deployment_key(&d.id) == p.key)?;
-                Some((record, deployment))
-            });
+        for (arn, deployment) in self
+            .deployments_for_arns(ctx, &arns, "service-deployment")
+            .await?
+        {
             match deployment {
                 Some((record, deployment)) => found.push(service_deployment_to_wire(
-                    &ServiceArns::new(ctx.arns(), record),
+                    &ServiceArns::new(ctx.arns(), &record),
                     &record.scheduling,
-                    deployment,
+                    &deployment,
                 )),
-                None => failures.push(missing(arn)),
+                None => failures.push(missing(&arn)),
             }
         }
         Ok(DescribeServiceDeploymentsResponse {
@@ -1541,26 +1561,17 @@ impl Ecs {
     ) -> Result<DescribeServiceRevisionsResponse, ApiError> {
         let arns = request.service_revision_arns.clone().unwrap_or_default();
         check_arn_count(&arns, "serviceRevisionArns")?;
-        let parsed = arns
-            .iter()
-            .map(|arn| parse_child_arn(ctx, arn, "service-revision"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let services = self.services_for_arns(ctx, &parsed).await?;
         let mut revisions = Vec::new();
         let mut failures = Vec::new();
-        for (arn, parsed) in arns.iter().zip(&parsed) {
-            let deployment = parsed.as_ref().and_then(|p| {
-                let record = services.get(&(p.cluster_name.clone(), p.service_name.clone()))?;
-                let deployment = record
-                    .scheduling
-                    .all_deployments()
-                    .find(|d| deployment_key(&d.id) == p.key)?;
-                Some((record, deployment.clone()))
-            });
+        for (arn, deployment) in self
+            .deployments_for_arns(ctx, &arns, "service-revision")
+            .await?
+        {
             let Some((record, deployment)) = deployment else {
-                failures.push(missing(arn));
+                failures.push(missing(&arn));
                 continue;
             };
+            let record = &record;
             let service_arns = ServiceArns::new(ctx.arns(), record);
             let container_images = self
                 .container_images(ctx, &deployment.task_definition_arn)

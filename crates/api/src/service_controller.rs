@@ -213,15 +213,28 @@ impl Ecs {
                 pass.tasks_stopped += 1;
             }
         }
+        // Tasks stopped for failed health checks are named in the next
+        // started event, as ECS does.
+        let mut replaced_unhealthy = plan
+            .stops
+            .iter()
+            .filter(|stop| stop.reason == deployments::failed_health_checks_reason())
+            .count();
         for launch in &plan.launches {
             let outcome = self.launch(ctx, cluster, service, launch).await?;
             if !outcome.started.is_empty() {
                 pass.tasks_launched += outcome.started.len();
                 scheduling.steady_state = false;
-                scheduling.record_event(
-                    ctx.now_ms,
-                    deployments::started_tasks_message(&name, &outcome.started),
-                );
+                let message = match replaced_unhealthy {
+                    0 => deployments::started_tasks_message(&name, &outcome.started),
+                    replaced => deployments::started_replacing_unhealthy_message(
+                        &name,
+                        &outcome.started,
+                        replaced,
+                    ),
+                };
+                replaced_unhealthy = 0;
+                scheduling.record_event(ctx.now_ms, message);
             }
             if let Some(reason) = outcome.unplaced_reason {
                 scheduling.steady_state = false;
@@ -537,7 +550,11 @@ mod tests {
                         {"name": "PORTS", "type": "STRINGSET", "stringSetValue": []},
                         {"name": "PORTS_UDP", "type": "STRINGSET", "stringSetValue": []}
                     ],
-                    "attributes": [{"name": "ecs.availability-zone", "value": format!("az-{}", n % 2)}]
+                    "attributes": [
+                        {"name": "ecs.availability-zone", "value": format!("az-{}", n % 2)},
+                        {"name": "ecs.capability.container-health-check"},
+                        {"name": "com.amazonaws.ecs.capability.docker-remote-api.1.24"}
+                    ]
                 }),
             )
             .await;
@@ -732,6 +749,106 @@ mod tests {
         assert_eq!(left.len(), 2);
         assert!(left.iter().all(|t| t["containerInstanceArn"] != draining));
         assert_eq!(stored(&h).await.scheduling.desired_count, 2);
+    }
+
+    #[tokio::test]
+    async fn a_task_failing_its_health_checks_is_replaced_after_the_grace_period() {
+        let h = cluster_with_service(1, 1).await;
+        // Revision 2 of `web` has a health check; the service moves to it.
+        let registered = h
+            .ok(
+                "RegisterTaskDefinition",
+                json!({"family": "web", "containerDefinitions": [{"name": "web", "image": "busybox", "cpu": 256, "memory": 128,
+                    "healthCheck": {"command": ["CMD", "true"]}}]}),
+            )
+            .await;
+        let key = keys::service("us-east-1", "default", "web");
+        let mut record = stored(&h).await;
+        record.scheduling.health_check_grace_period_ms = 10_000;
+        record.scheduling.update(
+            deployments::ServiceUpdate {
+                task_definition_arn: registered["taskDefinition"]["taskDefinitionArn"]
+                    .as_str()
+                    .map(str::to_string),
+                ..Default::default()
+            },
+            "ecs-svc/1000000000000000002".into(),
+            NOW_MS,
+        );
+        let current = records::get::<ServiceRecord>(h.ecs.store(), &key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(records::Write::new()
+            .expect(&key, current.mod_revision)
+            .put(&key, &record)
+            .commit(h.ecs.store())
+            .await
+            .unwrap());
+        h.ecs
+            .reconcile_services("000000000000", NOW_MS, 1)
+            .await
+            .unwrap();
+        let [task] = service_tasks(&h).await.try_into().unwrap();
+        let unhealthy = json!({"task": task["taskArn"], "status": "RUNNING",
+            "containers": [{"containerName": "web", "status": "RUNNING", "runtimeId": "c", "healthStatus": "UNHEALTHY"}]});
+        h.ok("SubmitTaskStateChange", unhealthy).await;
+
+        // Inside the grace period (counted from when the task started) it stays.
+        let started_ms = h
+            .ok("DescribeTasks", json!({"tasks": [task["taskArn"]]}))
+            .await["tasks"][0]["startedAt"]
+            .as_f64()
+            .map(|s| (s * 1000.0) as i64)
+            .unwrap();
+        let pass = h
+            .ecs
+            .reconcile_services("000000000000", started_ms + 5_000, 2)
+            .await
+            .unwrap();
+        assert_eq!((pass.tasks_launched, pass.tasks_stopped), (0, 0));
+        assert_eq!(pass.wake_at_ms, Some(started_ms + 10_000));
+
+        let pass = h
+            .ecs
+            .reconcile_services("000000000000", started_ms + 10_000, 3)
+            .await
+            .unwrap();
+        assert_eq!((pass.tasks_launched, pass.tasks_stopped), (1, 1));
+        let stopped = h
+            .ok("DescribeTasks", json!({"tasks": [task["taskArn"]]}))
+            .await["tasks"][0]
+            .clone();
+        assert_eq!(stopped["stopCode"], "ServiceSchedulerInitiated");
+        assert_eq!(
+            stopped["stoppedReason"],
+            "Task failed container health checks"
+        );
+        let messages: Vec<String> = stored(&h)
+            .await
+            .scheduling
+            .events
+            .iter()
+            .map(|e| e.message.clone())
+            .collect();
+        let id = task["taskArn"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap();
+        assert!(
+            messages.contains(&format!(
+                "(service web) (task {id}) failed container health checks."
+            )),
+            "{messages:?}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.ends_with(" Amazon ECS replaced 1 tasks due to an unhealthy status.")),
+            "{messages:?}"
+        );
     }
 
     #[tokio::test]

@@ -21,6 +21,20 @@ pub fn started_tasks_message(service_name: &str, task_ids: &[String]) -> String 
     )
 }
 
+/// The started event when some of the tasks replace ones that failed their
+/// health checks: `(service web) has started 1 tasks: (task a). Amazon ECS
+/// replaced 1 tasks due to an unhealthy status.`
+pub fn started_replacing_unhealthy_message(
+    service_name: &str,
+    task_ids: &[String],
+    replaced_count: usize,
+) -> String {
+    format!(
+        "{} Amazon ECS replaced {replaced_count} tasks due to an unhealthy status.",
+        started_tasks_message(service_name, task_ids)
+    )
+}
+
 /// `(service web) has stopped 2 running tasks: (task a) (task b).`
 pub fn stopped_tasks_message(service_name: &str, task_ids: &[String]) -> String {
     format!(
@@ -127,6 +141,14 @@ pub fn instance_deregistered_reason() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn started_event_names_replaced_unhealthy_tasks() {
+        assert_eq!(
+            started_replacing_unhealthy_message("web", &["a".to_string()], 1),
+            "(service web) has started 1 tasks: (task a). Amazon ECS replaced 1 tasks due to an unhealthy status."
+        );
+    }
 
     fn ids(ids: &[&str]) -> Vec<String> {
         ids.iter().map(|id| id.to_string()).collect()

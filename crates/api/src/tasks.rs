@@ -15,13 +15,11 @@ use ecs_wire::{
 use model::agent::DesiredTask;
 use model::arn::{cluster_name_from_reference, id_from_reference};
 use model::cluster::Cluster;
-use model::container_instance::ContainerInstance;
 use model::tags::Tag;
 use model::task::{
     ContainerStatus, DesiredStatus, NetworkBinding, Reservation, Task, TaskContainer, TaskStatus,
 };
 use model::task_definition::TaskDefinitionReference;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use store::{Compare, Op, Txn};
 
@@ -793,126 +791,19 @@ impl Ecs {
         token_key: Option<&str>,
         reload: bool,
     ) -> Result<Option<Placed>, ApiError> {
-        let view = self.cluster_view(ctx, cluster_name, reload).await?;
-        let instances = &view.instances;
-        let snapshots: Vec<scheduler::InstanceSnapshot> =
-            instances.iter().map(|i| i.snapshot.clone()).collect();
-        let mut state = scheduler::ClusterState::new(snapshots);
-        // Seeded from the request id: a decision is a function of its inputs.
-        let seed = ctx
-            .request_id
-            .bytes()
-            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let requests = vec![task_request.clone(); count];
-        let results = scheduler::place(&mut state, &requests, strategies, &mut rng);
-
-        let mut changed: BTreeMap<usize, ContainerInstance> = BTreeMap::new();
-        let mut new_tasks = Vec::new();
-        let mut failures: Vec<(Option<String>, String)> = Vec::new();
-        for result in results {
-            match result {
-                Ok(placement) => {
-                    let index = placement.instance.get();
-                    let instance = changed
-                        .entry(index)
-                        .or_insert_with(|| instances[index].instance.clone());
-                    if instance.reserve(&prototype.reservation).is_err() {
-                        // The scheduler and the instance disagree: treat as a race.
-                        return Ok(None);
-                    }
-                    if let Some(group) = &prototype.group {
-                        instance.add_to_group(group);
-                    }
-                    instance.version += 1;
-                    let mut task = prototype.clone();
-                    task.id = uuid::Uuid::new_v4().simple().to_string();
-                    task.container_instance_id = Some(instance.id.clone());
-                    task.availability_zone = instance
-                        .attributes
-                        .get("ecs.availability-zone")
-                        .cloned()
-                        .flatten();
-                    new_tasks.push(task);
-                }
-                Err(scheduler::PlacementFailure::NoContainerInstances) => {
-                    if !reload {
-                        self.placement_cache().invalidate(&ctx.region, cluster_name);
-                        return Ok(None);
-                    }
-                    if new_tasks.is_empty() {
-                        return Ok(Some(Placed {
-                            tasks: Vec::new(),
-                            failures: Vec::new(),
-                            no_container_instances: true,
-                        }));
-                    }
-                }
-                Err(scheduler::PlacementFailure::NoInstanceFits { rejections }) => {
-                    for rejection in rejections {
-                        let arn = ctx.arns().container_instance(
-                            cluster_name,
-                            &instances[rejection.instance.get()].instance.id,
-                        );
-                        let entry = (Some(arn), rejection.reason.as_ecs_reason().to_string());
-                        if !failures.contains(&entry) {
-                            failures.push(entry);
-                        }
-                    }
-                }
-            }
-        }
-        if !reload && (!failures.is_empty() || new_tasks.len() < count) {
-            // A cached view can be stale (an instance freed resources or
-            // joined since): decide "does not fit" only on fresh data.
-            self.placement_cache().invalidate(&ctx.region, cluster_name);
-            return Ok(None);
-        }
-        let mut txn = Txn::new();
-        for (index, instance) in &changed {
-            let key = keys::container_instance(&ctx.region, cluster_name, &instance.id);
-            txn = txn
-                .when(Compare::mod_revision_is(
-                    key.clone(),
-                    instances[*index].mod_revision,
-                ))
-                .then(Op::put(key, records::encode(instance)));
-        }
-        for task in &new_tasks {
-            if let Some(instance_id) = &task.container_instance_id {
-                txn = txn.then(Op::put(
-                    keys::instance_task(&ctx.region, cluster_name, instance_id, &task.id),
-                    records::encode(&InstanceTaskRecord::Pending),
-                ));
-            }
-            txn = txn.then(Op::put(
-                keys::task(&ctx.region, cluster_name, &task.id),
-                records::encode(task),
-            ));
-        }
-        if let Some(token_key) = token_key {
-            let token = RunTaskToken {
-                task_ids: new_tasks.iter().map(|t| t.id.clone()).collect(),
-                failures: failures.clone(),
-            };
-            txn = txn
-                .when(Compare::absent(token_key))
-                .then(Op::put(token_key, records::encode(&token)));
-        }
-        let committed = self.store().txn(txn).await?;
-        if !committed.succeeded {
-            // Someone else changed an instance: re-read them on the retry.
-            self.placement_cache().invalidate(&ctx.region, cluster_name);
-            return Ok(None);
-        }
-        let written: Vec<ContainerInstance> = changed.into_values().collect();
-        self.placement_cache()
-            .written(&ctx.region, cluster_name, &written, committed.revision);
-        Ok(Some(Placed {
-            tasks: new_tasks,
-            failures,
-            no_container_instances: false,
-        }))
+        let request = crate::placement_cache::PlacementRequest {
+            ctx: ctx.clone(),
+            prototype,
+            task_request: task_request.clone(),
+            strategies: strategies.to_vec(),
+            count,
+            token: token_key.map(|key| crate::placement_cache::TokenRecord {
+                key: key.to_string(),
+                encode: encode_run_task_token,
+            }),
+            reload,
+        };
+        self.place_batched(cluster_name, request).await
     }
 
     pub(crate) async fn start_task(
@@ -1613,4 +1504,12 @@ impl Ecs {
         }
         Ok(reaped)
     }
+}
+
+/// The value of a RunTask clientToken record.
+fn encode_run_task_token(tasks: &[Task], failures: &[(Option<String>, String)]) -> Vec<u8> {
+    records::encode(&RunTaskToken {
+        task_ids: tasks.iter().map(|t| t.id.clone()).collect(),
+        failures: failures.to_vec(),
+    })
 }

@@ -6,11 +6,14 @@
 //! `berth bench api`. The bench creates cluster `bench`, registers one small
 //! task definition, and registers `--instances` simulated container
 //! instances through RegisterContainerInstance. Then each of `--clients`
-//! workers loops: RunTask (`--count` tasks) → for every task returned, a
-//! stand-in agent acknowledges RUNNING at once with SubmitTaskStateChange
-//! through the same HTTP API (so the RUNNING state is durable in the store)
-//! → the latency from sending RunTask to that acknowledgment is recorded.
-//! No containers run.
+//! workers loops on RunTask (`--count` tasks), handing the tasks returned
+//! to its stand-in agent, which acknowledges each one RUNNING at once with
+//! SubmitTaskStateChange through the same HTTP API (so the RUNNING state is
+//! durable in the store), the tasks of one RunTask concurrently, while the
+//! worker goes on with its next RunTask (at most
+//! [`AGENT_BACKLOG_RUN_TASKS`] responses ahead of its agent). The latency
+//! from sending RunTask to each acknowledgment is recorded. No containers
+//! run.
 //!
 //! Instances stay `agentConnected`: registration records a heartbeat, and a
 //! keeper re-registers every instance (RegisterContainerInstance with its
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use serde_json::{json, Value};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::bench_support::{
@@ -50,6 +53,9 @@ const ZONE_SUFFIXES: [&str; 3] = ["a", "b", "c"];
 const HEARTBEAT_REFRESH: Duration = Duration::from_secs(20);
 /// Connections the heartbeat keeper re-registers instances over.
 const KEEPER_CONNECTIONS: usize = 4;
+/// RunTask responses a client's stand-in agent may fall behind by before
+/// the client waits for it.
+const AGENT_BACKLOG_RUN_TASKS: usize = 2;
 /// How often progress is printed during the load.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 /// At most this many instances per DescribeContainerInstances.
@@ -151,8 +157,9 @@ pub async fn run(args: TasksBenchArgs) -> Result<()> {
         keeper_stopped,
     ));
 
+    let connections = open_connections(&target, args.clients, args.count as usize).await?;
     let writes_before = server.store.write_stats();
-    let load = run_load(&target, &args, &task_definition_arn).await;
+    let load = run_load(&target, &args, &task_definition_arn, connections).await;
     let writes = server.store.write_stats();
     let (load_commits, load_txns) = (
         writes.commits - writes_before.commits,
@@ -189,8 +196,8 @@ pub async fn run(args: TasksBenchArgs) -> Result<()> {
         report.to_running.p50_ms, report.to_running.p99_ms, report.to_running.max_ms
     );
     println!(
-        "SubmitTaskStateChange (RUNNING): latency p50 {:.2} ms, p99 {:.2} ms",
-        report.ack.p50_ms, report.ack.p99_ms
+        "SubmitTaskStateChange (RUNNING): latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        report.ack.p50_ms, report.ack.p99_ms, report.ack.max_ms
     );
     println!(
         "store during the load: {load_txns} write transactions in {load_commits} commits (one fsync each), {:.1} per commit",
@@ -360,7 +367,8 @@ fn running_ack_body(task_arn: &str) -> Value {
 }
 
 /// The task ARNs, the failure entries (rendered) of a RunTask response.
-fn run_task_outcome(response: &Value) -> (Vec<String>, Vec<String>) {
+fn run_task_outcome(response: &[u8]) -> (Vec<String>, Vec<String>) {
+    let response: Value = serde_json::from_slice(response).unwrap_or(Value::Null);
     let arns = response["tasks"]
         .as_array()
         .into_iter()
@@ -568,10 +576,54 @@ impl LoadTally {
     }
 }
 
+/// One worker's connections, open before the load: its RunTask connection
+/// and its stand-in agent's, one per acknowledgment in flight.
+struct WorkerConnections {
+    run_task: Client,
+    acknowledgments: Vec<Client>,
+}
+
+/// Opens (with a DescribeClusters each) the connections of `clients`
+/// workers, each with `acknowledgments_in_flight` for its agent. Opening
+/// them during the load would time the connects, and a burst of them can
+/// overflow the listener's accept queue (a dropped SYN is retried after a
+/// second).
+async fn open_connections(
+    target: &Arc<Target>,
+    clients: usize,
+    acknowledgments_in_flight: usize,
+) -> Result<Vec<WorkerConnections>> {
+    let mut openers = JoinSet::new();
+    for _ in 0..clients {
+        let target = Arc::clone(target);
+        openers.spawn(async move {
+            let mut opened = Vec::with_capacity(acknowledgments_in_flight + 1);
+            for _ in 0..=acknowledgments_in_flight {
+                let mut client = Client::new(Arc::clone(&target));
+                client
+                    .call_ok("DescribeClusters", &json!({ "clusters": [CLUSTER_NAME] }))
+                    .await?;
+                opened.push(client);
+            }
+            let run_task = opened.pop().context("no connection opened")?;
+            Ok::<_, anyhow::Error>(WorkerConnections {
+                run_task,
+                acknowledgments: opened,
+            })
+        });
+    }
+    let mut all = Vec::with_capacity(clients);
+    while let Some(joined) = openers.join_next().await {
+        all.push(joined.context("a connection opener failed")??);
+    }
+    Ok(all)
+}
+
 async fn run_load(
     target: &Arc<Target>,
     args: &TasksBenchArgs,
     task_definition_arn: &str,
+    connections: Vec<WorkerConnections>,
 ) -> LoadTally {
     let claimed = Arc::new(AtomicU64::new(0));
     let running = Arc::new(AtomicU64::new(0));
@@ -600,18 +652,24 @@ async fn run_load(
     });
 
     let mut workers = JoinSet::new();
-    for _ in 0..args.clients {
+    for connections in connections {
         let target = Arc::clone(target);
         let claimed = Arc::clone(&claimed);
         let running = Arc::clone(&running);
         let task_definition_arn = task_definition_arn.to_string();
         workers.spawn(async move {
+            // The stand-in agent of this client's tasks: it acknowledges
+            // each RunTask's tasks as it learns of them, while the client
+            // goes on with its next RunTask, as a real agent would.
+            let (placed, learned) = mpsc::channel(AGENT_BACKLOG_RUN_TASKS);
+            let agent = tokio::spawn(stand_in_agent(
+                target,
+                connections.acknowledgments,
+                learned,
+                running,
+            ));
             let mut tally = LoadTally::default();
-            let mut run_client = Client::new(Arc::clone(&target));
-            // One connection per acknowledgment in flight: the stand-in
-            // acknowledges a RunTask's tasks concurrently, as their agents
-            // would.
-            let mut ack_clients: Vec<Client> = Vec::new();
+            let mut run_client = connections.run_task;
             while clock::monotonic_now() < deadline {
                 let Some(batch) = next_batch(
                     claimed.fetch_add(u64::from(count), Ordering::Relaxed),
@@ -638,55 +696,24 @@ async fn run_load(
                     }
                 };
                 tally.run_task_latencies_us.push(micros(sent_at.elapsed()));
-                let response: Value = serde_json::from_slice(&response).unwrap_or(Value::Null);
                 let (task_arns, failures) = run_task_outcome(&response);
                 tally.failure_entries += failures.len() as u64;
                 tally.unplaced_tasks += u64::from(batch).saturating_sub(task_arns.len() as u64);
                 if tally.first_failure_entry.is_none() {
                     tally.first_failure_entry = failures.into_iter().next();
                 }
-
-                let mut acks = JoinSet::new();
-                for task_arn in task_arns {
-                    let mut client = ack_clients
-                        .pop()
-                        .unwrap_or_else(|| Client::new(Arc::clone(&target)));
-                    acks.spawn(async move {
-                        let ack_sent_at = clock::monotonic_now();
-                        let outcome = client
-                            .call("SubmitTaskStateChange", &running_ack_body(&task_arn))
-                            .await;
-                        (client, outcome, ack_sent_at, clock::monotonic_now())
-                    });
+                if placed.send((sent_at, task_arns)).await.is_err() {
+                    tally.ack_errors += 1;
+                    tally.error(|| "the stand-in agent stopped".to_string());
+                    break;
                 }
-                while let Some(joined) = acks.join_next().await {
-                    let Ok((client, outcome, ack_sent_at, acknowledged_at)) = joined else {
-                        tally.ack_errors += 1;
-                        tally.error(|| "an acknowledgment task failed".to_string());
-                        continue;
-                    };
-                    ack_clients.push(client);
-                    match outcome {
-                        Ok((status, _)) if status.is_success() => {
-                            tally
-                                .to_running_latencies_us
-                                .push(micros(acknowledged_at.duration_since(sent_at)));
-                            tally
-                                .ack_latencies_us
-                                .push(micros(acknowledged_at.duration_since(ack_sent_at)));
-                            running.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok((status, body)) => {
-                            tally.ack_errors += 1;
-                            tally.error(|| {
-                                format!("SubmitTaskStateChange: HTTP {status}: {}", excerpt(&body))
-                            });
-                        }
-                        Err(err) => {
-                            tally.ack_errors += 1;
-                            tally.error(|| format!("SubmitTaskStateChange: {err:#}"));
-                        }
-                    }
+            }
+            drop(placed);
+            match agent.await {
+                Ok(agent_tally) => tally.merge(agent_tally),
+                Err(err) => {
+                    tally.ack_errors += 1;
+                    tally.error(|| format!("the stand-in agent failed: {err}"));
                 }
             }
             tally
@@ -706,6 +733,64 @@ async fn run_load(
     total_tally.elapsed = started.elapsed();
     progress.abort();
     total_tally
+}
+
+/// Acknowledges RUNNING, through SubmitTaskStateChange, every task of each
+/// RunTask it learns of (with when that RunTask was sent), the tasks of one
+/// RunTask concurrently (they run on different instances, whose agents
+/// report independently), one connection per acknowledgment in flight.
+async fn stand_in_agent(
+    target: Arc<Target>,
+    mut ack_clients: Vec<Client>,
+    mut learned: mpsc::Receiver<(Instant, Vec<String>)>,
+    running: Arc<AtomicU64>,
+) -> LoadTally {
+    let mut tally = LoadTally::default();
+    while let Some((sent_at, task_arns)) = learned.recv().await {
+        let mut acks = JoinSet::new();
+        for task_arn in task_arns {
+            let mut client = ack_clients
+                .pop()
+                .unwrap_or_else(|| Client::new(Arc::clone(&target)));
+            acks.spawn(async move {
+                let ack_sent_at = clock::monotonic_now();
+                let outcome = client
+                    .call("SubmitTaskStateChange", &running_ack_body(&task_arn))
+                    .await;
+                (client, outcome, ack_sent_at, clock::monotonic_now())
+            });
+        }
+        while let Some(joined) = acks.join_next().await {
+            let Ok((client, outcome, ack_sent_at, acknowledged_at)) = joined else {
+                tally.ack_errors += 1;
+                tally.error(|| "an acknowledgment task failed".to_string());
+                continue;
+            };
+            ack_clients.push(client);
+            match outcome {
+                Ok((status, _)) if status.is_success() => {
+                    tally
+                        .to_running_latencies_us
+                        .push(micros(acknowledged_at.duration_since(sent_at)));
+                    tally
+                        .ack_latencies_us
+                        .push(micros(acknowledged_at.duration_since(ack_sent_at)));
+                    running.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok((status, body)) => {
+                    tally.ack_errors += 1;
+                    tally.error(|| {
+                        format!("SubmitTaskStateChange: HTTP {status}: {}", excerpt(&body))
+                    });
+                }
+                Err(err) => {
+                    tally.ack_errors += 1;
+                    tally.error(|| format!("SubmitTaskStateChange: {err:#}"));
+                }
+            }
+        }
+    }
+    tally
 }
 
 /// The state the run left in the store, read back through the API.
@@ -897,10 +982,10 @@ mod tests {
             "tasks": [{"taskArn": "arn:t1"}, {"taskArn": "arn:t2"}],
             "failures": [{"arn": "arn:ci", "reason": "RESOURCE:CPU"}]
         });
-        let (arns, failures) = run_task_outcome(&response);
+        let (arns, failures) = run_task_outcome(response.to_string().as_bytes());
         assert_eq!(arns, ["arn:t1", "arn:t2"]);
         assert_eq!(failures, ["arn:ci: RESOURCE:CPU"]);
-        assert_eq!(run_task_outcome(&Value::Null), (vec![], vec![]));
+        assert_eq!(run_task_outcome(b"null"), (vec![], vec![]));
     }
 
     #[test]

@@ -105,6 +105,7 @@ pub async fn run(options: NodeOptions) -> Result<()> {
     ));
     let services = Services::new()
         .with_json(Arc::clone(&ecs) as Arc<dyn control_plane::JsonService>)
+        .with_query(Arc::new(elbv2::Elbv2::new(Arc::clone(&store))))
         .with_agent_sessions(Arc::clone(&ecs));
     let server = Server::bind(config, Arc::new(access_keys), services).await?;
     let local_addr = server.local_addr();

@@ -15,6 +15,7 @@
 //! the acknowledgement, so after `txn` returns every read and every new watch
 //! sees it.
 
+mod checkpoint;
 mod reader;
 mod schema;
 mod watch;
@@ -32,6 +33,7 @@ use store::{
 };
 use tokio::sync::oneshot;
 
+use crate::checkpoint::{Checkpointer, WRITER_AUTOCHECKPOINT_PAGES};
 use crate::reader::{load_key, load_range, ReadPool};
 use crate::schema::{read_meta, META_REVISION};
 use crate::writer::{Shared, WriteRequest, Writer};
@@ -196,9 +198,12 @@ fn open_blocking(
         .map_err(open_error)?;
     let reads = ReadPool::start(readers).map_err(SqliteStoreError::SpawnThread)?;
     let shared = Arc::new(Shared::new(revision, options.watch_capacity));
+    let checkpointer = Checkpointer::start(open_checkpointer(&path).map_err(open_error)?)
+        .map_err(SqliteStoreError::SpawnThread)?;
     let (writes, requests) = mpsc::channel();
     Writer::new(
         connection,
+        checkpointer,
         requests,
         Arc::clone(&shared),
         options.max_batch_requests,
@@ -236,7 +241,27 @@ fn configure_writer(connection: &Connection, path: &Path) -> Result<(), SqliteSt
     connection
         .pragma_update(None, "synchronous", "FULL")
         .map_err(open_error)?;
+    // Checkpoints run on their own thread; this is only the backstop.
+    connection
+        .pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
+        .map_err(open_error)?;
+    // The statement journal of savepoints lives in memory: it only undoes a
+    // failed transaction inside a batch, never survives a crash.
+    connection
+        .pragma_update(None, "temp_store", "MEMORY")
+        .map_err(open_error)?;
     Ok(())
+}
+
+/// The checkpointer's connection: it writes the database file, and syncs
+/// it before the WAL may be reused.
+fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    // It never commits, so it never checkpoints on its own.
+    connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+    Ok(connection)
 }
 
 fn open_reader(path: &Path) -> rusqlite::Result<Connection> {

@@ -16,6 +16,7 @@ use store::memory::compare_holds;
 use store::{EventKind, KeyValue, Op, Result, Revision, StoreError, Txn, TxnResponse, WatchEvent};
 use tokio::sync::{broadcast, oneshot};
 
+use crate::checkpoint::Checkpointer;
 use crate::reader::{backend_error, load_key};
 use crate::schema::{
     read_meta, write_meta, KIND_DELETE, KIND_PUT, META_COMPACTED_REVISION, META_REVISION,
@@ -87,6 +88,7 @@ impl Shared {
 
 pub(crate) struct Writer {
     connection: Connection,
+    checkpointer: Checkpointer,
     requests: mpsc::Receiver<WriteRequest>,
     shared: Arc<Shared>,
     max_batch_requests: usize,
@@ -114,12 +116,14 @@ struct Committed {
 impl Writer {
     pub(crate) fn new(
         connection: Connection,
+        checkpointer: Checkpointer,
         requests: mpsc::Receiver<WriteRequest>,
         shared: Arc<Shared>,
         max_batch_requests: usize,
     ) -> Writer {
         Writer {
             connection,
+            checkpointer,
             requests,
             shared,
             max_batch_requests: max_batch_requests.max(1),
@@ -162,9 +166,25 @@ impl Writer {
                 },
             })
             .collect();
-        match apply_batch(&mut self.connection, &mut pending) {
-            Ok(committed) => self.publish(committed, pending.len()),
-            Err(error) => {
+        // Savepoints (so that a failing transaction is undone alone) cost a
+        // statement journal write per page; the batch is tried without them
+        // first and only redone with them when a transaction fails.
+        let mut applied = apply_batch(&mut self.connection, &mut pending, false);
+        if matches!(applied, Ok(None)) {
+            applied = apply_batch(&mut self.connection, &mut pending, true);
+        }
+        match applied {
+            Ok(Some(committed)) => {
+                self.publish(committed, pending.len());
+                self.checkpointer.nudge();
+            }
+            failed => {
+                let error = match failed {
+                    Err(error) => error.to_string(),
+                    // With savepoints a failing transaction never stops
+                    // the batch.
+                    _ => "a transaction failed".to_string(),
+                };
                 tracing::error!(%error, requests = pending.len(), "store batch failed to commit");
                 let message = format!("sqlite: the write batch failed to commit: {error}");
                 for request in &mut pending {
@@ -219,10 +239,14 @@ fn not_applied() -> StoreError {
 
 /// Applies `pending` in order in one transaction and commits it, recording
 /// each request's outcome. An error here means nothing was committed.
+/// Without `savepoints`, a transaction that fails rolls the whole batch back
+/// and `Ok(None)` asks for the batch to be redone with them; with them, it
+/// is undone alone and the batch goes on.
 fn apply_batch(
     connection: &mut Connection,
     pending: &mut [Pending],
-) -> rusqlite::Result<Committed> {
+    savepoints: bool,
+) -> rusqlite::Result<Option<Committed>> {
     let mut transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Read inside the write lock: the database, not this process, is the
     // authority on the revision.
@@ -232,6 +256,22 @@ fn apply_batch(
     let mut events = Vec::new();
     for request in pending.iter_mut() {
         match request {
+            Pending::Txn { txn, outcome, .. } if !savepoints => {
+                match apply_txn(&transaction, txn, revision + 1) {
+                    Ok((succeeded, txn_events)) => {
+                        if !txn_events.is_empty() {
+                            revision += 1;
+                            events.extend(txn_events);
+                        }
+                        *outcome = Ok(TxnResponse {
+                            succeeded,
+                            revision,
+                        });
+                    }
+                    // Dropping the transaction rolls the batch back.
+                    Err(_) => return Ok(None),
+                }
+            }
             Pending::Txn { txn, outcome, .. } => {
                 let mut savepoint = transaction.savepoint()?;
                 match apply_txn(&savepoint, txn, revision + 1) {
@@ -278,7 +318,7 @@ fn apply_batch(
         write_meta(&transaction, META_REVISION, revision)?;
     }
     transaction.commit()?;
-    Ok(Committed { revision, events })
+    Ok(Some(Committed { revision, events }))
 }
 
 /// Applies one transaction at `revision`; returns whether its compares held

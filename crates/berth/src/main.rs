@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod bench;
+mod bench_load_balancer;
 mod bench_run_task;
 mod bench_scheduler;
 mod bench_services;
@@ -80,6 +81,8 @@ enum BenchCommand {
     /// Service task replacement and rolling updates on real Docker, and
     /// scaling up with simulated agents.
     Services(bench_services::ServicesBenchArgs),
+    /// Berth's Application Load Balancer proxy against nginx, with wrk.
+    LoadBalancer(bench_load_balancer::LoadBalancerBenchArgs),
 }
 
 #[derive(Args)]
@@ -173,6 +176,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Services(args)) => {
             runtime()?.block_on(bench_services::run(args))
         }
+        Command::Bench(BenchCommand::LoadBalancer(args)) => bench_load_balancer::run(&args),
     }
 }
 

@@ -1,0 +1,611 @@
+//! The proxy against real backends on loopback.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use load_balancer::{
+    Action, Condition, FixedResponse, ForwardAction, HealthCheck, Listener, LoadBalancer, Protocol,
+    Redirect, Rule, Target, TargetGroup, TargetGroupAttributes, TargetHealthReason,
+    TargetHealthState, WeightedTargetGroup,
+};
+use load_balancer_proxy::{Proxy, ProxyOptions};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+struct Backend {
+    addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+    health_status: Arc<AtomicU16>,
+    seen: Arc<Mutex<Vec<HeaderMap>>>,
+}
+
+impl Backend {
+    fn target(&self) -> Target {
+        Target {
+            id: self.addr.ip(),
+            port: self.addr.port(),
+        }
+    }
+
+    fn last_headers(&self) -> HeaderMap {
+        self.seen.lock().unwrap().last().cloned().unwrap()
+    }
+}
+
+/// A backend answering its name; `/health` answers `health_status`,
+/// `/slow` after a second, `/hang` after ten.
+async fn backend(name: &'static str) -> Backend {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let health_status = Arc::new(AtomicU16::new(200));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let backend = Backend {
+        addr,
+        connections: Arc::clone(&connections),
+        health_status: Arc::clone(&health_status),
+        seen: Arc::clone(&seen),
+    };
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            connections.fetch_add(1, Ordering::SeqCst);
+            let health_status = Arc::clone(&health_status);
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let health_status = Arc::clone(&health_status);
+                    let seen = Arc::clone(&seen);
+                    async move {
+                        let path = request.uri().path().to_string();
+                        if path == "/health" {
+                            let status =
+                                StatusCode::from_u16(health_status.load(Ordering::SeqCst)).unwrap();
+                            let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
+                            *response.status_mut() = status;
+                            return Ok::<_, Infallible>(response);
+                        }
+                        seen.lock().unwrap().push(request.headers().clone());
+                        match path.as_str() {
+                            "/slow" => tokio::time::sleep(Duration::from_secs(1)).await,
+                            "/hang" => tokio::time::sleep(Duration::from_secs(10)).await,
+                            _ => {}
+                        }
+                        Ok(Response::new(Full::new(Bytes::from_static(
+                            name.as_bytes(),
+                        ))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    backend
+}
+
+async fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn forward(groups: &[(&str, u32)]) -> Action {
+    Action::Forward(ForwardAction {
+        target_groups: groups
+            .iter()
+            .map(|&(arn, weight)| WeightedTargetGroup {
+                target_group_arn: arn.to_string(),
+                weight,
+            })
+            .collect(),
+    })
+}
+
+fn target_group(arn: &str, targets: &[&Backend]) -> TargetGroup {
+    TargetGroup {
+        target_group_arn: arn.to_string(),
+        targets: targets.iter().map(|backend| backend.target()).collect(),
+        health_check: HealthCheck {
+            path: "/health".to_string(),
+            interval_seconds: 5,
+            timeout_seconds: 2,
+            healthy_threshold_count: 2,
+            unhealthy_threshold_count: 2,
+            ..HealthCheck::default()
+        },
+        attributes: TargetGroupAttributes::default(),
+    }
+}
+
+fn load_balancer(
+    port: u16,
+    default: Action,
+    rules: Vec<Rule>,
+    groups: Vec<TargetGroup>,
+) -> LoadBalancer {
+    LoadBalancer {
+        name: "test".to_string(),
+        listeners: vec![Listener {
+            port,
+            protocol: Protocol::Http,
+            default_actions: vec![default],
+            rules,
+        }],
+        target_groups: groups,
+    }
+}
+
+async fn start(config: LoadBalancer) -> (Proxy, watch::Sender<Arc<LoadBalancer>>) {
+    start_with_timeout(config, Duration::from_secs(5)).await
+}
+
+async fn start_with_timeout(
+    config: LoadBalancer,
+    upstream_timeout: Duration,
+) -> (Proxy, watch::Sender<Arc<LoadBalancer>>) {
+    let (sender, receiver) = watch::channel(Arc::new(config));
+    let options = ProxyOptions {
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        upstream_timeout,
+    };
+    let proxy = Proxy::start(receiver, options).await.unwrap();
+    (proxy, sender)
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+async fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut request = Request::get(format!("http://127.0.0.1:{port}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = client
+        .request(request.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+fn strings(values: &[&str]) -> Vec<String> {
+    values.iter().map(|v| v.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_by_path_host_and_header_with_fixed_responses_and_redirects() {
+    let a = backend("a").await;
+    let b = backend("b").await;
+    let port = free_port().await;
+    let rule = |priority, condition, action| Rule {
+        priority,
+        conditions: vec![condition],
+        actions: vec![action],
+    };
+    let config = load_balancer(
+        port,
+        forward(&[("tg-a", 1)]),
+        vec![
+            rule(
+                1,
+                Condition::PathPattern {
+                    values: strings(&["/b/*"]),
+                },
+                forward(&[("tg-b", 1)]),
+            ),
+            rule(
+                2,
+                Condition::HostHeader {
+                    values: strings(&["api.*"]),
+                },
+                forward(&[("tg-b", 1)]),
+            ),
+            rule(
+                3,
+                Condition::HttpHeader {
+                    http_header_name: "X-Canary".to_string(),
+                    values: strings(&["yes"]),
+                },
+                forward(&[("tg-b", 1)]),
+            ),
+            rule(
+                4,
+                Condition::PathPattern {
+                    values: strings(&["/teapot"]),
+                },
+                Action::FixedResponse(FixedResponse {
+                    status_code: 418,
+                    content_type: Some("application/json".to_string()),
+                    message_body: Some("{\"short\":\"stout\"}".to_string()),
+                }),
+            ),
+            rule(
+                5,
+                Condition::PathPattern {
+                    values: strings(&["/old/*"]),
+                },
+                Action::Redirect(Redirect {
+                    path: "/new/#{path}".to_string(),
+                    ..Redirect::default()
+                }),
+            ),
+        ],
+        vec![target_group("tg-a", &[&a]), target_group("tg-b", &[&b])],
+    );
+    let (proxy, _config) = start(config).await;
+
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(&str, Headers, &str); 6] = [
+        ("/", &[], "a"),
+        ("/b/x?q=1", &[], "b"),
+        ("/bx", &[], "a"),
+        ("/", &[("host", "API.example.com")], "b"),
+        ("/", &[("x-canary", "YES")], "b"),
+        ("/", &[("x-canary", "no")], "a"),
+    ];
+    for (path, headers, expected) in cases {
+        let answer = get(port, path, headers).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path} {headers:?}");
+        assert_eq!(answer.body, expected, "{path} {headers:?}");
+    }
+
+    let answer = get(port, "/teapot", &[]).await;
+    assert_eq!(answer.status.as_u16(), 418);
+    assert_eq!(answer.headers["content-type"], "application/json");
+    assert_eq!(answer.body, "{\"short\":\"stout\"}");
+
+    let answer = get(port, "/old/page?x=1", &[("host", "www.example.com")]).await;
+    assert_eq!(answer.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        answer.headers["location"],
+        format!("http://www.example.com:{port}/new/old/page?x=1")
+    );
+
+    // Forwarding headers as ALB adds them.
+    get(port, "/", &[("x-forwarded-for", "203.0.113.7")]).await;
+    let seen = a.last_headers();
+    assert_eq!(seen["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    assert_eq!(seen["x-forwarded-proto"], "http");
+    assert_eq!(seen["x-forwarded-port"], port.to_string().as_str());
+    let trace_id = seen["x-amzn-trace-id"].to_str().unwrap();
+    assert!(trace_id.starts_with("Root=1-"), "{trace_id}");
+    assert_eq!(trace_id.len(), "Root=1-".len() + 8 + 1 + 24, "{trace_id}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weighted_forward_splits_by_weight() {
+    let a = backend("a").await;
+    let b = backend("b").await;
+    let port = free_port().await;
+    let config = load_balancer(
+        port,
+        forward(&[("tg-a", 1), ("tg-b", 3)]),
+        vec![],
+        vec![target_group("tg-a", &[&a]), target_group("tg-b", &[&b])],
+    );
+    let (proxy, _config) = start(config).await;
+    let mut counts = BTreeMap::new();
+    for _ in 0..400 {
+        *counts.entry(get(port, "/", &[]).await.body).or_insert(0u32) += 1;
+    }
+    let share_b = f64::from(counts["b"]) / 400.0;
+    assert!((0.65..=0.85).contains(&share_b), "{counts:?}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_503_502_and_504_like_alb() {
+    let slow = backend("slow").await;
+    let closed_port = free_port().await;
+    let closed = Target {
+        id: "127.0.0.1".parse().unwrap(),
+        port: closed_port,
+    };
+    // Answers anything with bytes that are not HTTP.
+    let garbage = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let garbage_addr = garbage.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = garbage.accept().await.unwrap();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+                let mut buffer = [0u8; 1024];
+                let _ = stream.read(&mut buffer).await;
+                let _ = stream.write_all(b"SSH-2.0-not-http\r\n\r\n").await;
+            });
+        }
+    });
+    let port = free_port().await;
+    let path_rule = |priority, path: &str, arn: &str| Rule {
+        priority,
+        conditions: vec![Condition::PathPattern {
+            values: strings(&[path]),
+        }],
+        actions: vec![forward(&[(arn, 1)])],
+    };
+    let mut refused = target_group("tg-refused", &[]);
+    refused.targets = vec![closed];
+    let mut not_http = target_group("tg-garbage", &[]);
+    not_http.targets = vec![Target {
+        id: garbage_addr.ip(),
+        port: garbage_addr.port(),
+    }];
+    let config = load_balancer(
+        port,
+        forward(&[("tg-empty", 1)]),
+        vec![
+            path_rule(1, "/refused", "tg-refused"),
+            path_rule(2, "/garbage", "tg-garbage"),
+            path_rule(3, "/hang", "tg-slow"),
+        ],
+        vec![
+            target_group("tg-empty", &[]),
+            refused,
+            not_http,
+            target_group("tg-slow", &[&slow]),
+        ],
+    );
+    let (proxy, _config) = start_with_timeout(config, Duration::from_millis(500)).await;
+    for (path, status, title) in [
+        ("/", 503, "503 Service Temporarily Unavailable"),
+        ("/refused", 502, "502 Bad Gateway"),
+        ("/garbage", 502, "502 Bad Gateway"),
+        ("/hang", 504, "504 Gateway Time-out"),
+    ] {
+        let answer = get(port, path, &[]).await;
+        assert_eq!(answer.status.as_u16(), status, "{path}");
+        assert_eq!(answer.headers["server"], "awselb/2.0");
+        assert_eq!(answer.headers["content-type"], "text/html");
+        assert!(
+            answer
+                .body
+                .contains(&format!("<center><h1>{title}</h1></center>")),
+            "{}",
+            answer.body
+        );
+    }
+    proxy.shutdown().await;
+}
+
+async fn wait_for_state(
+    proxy: &Proxy,
+    arn: &str,
+    target: Target,
+    state: TargetHealthState,
+) -> load_balancer::TargetHealth {
+    for _ in 0..400 {
+        let health = proxy.target_health(arn, target).unwrap();
+        if health.state == state {
+            return health;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{target:?} never became {state:?}: {:?}",
+        proxy.target_health(arn, target)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_mark_a_target_unhealthy_and_back() {
+    let a = backend("a").await;
+    let b = backend("b").await;
+    b.health_status.store(500, Ordering::SeqCst);
+    let port = free_port().await;
+    let config = load_balancer(
+        port,
+        forward(&[("tg", 1)]),
+        vec![],
+        vec![target_group("tg", &[&a, &b])],
+    );
+    let (proxy, _config) = start(config).await;
+    let health = proxy.target_health("tg", b.target()).unwrap();
+    assert_eq!(health.state, TargetHealthState::Initial);
+
+    let health = wait_for_state(&proxy, "tg", b.target(), TargetHealthState::Unhealthy).await;
+    assert_eq!(
+        health.reason,
+        Some(TargetHealthReason::TargetResponseCodeMismatch)
+    );
+    assert_eq!(
+        health.description.as_deref(),
+        Some("Health checks failed with these codes: [500]")
+    );
+    wait_for_state(&proxy, "tg", a.target(), TargetHealthState::Healthy).await;
+    for _ in 0..10 {
+        assert_eq!(get(port, "/", &[]).await.body, "a");
+    }
+
+    b.health_status.store(200, Ordering::SeqCst);
+    wait_for_state(&proxy, "tg", b.target(), TargetHealthState::Healthy).await;
+    let mut bodies = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        bodies.insert(get(port, "/", &[]).await.body);
+    }
+    assert_eq!(bodies.into_iter().collect::<Vec<_>>(), vec!["a", "b"]);
+    let all = proxy.describe_target_health("tg").unwrap();
+    assert_eq!(all.len(), 2);
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_lets_requests_in_flight_finish() {
+    let a = backend("a").await;
+    let b = backend("b").await;
+    let port = free_port().await;
+    let mut group = target_group("tg", &[&b]);
+    group.attributes.deregistration_delay_timeout_seconds = 30;
+    let config = load_balancer(port, forward(&[("tg", 1)]), vec![], vec![group.clone()]);
+    let (proxy, config_sender) = start(config.clone()).await;
+
+    let slow = tokio::spawn(async move { get(port, "/slow", &[]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut replaced = config.clone();
+    replaced.target_groups[0].targets = vec![a.target()];
+    config_sender.send(Arc::new(replaced)).unwrap();
+    let health = wait_for_state(&proxy, "tg", b.target(), TargetHealthState::Draining).await;
+    assert_eq!(
+        health.reason,
+        Some(TargetHealthReason::TargetDeregistrationInProgress)
+    );
+    assert_eq!(get(port, "/", &[]).await.body, "a");
+
+    let answer = slow.await.unwrap();
+    assert_eq!((answer.status, answer.body.as_str()), (StatusCode::OK, "b"));
+    let health = wait_for_state(&proxy, "tg", b.target(), TargetHealthState::Unused).await;
+    assert_eq!(health.reason, Some(TargetHealthReason::TargetNotRegistered));
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeps_connections_alive_and_speaks_h2c() {
+    let a = backend("a").await;
+    let port = free_port().await;
+    let config = load_balancer(
+        port,
+        forward(&[("tg", 1)]),
+        vec![],
+        vec![target_group("tg", &[&a])],
+    );
+    let (proxy, _config) = start(config).await;
+
+    // One client connection carries several HTTP/1.1 requests.
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    for _ in 0..5 {
+        sender.ready().await.unwrap();
+        let request = Request::get("/")
+            .header("host", "x")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "a"
+        );
+    }
+
+    // h2c with prior knowledge.
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake::<_, _, Full<Bytes>>(
+        TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    for _ in 0..3 {
+        let request = Request::get(format!("http://127.0.0.1:{port}/"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "a"
+        );
+    }
+
+    // Sequential requests reuse pooled upstream connections (health checks
+    // open their own: one at start).
+    let before = a.connections.load(Ordering::SeqCst);
+    for _ in 0..20 {
+        get(port, "/", &[]).await;
+    }
+    let opened = a.connections.load(Ordering::SeqCst) - before;
+    assert!(
+        opened <= 1,
+        "{opened} new upstream connections for 20 sequential requests"
+    );
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_follow_the_configuration() {
+    let a = backend("a").await;
+    let first = free_port().await;
+    let second = free_port().await;
+    let config = load_balancer(
+        first,
+        forward(&[("tg", 1)]),
+        vec![],
+        vec![target_group("tg", &[&a])],
+    );
+    let (proxy, sender) = start(config.clone()).await;
+    assert_eq!(get(first, "/", &[]).await.body, "a");
+
+    let mut both = config.clone();
+    let mut listener = both.listeners[0].clone();
+    listener.port = second;
+    both.listeners.push(listener);
+    sender.send(Arc::new(both.clone())).unwrap();
+    let mut reachable = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", second))
+            .await
+            .is_ok()
+        {
+            reachable = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reachable);
+    assert_eq!(get(second, "/", &[]).await.body, "a");
+    assert_eq!(proxy.listener_ports(), vec![first, second]);
+
+    // An invalid snapshot is refused; the running one stays.
+    let mut invalid = both.clone();
+    invalid.listeners[1].port = first;
+    sender.send(Arc::new(invalid)).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(proxy.listener_ports(), vec![first, second]);
+
+    let mut only_second = both.clone();
+    only_second.listeners.remove(0);
+    sender.send(Arc::new(only_second)).unwrap();
+    let mut closed = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", first))
+            .await
+            .is_err()
+        {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(closed);
+    assert_eq!(get(second, "/", &[]).await.body, "a");
+    proxy.shutdown().await;
+}

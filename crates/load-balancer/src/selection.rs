@@ -1,0 +1,651 @@
+//! Per target group: registered targets, their health, requests in flight,
+//! and which target gets the next request.
+
+use std::net::SocketAddr;
+
+use crate::config::{LoadBalancingAlgorithm, Target, TargetGroup};
+use crate::health::{HealthCheckOutcome, HealthRecord, Phase, TargetHealth, TargetHealthState};
+
+/// The cookie `lb_cookie` stickiness sets, as on ALB.
+pub const STICKINESS_COOKIE_NAME: &str = "AWSALB";
+
+/// Weight of a target outside slow start; a target in slow start ramps up
+/// linearly from 1 to this.
+const FULL_WEIGHT: i64 = 1000;
+
+/// Which targets may receive new requests: the healthy ones; if none is
+/// healthy, ALB fails open to every target that is not draining (initial and
+/// unhealthy ones). Draining and unused targets never do.
+pub fn routable_targets(
+    targets: impl IntoIterator<Item = (Target, TargetHealthState)>,
+) -> Vec<Target> {
+    let targets: Vec<(Target, TargetHealthState)> = targets.into_iter().collect();
+    let any_healthy = targets
+        .iter()
+        .any(|(_, state)| *state == TargetHealthState::Healthy);
+    targets
+        .into_iter()
+        .filter(|(_, state)| is_routable(*state, any_healthy))
+        .map(|(target, _)| target)
+        .collect()
+}
+
+fn is_routable(state: TargetHealthState, any_healthy: bool) -> bool {
+    match state {
+        TargetHealthState::Healthy => true,
+        TargetHealthState::Initial | TargetHealthState::Unhealthy => !any_healthy,
+        TargetHealthState::Draining | TargetHealthState::Unused => false,
+    }
+}
+
+/// The `AWSALB` cookie value naming `target`.
+pub fn encode_stickiness_cookie(target: Target) -> String {
+    let text = target.socket_addr().to_string();
+    let mut encoded = String::with_capacity(text.len() * 2);
+    for byte in text.bytes() {
+        encoded.push_str(&format!("{byte:02X}"));
+    }
+    encoded
+}
+
+/// The target an `AWSALB` cookie names, if it is one of ours.
+pub fn decode_stickiness_cookie(value: &str) -> Option<Target> {
+    if !value.len().is_multiple_of(2) || !value.is_ascii() {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..value.len())
+        .step_by(2)
+        .map(|index| u8::from_str_radix(&value[index..index + 2], 16).ok())
+        .collect();
+    let address: SocketAddr = String::from_utf8(bytes?).ok()?.parse().ok()?;
+    Some(Target {
+        id: address.ip(),
+        port: address.port(),
+    })
+}
+
+/// The target chosen for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    pub target: Target,
+    /// With stickiness on: the `AWSALB` cookie to set and its lifetime.
+    pub stickiness_cookie: Option<(String, u32)>,
+}
+
+#[derive(Debug, Clone)]
+struct TargetEntry {
+    target: Target,
+    health: HealthRecord,
+    in_flight: u32,
+    /// Smooth weighted round robin's running weight.
+    current_weight: i64,
+}
+
+/// The live state of one target group. Every method is pure; the proxy
+/// holds one per target group behind a short lock.
+#[derive(Debug, Clone)]
+pub struct TargetGroupState {
+    config: TargetGroup,
+    /// Sorted by target.
+    targets: Vec<TargetEntry>,
+    /// Where least outstanding requests starts looking (spreads ties).
+    next_index: usize,
+}
+
+impl TargetGroupState {
+    /// Registers every target of `target_group` at `now_ms`.
+    pub fn new(target_group: &TargetGroup, now_ms: u64) -> TargetGroupState {
+        let mut state = TargetGroupState {
+            config: target_group.clone(),
+            targets: Vec::new(),
+            next_index: 0,
+        };
+        state.apply_config(target_group, now_ms);
+        state
+    }
+
+    pub fn config(&self) -> &TargetGroup {
+        &self.config
+    }
+
+    /// Applies a new configuration: new targets are registered (`initial`),
+    /// targets no longer listed start draining for the deregistration delay,
+    /// and a draining target listed again is registered anew.
+    pub fn apply_config(&mut self, target_group: &TargetGroup, now_ms: u64) {
+        self.config = target_group.clone();
+        let delay_ms =
+            u64::from(target_group.attributes.deregistration_delay_timeout_seconds) * 1000;
+        for entry in &mut self.targets {
+            let listed = target_group.targets.contains(&entry.target);
+            let draining = matches!(entry.health.phase, Phase::Draining { .. });
+            if !listed {
+                entry.health.start_draining(now_ms.saturating_add(delay_ms));
+            } else if draining {
+                entry.health = HealthRecord::registered();
+            }
+        }
+        for &target in &target_group.targets {
+            if let Err(position) = self
+                .targets
+                .binary_search_by(|entry| entry.target.cmp(&target))
+            {
+                self.targets.insert(
+                    position,
+                    TargetEntry {
+                        target,
+                        health: HealthRecord::registered(),
+                        in_flight: 0,
+                        current_weight: 0,
+                    },
+                );
+            }
+        }
+        self.complete_deregistrations(now_ms);
+    }
+
+    /// Applies one health check result of `target`.
+    pub fn record_health_check(
+        &mut self,
+        target: Target,
+        outcome: HealthCheckOutcome,
+        now_ms: u64,
+    ) {
+        let check = &self.config.health_check;
+        let (healthy, unhealthy) = (
+            check.healthy_threshold_count,
+            check.unhealthy_threshold_count,
+        );
+        if let Some(entry) = self.entry_mut(target) {
+            entry.health.record(outcome, healthy, unhealthy, now_ms);
+        }
+    }
+
+    /// Ends the deregistration of draining targets with no request in flight
+    /// or whose deregistration delay is over; returns them (they are now
+    /// `unused`).
+    pub fn complete_deregistrations(&mut self, now_ms: u64) -> Vec<Target> {
+        let mut completed = Vec::new();
+        self.targets.retain(|entry| match entry.health.phase {
+            Phase::Draining { deadline_ms } if entry.in_flight == 0 || now_ms >= deadline_ms => {
+                completed.push(entry.target);
+                false
+            }
+            _ => true,
+        });
+        completed
+    }
+
+    /// The targets health checks go to: every registered target that is not
+    /// draining.
+    pub fn health_check_targets(&self) -> Vec<Target> {
+        self.targets
+            .iter()
+            .filter(|entry| !matches!(entry.health.phase, Phase::Draining { .. }))
+            .map(|entry| entry.target)
+            .collect()
+    }
+
+    /// DescribeTargetHealth for one target (`unused` /
+    /// `Target.NotRegistered` if it is not registered).
+    pub fn target_health(&self, target: Target) -> TargetHealth {
+        self.entry(target)
+            .map(|entry| entry.health.health())
+            .unwrap_or_else(TargetHealth::not_registered)
+    }
+
+    /// DescribeTargetHealth for every registered target, sorted by target.
+    pub fn describe_target_health(&self) -> Vec<(Target, TargetHealth)> {
+        self.targets
+            .iter()
+            .map(|entry| (entry.target, entry.health.health()))
+            .collect()
+    }
+
+    pub fn routable_targets(&self) -> Vec<Target> {
+        routable_targets(
+            self.targets
+                .iter()
+                .map(|entry| (entry.target, entry.health.state())),
+        )
+    }
+
+    pub fn in_flight(&self, target: Target) -> u32 {
+        self.entry(target).map_or(0, |entry| entry.in_flight)
+    }
+
+    /// Chooses the target of a new request and counts it in flight (call
+    /// [`request_finished`](Self::request_finished) when it ends).
+    /// `sticky_target` is what the request's `AWSALB` cookie names; it is
+    /// honoured if stickiness is on and that target is routable. `None` when
+    /// no target is routable (ALB answers 503).
+    pub fn select(&mut self, sticky_target: Option<Target>, now_ms: u64) -> Option<Selection> {
+        let any_healthy = self
+            .targets
+            .iter()
+            .any(|entry| entry.health.phase == Phase::Healthy);
+        let routable = |entry: &TargetEntry| is_routable(entry.health.state(), any_healthy);
+        let stickiness = self.config.attributes.stickiness;
+        let sticky_index = sticky_target
+            .filter(|_| stickiness.enabled)
+            .and_then(|target| self.index_of(target))
+            .filter(|&index| routable(&self.targets[index]));
+        let index = match sticky_index {
+            Some(index) => index,
+            None => match self.config.attributes.load_balancing_algorithm_type {
+                LoadBalancingAlgorithm::RoundRobin => self.round_robin(any_healthy, now_ms)?,
+                LoadBalancingAlgorithm::LeastOutstandingRequests => {
+                    self.least_outstanding(any_healthy)?
+                }
+            },
+        };
+        let entry = &mut self.targets[index];
+        entry.in_flight = entry.in_flight.saturating_add(1);
+        let target = entry.target;
+        Some(Selection {
+            target,
+            stickiness_cookie: stickiness.enabled.then(|| {
+                (
+                    encode_stickiness_cookie(target),
+                    stickiness.lb_cookie_duration_seconds,
+                )
+            }),
+        })
+    }
+
+    /// A request to `target` ended (answered, failed or abandoned). A
+    /// draining target with nothing left in flight completes its
+    /// deregistration.
+    pub fn request_finished(&mut self, target: Target, now_ms: u64) {
+        if let Some(entry) = self.entry_mut(target) {
+            entry.in_flight = entry.in_flight.saturating_sub(1);
+            if entry.in_flight == 0 && matches!(entry.health.phase, Phase::Draining { .. }) {
+                self.complete_deregistrations(now_ms);
+            }
+        }
+    }
+
+    /// Smooth weighted round robin: each routable target gains its weight,
+    /// the richest wins and pays the total. With equal weights this is plain
+    /// rotation; slow start lowers a new target's weight.
+    fn round_robin(&mut self, any_healthy: bool, now_ms: u64) -> Option<usize> {
+        let slow_start_ms = u64::from(self.config.attributes.slow_start_duration_seconds) * 1000;
+        let mut total_weight = 0i64;
+        // (index, current weight) of the richest routable target so far.
+        let mut best: Option<(usize, i64)> = None;
+        for (index, entry) in self.targets.iter_mut().enumerate() {
+            if !is_routable(entry.health.state(), any_healthy) {
+                continue;
+            }
+            let weight = slow_start_weight(entry.health.healthy_since_ms, slow_start_ms, now_ms);
+            entry.current_weight += weight;
+            total_weight += weight;
+            if best.is_none_or(|(_, richest)| entry.current_weight > richest) {
+                best = Some((index, entry.current_weight));
+            }
+        }
+        let (best, _) = best?;
+        self.targets[best].current_weight -= total_weight;
+        Some(best)
+    }
+
+    fn least_outstanding(&mut self, any_healthy: bool) -> Option<usize> {
+        let count = self.targets.len();
+        let mut best: Option<usize> = None;
+        for offset in 0..count {
+            let index = (self.next_index + offset) % count;
+            let entry = &self.targets[index];
+            if is_routable(entry.health.state(), any_healthy)
+                && best.is_none_or(|best| entry.in_flight < self.targets[best].in_flight)
+            {
+                best = Some(index);
+            }
+        }
+        let best = best?;
+        self.next_index = (best + 1) % count;
+        Some(best)
+    }
+
+    fn index_of(&self, target: Target) -> Option<usize> {
+        self.targets
+            .binary_search_by(|entry| entry.target.cmp(&target))
+            .ok()
+    }
+
+    fn entry(&self, target: Target) -> Option<&TargetEntry> {
+        self.index_of(target).map(|index| &self.targets[index])
+    }
+
+    fn entry_mut(&mut self, target: Target) -> Option<&mut TargetEntry> {
+        self.index_of(target).map(|index| &mut self.targets[index])
+    }
+}
+
+/// A target's round robin weight: full, or during the slow start window
+/// after it became healthy, a linear ramp from 1.
+fn slow_start_weight(healthy_since_ms: Option<u64>, slow_start_ms: u64, now_ms: u64) -> i64 {
+    match healthy_since_ms {
+        Some(since) if slow_start_ms > 0 && now_ms.saturating_sub(since) < slow_start_ms => {
+            let elapsed = now_ms.saturating_sub(since) as i64;
+            (FULL_WEIGHT * elapsed / slow_start_ms as i64).max(1)
+        }
+        _ => FULL_WEIGHT,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::{HealthCheck, Stickiness, TargetGroupAttributes};
+    use HealthCheckOutcome::*;
+
+    fn target(last_octet: u8) -> Target {
+        Target {
+            id: format!("10.0.0.{last_octet}").parse().unwrap(),
+            port: 8080,
+        }
+    }
+
+    fn group(targets: &[u8], edit: impl FnOnce(&mut TargetGroupAttributes)) -> TargetGroup {
+        let mut attributes = TargetGroupAttributes::default();
+        edit(&mut attributes);
+        TargetGroup {
+            target_group_arn: "tg".to_string(),
+            targets: targets.iter().map(|&n| target(n)).collect(),
+            health_check: HealthCheck {
+                healthy_threshold_count: 2,
+                unhealthy_threshold_count: 2,
+                ..HealthCheck::default()
+            },
+            attributes,
+        }
+    }
+
+    fn make_healthy(state: &mut TargetGroupState, targets: &[u8], now_ms: u64) {
+        for &n in targets {
+            state.record_health_check(target(n), Passed, now_ms);
+            state.record_health_check(target(n), Passed, now_ms);
+        }
+    }
+
+    fn make_unhealthy(state: &mut TargetGroupState, targets: &[u8]) {
+        for &n in targets {
+            state.record_health_check(target(n), Timeout, 0);
+            state.record_health_check(target(n), Timeout, 0);
+        }
+    }
+
+    fn state_name(state: TargetHealthState) -> &'static str {
+        state.as_elbv2()
+    }
+
+    /// Selects `requests` times (finishing each request at once) and counts
+    /// per target's last octet.
+    fn distribution(state: &mut TargetGroupState, requests: u32, now_ms: u64) -> BTreeMap<u8, u32> {
+        let mut counts = BTreeMap::new();
+        for _ in 0..requests {
+            if let Some(selection) = state.select(None, now_ms) {
+                let octet = match selection.target.id {
+                    std::net::IpAddr::V4(v4) => v4.octets()[3],
+                    std::net::IpAddr::V6(_) => unreachable!(),
+                };
+                *counts.entry(octet).or_insert(0) += 1;
+                state.request_finished(selection.target, now_ms);
+            }
+        }
+        counts
+    }
+
+    #[test]
+    fn routable_targets_rules() {
+        use TargetHealthState::*;
+        for (states, expected) in [
+            (&[Healthy, Unhealthy, Initial][..], &[1u8][..]),
+            (&[Healthy, Healthy, Draining], &[1, 2]),
+            // Fail open: nothing healthy, so every non-draining target.
+            (&[Unhealthy, Initial, Draining, Unused], &[1, 2]),
+            (&[Draining, Draining], &[]),
+            (&[], &[]),
+        ] {
+            let targets = states
+                .iter()
+                .enumerate()
+                .map(|(index, state)| (target(index as u8 + 1), *state));
+            let expected: Vec<Target> = expected.iter().map(|&n| target(n)).collect();
+            assert_eq!(routable_targets(targets), expected, "{states:?}");
+        }
+    }
+
+    #[test]
+    fn round_robin_over_healthy_targets_and_fail_open() {
+        let mut state = TargetGroupState::new(&group(&[1, 2, 3], |_| {}), 0);
+        // Nothing healthy yet: fail open over all three.
+        assert_eq!(
+            distribution(&mut state, 30, 0),
+            BTreeMap::from([(1, 10), (2, 10), (3, 10)])
+        );
+        make_healthy(&mut state, &[1, 2], 0);
+        assert_eq!(
+            distribution(&mut state, 10, 0),
+            BTreeMap::from([(1, 5), (2, 5)])
+        );
+        make_unhealthy(&mut state, &[1, 2]);
+        make_unhealthy(&mut state, &[3]);
+        assert_eq!(
+            distribution(&mut state, 3, 0),
+            BTreeMap::from([(1, 1), (2, 1), (3, 1)])
+        );
+    }
+
+    #[test]
+    fn least_outstanding_requests_prefers_the_idlest() {
+        let mut state = TargetGroupState::new(
+            &group(&[1, 2, 3], |a| {
+                a.load_balancing_algorithm_type = LoadBalancingAlgorithm::LeastOutstandingRequests
+            }),
+            0,
+        );
+        make_healthy(&mut state, &[1, 2, 3], 0);
+        let first = state.select(None, 0).unwrap().target;
+        let second = state.select(None, 0).unwrap().target;
+        let third = state.select(None, 0).unwrap().target;
+        let mut all = vec![first, second, third];
+        all.sort();
+        assert_eq!(all, vec![target(1), target(2), target(3)]);
+        state.request_finished(second, 0);
+        assert_eq!(state.select(None, 0).unwrap().target, second);
+        assert_eq!(state.in_flight(second), 1);
+    }
+
+    #[test]
+    fn slow_start_ramps_a_new_target_up() {
+        let mut state =
+            TargetGroupState::new(&group(&[1, 2], |a| a.slow_start_duration_seconds = 100), 0);
+        make_healthy(&mut state, &[1], 0);
+        // Target 2 becomes healthy 200 s later; target 1's window is over.
+        make_healthy(&mut state, &[2], 200_000);
+        // 10% into the window: weight 100 against 1000.
+        let counts = distribution(&mut state, 1100, 210_000);
+        assert_eq!(counts, BTreeMap::from([(1, 1000), (2, 100)]));
+        // After the window: even.
+        let counts = distribution(&mut state, 1000, 300_000);
+        assert_eq!(counts, BTreeMap::from([(1, 500), (2, 500)]));
+    }
+
+    #[test]
+    fn stickiness_pins_to_a_routable_target() {
+        let mut state = TargetGroupState::new(
+            &group(&[1, 2], |a| {
+                a.stickiness = Stickiness {
+                    enabled: true,
+                    lb_cookie_duration_seconds: 60,
+                }
+            }),
+            0,
+        );
+        make_healthy(&mut state, &[1, 2], 0);
+        let first = state.select(None, 0).unwrap();
+        let (cookie, duration_seconds) = first.stickiness_cookie.clone().unwrap();
+        assert_eq!(duration_seconds, 60);
+        let sticky = decode_stickiness_cookie(&cookie);
+        assert_eq!(sticky, Some(first.target));
+        for _ in 0..5 {
+            assert_eq!(state.select(sticky, 0).unwrap().target, first.target);
+        }
+        // Once the sticky target is unhealthy the request goes elsewhere.
+        let octet = if first.target == target(1) { 1 } else { 2 };
+        make_unhealthy(&mut state, &[octet]);
+        assert_ne!(state.select(sticky, 0).unwrap().target, first.target);
+        assert_eq!(decode_stickiness_cookie("zz"), None);
+        assert_eq!(decode_stickiness_cookie("414243"), None);
+    }
+
+    #[test]
+    fn stickiness_off_ignores_the_cookie() {
+        let mut state = TargetGroupState::new(&group(&[1, 2], |_| {}), 0);
+        make_healthy(&mut state, &[1, 2], 0);
+        let a = state.select(Some(target(1)), 0).unwrap();
+        let b = state.select(Some(target(1)), 0).unwrap();
+        assert_ne!(a.target, b.target);
+        assert_eq!(a.stickiness_cookie, None);
+    }
+
+    #[test]
+    fn deregistration_drains_then_unused() {
+        let mut state = TargetGroupState::new(
+            &group(&[1, 2], |a| a.deregistration_delay_timeout_seconds = 10),
+            0,
+        );
+        make_healthy(&mut state, &[1, 2], 0);
+        let in_flight: Vec<Target> = (0..4)
+            .map(|_| state.select(None, 0).unwrap().target)
+            .collect();
+        assert_eq!(state.in_flight(target(1)), 2);
+        state.apply_config(
+            &group(&[2], |a| a.deregistration_delay_timeout_seconds = 10),
+            1_000,
+        );
+        assert_eq!(state_name(state.target_health(target(1)).state), "draining");
+        assert_eq!(state.health_check_targets(), vec![target(2)]);
+        // New requests avoid the draining target.
+        assert_eq!(distribution(&mut state, 4, 1_000), BTreeMap::from([(2, 4)]));
+        // In-flight requests finish; the last one completes the deregistration.
+        let to_one: Vec<Target> = in_flight.into_iter().filter(|t| *t == target(1)).collect();
+        state.request_finished(to_one[0], 2_000);
+        assert_eq!(state_name(state.target_health(target(1)).state), "draining");
+        state.request_finished(to_one[1], 2_000);
+        assert_eq!(
+            state.target_health(target(1)),
+            TargetHealth::not_registered()
+        );
+
+        // With a request stuck in flight the delay ends the draining.
+        let stuck = state.select(None, 3_000).unwrap().target;
+        state.apply_config(
+            &group(&[], |a| a.deregistration_delay_timeout_seconds = 10),
+            3_000,
+        );
+        assert_eq!(state.complete_deregistrations(12_999), vec![]);
+        assert_eq!(state.complete_deregistrations(13_000), vec![stuck]);
+        assert_eq!(state.select(None, 13_000), None);
+    }
+
+    #[test]
+    fn reregistering_a_draining_target_starts_over() {
+        let mut state = TargetGroupState::new(&group(&[1], |_| {}), 0);
+        make_healthy(&mut state, &[1], 0);
+        let _in_flight = state.select(None, 0).unwrap();
+        state.apply_config(&group(&[], |_| {}), 0);
+        assert_eq!(state_name(state.target_health(target(1)).state), "draining");
+        state.apply_config(&group(&[1], |_| {}), 0);
+        assert_eq!(state_name(state.target_health(target(1)).state), "initial");
+        assert_eq!(state.in_flight(target(1)), 1);
+    }
+
+    proptest! {
+        #[test]
+        fn round_robin_is_fair(count in 1u8..8, rounds in 1u32..20, unhealthy_mask in any::<u8>()) {
+            let octets: Vec<u8> = (1..=count).collect();
+            let mut state = TargetGroupState::new(&group(&octets, |_| {}), 0);
+            make_healthy(&mut state, &octets, 0);
+            let unhealthy: Vec<u8> = octets.iter().copied().filter(|n| unhealthy_mask & (1 << (n - 1)) != 0).collect();
+            make_unhealthy(&mut state, &unhealthy);
+            let routable = state.routable_targets();
+            let counts = distribution(&mut state, rounds * routable.len() as u32, 0);
+            prop_assert_eq!(counts.len(), routable.len());
+            for (_, served) in counts {
+                prop_assert_eq!(served, rounds);
+            }
+        }
+
+        #[test]
+        fn a_draining_target_never_gets_new_requests(
+            operations in proptest::collection::vec((0u8..6, 1u8..5), 1..200),
+            least_outstanding in any::<bool>(),
+        ) {
+            let algorithm = if least_outstanding {
+                LoadBalancingAlgorithm::LeastOutstandingRequests
+            } else {
+                LoadBalancingAlgorithm::RoundRobin
+            };
+            let mut registered: Vec<u8> = vec![1, 2, 3, 4];
+            let make_group = |registered: &[u8]| group(registered, |a| {
+                a.load_balancing_algorithm_type = algorithm;
+                a.deregistration_delay_timeout_seconds = 5;
+            });
+            let mut state = TargetGroupState::new(&make_group(&registered), 0);
+            let mut in_flight: Vec<Target> = Vec::new();
+            for (step, (operation, octet)) in operations.into_iter().enumerate() {
+                let now_ms = step as u64 * 1_000;
+                match operation {
+                    0 => {
+                        if let Some(selection) = state.select(None, now_ms) {
+                            let health = state.target_health(selection.target).state;
+                            prop_assert!(matches!(health, TargetHealthState::Healthy | TargetHealthState::Initial | TargetHealthState::Unhealthy));
+                            let octet = match selection.target.id {
+                                std::net::IpAddr::V4(v4) => v4.octets()[3],
+                                std::net::IpAddr::V6(_) => unreachable!(),
+                            };
+                            prop_assert!(registered.contains(&octet), "{} is not registered", octet);
+                            in_flight.push(selection.target);
+                        }
+                    }
+                    1 => {
+                        if !in_flight.is_empty() {
+                            let finished = in_flight.remove(usize::from(octet) % in_flight.len());
+                            state.request_finished(finished, now_ms);
+                        }
+                    }
+                    2 => state.record_health_check(target(octet), Passed, now_ms),
+                    3 => state.record_health_check(target(octet), ConnectionFailed, now_ms),
+                    4 => {
+                        registered.retain(|n| *n != octet);
+                        state.apply_config(&make_group(&registered), now_ms);
+                    }
+                    _ => {
+                        if !registered.contains(&octet) {
+                            registered.push(octet);
+                            registered.sort();
+                        }
+                        state.apply_config(&make_group(&registered), now_ms);
+                    }
+                }
+                state.complete_deregistrations(now_ms);
+                // Fail-open never includes draining targets, and healthy
+                // targets exclude everything else.
+                let routable = state.routable_targets();
+                let any_healthy = state.describe_target_health().iter().any(|(_, h)| h.state == TargetHealthState::Healthy);
+                for t in routable {
+                    let health = state.target_health(t).state;
+                    prop_assert_ne!(health, TargetHealthState::Draining);
+                    if any_healthy {
+                        prop_assert_eq!(health, TargetHealthState::Healthy);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -17,6 +17,7 @@ mod bench_tasks;
 mod clock;
 mod cmd_agent;
 mod credentials;
+mod load_balancers;
 mod node;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:4566";

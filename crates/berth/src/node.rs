@@ -103,9 +103,16 @@ pub async fn run(options: NodeOptions) -> Result<()> {
             stopped_task_retention_ms: options.stopped_task_retention_ms,
         },
     ));
+    let load_balancers = Arc::new(crate::load_balancers::LoadBalancers::new());
     let services = Services::new()
         .with_json(Arc::clone(&ecs) as Arc<dyn control_plane::JsonService>)
-        .with_query(Arc::new(elbv2::Elbv2::new(Arc::clone(&store))))
+        .with_query(Arc::new(
+            elbv2::Elbv2::new(Arc::clone(&store))
+                .with_target_health(
+                    Arc::clone(&load_balancers) as Arc<dyn elbv2::TargetHealthSource>
+                )
+                .with_dns_name(load_balancer_dns_name(options.listen.ip())),
+        ))
         .with_agent_sessions(Arc::clone(&ecs));
     let server = Server::bind(config, Arc::new(access_keys), services).await?;
     let local_addr = server.local_addr();
@@ -161,6 +168,12 @@ pub async fn run(options: NodeOptions) -> Result<()> {
     components.spawn(run_service_controller(
         Arc::clone(&ecs),
         options.account_id.clone(),
+        shutdown.signalled(),
+    ));
+    components.spawn(crate::load_balancers::run(
+        Arc::clone(&load_balancers),
+        Arc::clone(&store),
+        options.listen.ip(),
         shutdown.signalled(),
     ));
     if options.run_agent {
@@ -290,6 +303,16 @@ pub async fn run_service_controller(
         if let Some(stream) = changes.as_mut() {
             while let Some(Some(_)) = futures::FutureExt::now_or_never(stream.next()) {}
         }
+    }
+}
+
+/// The address load balancers report as DNSName: where their listeners bind
+/// (the control plane's IP), reached through loopback when unspecified.
+fn load_balancer_dns_name(listen_ip: std::net::IpAddr) -> String {
+    if listen_ip.is_unspecified() {
+        elbv2::Elbv2::DEFAULT_DNS_NAME.to_string()
+    } else {
+        listen_ip.to_string()
     }
 }
 

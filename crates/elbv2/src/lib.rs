@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use elbv2_wire::{Form, Request, Response};
 use store::Store;
 
+pub mod data_plane;
 mod ids;
 mod listeners;
 mod load_balancers;

@@ -377,8 +377,11 @@ def test_delete_service(ecs, cluster: str, family: str) -> None:
     error = api_error("ServiceNotActiveException", ecs.update_service,
                       cluster=cluster, service="api", desiredCount=1)
     assert error.message == "Service was not ACTIVE."
-    listed = ecs.list_services(cluster=cluster)["serviceArns"]
-    assert (service_arn(cluster, "api") in listed) == (status == "DRAINING")
+    # The controller takes it from DRAINING to INACTIVE at its own pace:
+    # once INACTIVE it is no longer listed, but still described.
+    ecs.get_waiter("services_inactive").wait(cluster=cluster, services=["api"],
+                                             WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    assert service_arn(cluster, "api") not in ecs.list_services(cluster=cluster)["serviceArns"]
 
     create(ecs, cluster, family, "scaled-down")
     ecs.update_service(cluster=cluster, service="scaled-down", desiredCount=0)

@@ -208,6 +208,34 @@ pub fn reservation(
     reservation
 }
 
+/// Placement constraints and a strategy chain as a request gives them
+/// (RunTask's, a service's), in the scheduler's terms; the chain is checked.
+pub fn placement_from_wire(
+    constraints: &[ecs_wire::PlacementConstraint],
+    strategies: &[ecs_wire::PlacementStrategy],
+) -> Result<(Vec<PlacementConstraint>, Vec<scheduler::PlacementStrategy>), ApiError> {
+    let constraints = constraints
+        .iter()
+        .map(|c| {
+            PlacementConstraint::from_ecs(
+                c.type_.map(|t| t.as_str()).unwrap_or_default(),
+                c.expression.as_deref(),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let strategies = strategies
+        .iter()
+        .map(|s| {
+            scheduler::PlacementStrategy::from_ecs(
+                s.type_.map(|t| t.as_str()).unwrap_or_default(),
+                s.field.as_deref(),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    scheduler::validate_strategy_chain(&strategies)?;
+    Ok((constraints, strategies))
+}
+
 /// The scheduler's view of one task to place.
 pub fn task_request(
     task_definition: &TaskDefinition,

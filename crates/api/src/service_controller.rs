@@ -354,20 +354,10 @@ impl Ecs {
         launch: &Launch,
         count: u32,
     ) -> Result<LaunchOutcome, ApiError> {
-        let mut constraints = Vec::new();
-        for constraint in &service.placement_constraints {
-            constraints.push(scheduler::PlacementConstraint::from_ecs(
-                constraint.type_.map(|t| t.as_str()).unwrap_or_default(),
-                constraint.expression.as_deref(),
-            )?);
-        }
-        let mut strategies = Vec::new();
-        for strategy in &service.placement_strategy {
-            strategies.push(scheduler::PlacementStrategy::from_ecs(
-                strategy.type_.map(|t| t.as_str()).unwrap_or_default(),
-                strategy.field.as_deref(),
-            )?);
-        }
+        let (constraints, strategies) = placement::placement_from_wire(
+            &service.placement_constraints,
+            &service.placement_strategy,
+        )?;
         let strategies = scheduler::PlacementStrategy::chain_or_default(
             strategies,
             scheduler::PlacementStrategy::service_default,

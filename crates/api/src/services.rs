@@ -284,22 +284,8 @@ pub(crate) fn validate_placement(
     if strategy == SchedulingStrategy::Daemon && !strategies.is_empty() {
         return Err(ApiError::invalid_parameter(DAEMON_PLACEMENT_STRATEGY));
     }
-    let mut parsed_constraints = Vec::new();
-    for constraint in constraints {
-        parsed_constraints.push(scheduler::PlacementConstraint::from_ecs(
-            constraint.type_.map(|t| t.as_str()).unwrap_or_default(),
-            constraint.expression.as_deref(),
-        )?);
-    }
+    let (parsed_constraints, _) = crate::placement::placement_from_wire(constraints, strategies)?;
     scheduler::validate_constraints(&parsed_constraints)?;
-    let mut parsed_strategies = Vec::new();
-    for rule in strategies {
-        parsed_strategies.push(scheduler::PlacementStrategy::from_ecs(
-            rule.type_.map(|t| t.as_str()).unwrap_or_default(),
-            rule.field.as_deref(),
-        )?);
-    }
-    scheduler::validate_strategy_chain(&parsed_strategies)?;
     Ok(parsed_constraints)
 }
 

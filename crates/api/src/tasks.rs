@@ -622,21 +622,10 @@ impl Ecs {
                 },
             )
             .await?;
-        let mut constraints = Vec::new();
-        for constraint in request.placement_constraints.as_deref().unwrap_or_default() {
-            constraints.push(scheduler::PlacementConstraint::from_ecs(
-                constraint.type_.map(|t| t.as_str()).unwrap_or_default(),
-                constraint.expression.as_deref(),
-            )?);
-        }
-        let mut strategies = Vec::new();
-        for strategy in request.placement_strategy.as_deref().unwrap_or_default() {
-            strategies.push(scheduler::PlacementStrategy::from_ecs(
-                strategy.type_.map(|t| t.as_str()).unwrap_or_default(),
-                strategy.field.as_deref(),
-            )?);
-        }
-        scheduler::validate_strategy_chain(&strategies)?;
+        let (constraints, strategies) = placement::placement_from_wire(
+            request.placement_constraints.as_deref().unwrap_or_default(),
+            request.placement_strategy.as_deref().unwrap_or_default(),
+        )?;
         let strategies = scheduler::PlacementStrategy::chain_or_default(
             strategies,
             scheduler::PlacementStrategy::run_task_default,

@@ -25,7 +25,7 @@
 //! `{"bench":"run-task","run_task_to_running_median_ms":…,"docker_run_median_ms":…,"ratio":…,"agent_idle_rss_mib":…,"agent_peak_rss_mib":…,"runs":…}`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,8 +34,8 @@ use runtime_docker::test_support::{ensure_test_image, TEST_IMAGE};
 use serde_json::{json, Value};
 
 use crate::bench_support::{
-    create_cluster_and_register, excerpt, micros, percentile, round3, start_in_process, Client,
-    InProcessOptions, Target,
+    blocking, create_cluster_and_register, docker, micros, percentile, remove_containers, round3,
+    start_in_process, stderr_excerpt, Client, InProcessOptions, Target,
 };
 use crate::clock;
 
@@ -326,48 +326,11 @@ async fn remove_leftover_containers() -> Result<()> {
             format!("label={DOCKER_RUN_LABEL}={}", std::process::id()),
         ];
         for filter in filters {
-            let listed = docker(&["ps", "-aq", "--filter", &filter])?;
-            if !listed.status.success() {
-                bail!("docker ps failed: {}", stderr_excerpt(&listed));
-            }
-            let ids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
-                .split_whitespace()
-                .map(str::to_string)
-                .collect();
-            if ids.is_empty() {
-                continue;
-            }
-            let mut args = vec!["rm", "-f"];
-            args.extend(ids.iter().map(String::as_str));
-            let removed = docker(&args)?;
-            if !removed.status.success() {
-                bail!("docker rm -f failed: {}", stderr_excerpt(&removed));
-            }
+            remove_containers(&filter)?;
         }
         Ok(())
     })
     .await
-}
-
-fn docker(args: &[&str]) -> Result<Output> {
-    Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run the docker CLI")
-}
-
-/// Runs blocking work (the docker CLI) off the async workers.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .context("a blocking bench step panicked")?
-}
-
-fn stderr_excerpt(output: &Output) -> String {
-    excerpt(output.stderr.trim_ascii())
 }
 
 /// A `berth agent` child process and its log file.

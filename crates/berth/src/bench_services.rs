@@ -39,7 +39,6 @@
 //! (the keys of the scenarios that ran).
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,8 +50,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::bench_support::{
-    create_cluster_and_register, excerpt, micros, percentile, round3, start_in_process, Client,
-    InProcessOptions, InProcessServer, Target,
+    blocking, create_cluster_and_register, docker, micros, percentile, remove_containers, round3,
+    start_in_process, stderr_excerpt, Client, InProcessOptions, InProcessServer, Target,
 };
 use crate::clock;
 
@@ -652,49 +651,7 @@ async fn wait_for_steady_state(
 
 /// Removes every container the agent ran for cluster `bench-services`.
 async fn remove_bench_containers() -> Result<()> {
-    blocking(|| {
-        let filter = format!("label={CLUSTER_LABEL}={DOCKER_CLUSTER}");
-        let listed = docker(&["ps", "-aq", "--filter", &filter])?;
-        if !listed.status.success() {
-            bail!("docker ps failed: {}", stderr_excerpt(&listed));
-        }
-        let ids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut args = vec!["rm", "-f"];
-        args.extend(ids.iter().map(String::as_str));
-        let removed = docker(&args)?;
-        if !removed.status.success() {
-            bail!("docker rm -f failed: {}", stderr_excerpt(&removed));
-        }
-        Ok(())
-    })
-    .await
-}
-
-fn docker(args: &[&str]) -> Result<Output> {
-    Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run the docker CLI")
-}
-
-/// Runs blocking work (the docker CLI) off the async workers.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .context("a blocking bench step panicked")?
-}
-
-fn stderr_excerpt(output: &Output) -> String {
-    excerpt(output.stderr.trim_ascii())
+    blocking(|| remove_containers(&format!("label={CLUSTER_LABEL}={DOCKER_CLUSTER}"))).await
 }
 
 // ---------------------------------------------------------------------------

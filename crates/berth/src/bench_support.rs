@@ -3,6 +3,7 @@
 //! store, and the arithmetic of their figures.
 
 use std::net::SocketAddr;
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -286,6 +287,50 @@ pub(crate) fn micros(duration: Duration) -> u64 {
 /// The start of `body` as text, for an error message.
 pub(crate) fn excerpt(body: &[u8]) -> String {
     String::from_utf8_lossy(&body[..body.len().min(EXCERPT_BYTES)]).into_owned()
+}
+
+pub(crate) fn docker(args: &[&str]) -> Result<Output> {
+    Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run the docker CLI")
+}
+
+/// Runs blocking work (the docker CLI) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .context("a blocking bench step panicked")?
+}
+
+pub(crate) fn stderr_excerpt(output: &Output) -> String {
+    excerpt(output.stderr.trim_ascii())
+}
+
+/// Force-removes every container `docker ps -a --filter <filter>` lists
+/// (blocking: call it inside [`blocking`]).
+pub(crate) fn remove_containers(filter: &str) -> Result<()> {
+    let listed = docker(&["ps", "-aq", "--filter", filter])?;
+    if !listed.status.success() {
+        bail!("docker ps failed: {}", stderr_excerpt(&listed));
+    }
+    let ids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.iter().map(String::as_str));
+    let removed = docker(&args)?;
+    if !removed.status.success() {
+        bail!("docker rm -f failed: {}", stderr_excerpt(&removed));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -185,7 +185,7 @@ def test_validation_errors_use_aws_wording(unvalidated: Any) -> None:
 
 
 def test_actions_berth_does_not_implement_are_invalid(elbv2: Any) -> None:
-    failure = api_error("InvalidAction", elbv2.describe_rules, ListenerArn="arn:x")
+    failure = api_error("InvalidAction", elbv2.describe_ssl_policies)
     assert failure.status == 400
 
 

@@ -1,8 +1,8 @@
 """Traffic through Berth's Application Load Balancer, set up with boto3's `elbv2`
 client only: an `ip` target group whose targets are HTTP servers on this machine,
 a load balancer and an HTTP listener forwarding to the group; requests to
-http://<DNSName>:<port>/ reach the targets, and DescribeTargetHealth reports what
-the data plane's health checks saw."""
+http://<DNSName>:<port>/ reach the targets, DescribeTargetHealth reports what
+the data plane's health checks saw, and a deregistered target drains."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from botocore.config import Config
 from berth_harness import BerthServer, unique_name
 
 HEALTH_CHECK_INTERVAL_S = 5
+# How long a backend takes to answer GET /slow.
+SLOW_REQUEST_S = 3
 # Two passing checks make a target healthy, two failing ones unhealthy.
 STATE_CHANGE_TIMEOUT_S = 3 * HEALTH_CHECK_INTERVAL_S + 5
 REQUESTS = 20
@@ -42,6 +44,8 @@ class Backend:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                if self.path == "/slow":
+                    time.sleep(SLOW_REQUEST_S)
                 status = 500 if backend.failing else 200
                 body = backend.name.encode()
                 self.send_response(status)
@@ -123,6 +127,9 @@ def answers(url: str, count: int) -> Counter[str]:
                 seen[f"{response.status}: {response.read().decode()}"] += 1
         except urllib.error.HTTPError as err:
             seen[f"{err.code}: {err.read().decode()}"] += 1
+        except urllib.error.URLError as err:
+            # The listener is not bound yet.
+            seen[f"unreachable: {err.reason}"] += 1
     return seen
 
 
@@ -186,3 +193,47 @@ def test_traffic_reaches_healthy_registered_targets(
     )
     assert unhealthy["Reason"] == "Target.ResponseCodeMismatch", unhealthy
     assert "500" in unhealthy.get("Description", ""), unhealthy
+
+
+def test_a_deregistered_target_drains_its_requests(
+    elbv2: Any, backends: tuple[Backend, Backend]
+) -> None:
+    a, _ = backends
+    group_arn = elbv2.create_target_group(
+        Name=unique_name("tg")[:32], Protocol="HTTP", Port=80, VpcId="vpc-berth",
+        TargetType="ip", HealthCheckIntervalSeconds=HEALTH_CHECK_INTERVAL_S,
+        HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2, UnhealthyThresholdCount=2,
+    )["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.modify_target_group_attributes(TargetGroupArn=group_arn, Attributes=[
+        {"Key": "deregistration_delay.timeout_seconds", "Value": "60"}])
+    elbv2.register_targets(TargetGroupArn=group_arn, Targets=[a.target()])
+    load_balancer = elbv2.create_load_balancer(Name=unique_name("lb")[:32])["LoadBalancers"][0]
+    port = free_port()
+    elbv2.create_listener(
+        LoadBalancerArn=load_balancer["LoadBalancerArn"], Protocol="HTTP", Port=port,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": group_arn}],
+    )
+    url = f"http://{load_balancer['DNSName']}:{port}/"
+    wait_for("traffic to reach backend-a", lambda: answers(url, 1) == {"200: backend-a": 1}, 5)
+
+    # A request in flight keeps the deregistered target draining until it is answered.
+    slow: Counter[str] = Counter()
+    request = threading.Thread(target=lambda: slow.update(answers(url + "slow", 1)))
+    request.start()
+    time.sleep(0.5)
+    elbv2.deregister_targets(TargetGroupArn=group_arn, Targets=[a.target()])
+    draining = wait_for(
+        "backend-a draining",
+        lambda: (health := health_by_port(elbv2, group_arn).get(a.port))
+        and health["State"] == "draining" and health,
+        SLOW_REQUEST_S - 1,
+    )
+    assert draining["Reason"] == "Target.DeregistrationInProgress", draining
+    asked = elbv2.describe_target_health(TargetGroupArn=group_arn, Targets=[a.target()])
+    assert asked["TargetHealthDescriptions"][0]["TargetHealth"]["State"] == "draining", asked
+    request.join()
+    assert slow == {"200: backend-a": 1}
+    # Answered: the deregistration completes.
+    wait_for("backend-a gone", lambda: a.port not in health_by_port(elbv2, group_arn), 5)
+    gone = elbv2.describe_target_health(TargetGroupArn=group_arn, Targets=[a.target()])
+    assert gone["TargetHealthDescriptions"][0]["TargetHealth"]["Reason"] == "Target.NotRegistered"

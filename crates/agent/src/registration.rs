@@ -28,6 +28,7 @@ pub const PRIVATE_REGISTRY_CAPABILITY: &str =
 
 /// Attribute for task-level cpu/memory on EC2.
 pub const TASK_LIMITS_CAPABILITY: &str = "ecs.capability.task-cpu-mem-limit";
+pub use model::container_instance::HOST_ADDRESS_ATTRIBUTE;
 
 /// What the registration is built from.
 #[derive(Clone, Debug)]
@@ -38,6 +39,8 @@ pub struct RegistrationInput<'a> {
     pub runtime: &'a RuntimeInfo,
     pub availability_zone: &'a str,
     pub instance_type: Option<&'a str>,
+    /// Where the host ports of this machine's tasks are reached.
+    pub host_address: Option<std::net::IpAddr>,
     /// `--attribute` values: name, optional value.
     pub user_attributes: &'a [(String, Option<String>)],
     /// Memory kept back for the host and the agent.
@@ -129,6 +132,12 @@ pub fn registration_request(input: &RegistrationInput<'_>) -> RegisterContainerI
     if let Some(instance_type) = input.instance_type {
         attributes.push(attribute("ecs.instance-type", Some(instance_type)));
     }
+    if let Some(address) = input.host_address {
+        attributes.push(attribute(
+            HOST_ADDRESS_ATTRIBUTE,
+            Some(&address.to_string()),
+        ));
+    }
     let mut capabilities = docker_api_capabilities(&input.runtime.api_version);
     capabilities.extend(CAPABILITIES.iter().map(|c| c.to_string()));
     capabilities.push(TASK_LIMITS_CAPABILITY.to_string());
@@ -208,6 +217,7 @@ mod tests {
             runtime: &runtime,
             availability_zone: "local-1a",
             instance_type: Some("m5.large"),
+            host_address: Some("10.1.2.3".parse().unwrap()),
             user_attributes: &user,
             reserved_memory_mib: 256,
             reserved_tcp_ports: &[4566],
@@ -261,6 +271,7 @@ mod tests {
             Some(Some("local-1a".into()))
         );
         assert_eq!(value("ecs.instance-type"), Some(Some("m5.large".into())));
+        assert_eq!(value(HOST_ADDRESS_ATTRIBUTE), Some(Some("10.1.2.3".into())));
         assert_eq!(value("stack"), Some(Some("prod".into())));
         assert_eq!(value("gpu-less"), Some(None));
         assert_eq!(

@@ -75,6 +75,9 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     pub availability_zone: String,
     pub instance_type: Option<String>,
+    /// Where this machine's host ports are reached (the `berth.host-address`
+    /// attribute); `None`: the local address that routes to the control plane.
+    pub host_address: Option<std::net::IpAddr>,
     /// Custom attributes: name, optional value.
     pub attributes: Vec<(String, Option<String>)>,
     /// `None`: the AWS environment / profile chain.
@@ -109,6 +112,7 @@ impl AgentConfig {
             data_dir: data_dir.into(),
             availability_zone: "local-1a".to_string(),
             instance_type: None,
+            host_address: None,
             attributes: Vec::new(),
             credentials: None,
             region: None,
@@ -184,6 +188,9 @@ pub async fn run_with_runtime(
         runtime: &info,
         availability_zone: &config.availability_zone,
         instance_type: config.instance_type.as_deref(),
+        host_address: config
+            .host_address
+            .or_else(|| local_address_towards(client.endpoint())),
         user_attributes: &config.attributes,
         reserved_memory_mib: config.reserved_memory_mib,
         reserved_tcp_ports: &reserved_tcp_ports,
@@ -772,6 +779,24 @@ async fn report_loop(
             }
         }
     }
+}
+
+/// The local address this machine uses to reach the control plane (a
+/// connected UDP socket sends nothing; the kernel picks the route).
+fn local_address_towards(endpoint: &crate::client::Endpoint) -> Option<std::net::IpAddr> {
+    use std::net::ToSocketAddrs as _;
+    let remote = (endpoint.host.as_str(), endpoint.port)
+        .to_socket_addrs()
+        .ok()?
+        .next()?;
+    let unspecified: std::net::SocketAddr = if remote.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = std::net::UdpSocket::bind(unspecified).ok()?;
+    socket.connect(remote).ok()?;
+    Some(socket.local_addr().ok()?.ip())
 }
 
 #[cfg(test)]

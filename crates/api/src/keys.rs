@@ -99,6 +99,11 @@ pub fn service_token(region: &str, cluster_name: &str, client_token: &str) -> St
 
 /// Every service of every cluster in the region (the service controller's
 /// scan).
+/// Every cluster's container instances in a region.
+pub fn all_container_instances_prefix(region: &str) -> String {
+    format!("/ecs/{region}/container-instances/")
+}
+
 pub fn all_services_prefix(region: &str) -> String {
     format!("/ecs/{region}/services/")
 }

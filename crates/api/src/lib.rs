@@ -22,11 +22,13 @@ mod clusters;
 mod container_instances;
 mod error;
 pub mod keys;
+pub mod load_balancing;
 mod pagination;
 pub mod placement;
 mod placement_cache;
 mod records;
 mod service_controller;
+mod service_targets;
 mod services;
 mod tags;
 mod task_definitions;
@@ -83,6 +85,8 @@ pub struct Ecs {
     /// once the listener is bound.
     endpoint: std::sync::OnceLock<String>,
     placement_cache: placement_cache::PlacementCache,
+    /// ELBv2 target groups for services' `loadBalancers` (none: refused).
+    target_groups: Option<Arc<dyn load_balancing::TargetGroups>>,
 }
 
 impl Ecs {
@@ -99,7 +103,22 @@ impl Ecs {
             config,
             endpoint: std::sync::OnceLock::new(),
             placement_cache: placement_cache::PlacementCache::default(),
+            target_groups: None,
         }
+    }
+
+    /// Lets services use load balancers: their tasks are registered in
+    /// `target_groups`.
+    pub fn with_target_groups(
+        mut self,
+        target_groups: Arc<dyn load_balancing::TargetGroups>,
+    ) -> Self {
+        self.target_groups = Some(target_groups);
+        self
+    }
+
+    pub(crate) fn target_groups(&self) -> Option<&dyn load_balancing::TargetGroups> {
+        self.target_groups.as_deref()
     }
 
     pub(crate) fn placement_cache(&self) -> &placement_cache::PlacementCache {

@@ -172,11 +172,34 @@ impl Ecs {
         let service = &record.value;
         let name = service.scheduling.service_name.clone();
         let group = format!("service:{name}");
-        let tasks: Vec<ObservedTask> = snapshot
+        let stored_tasks: &[Task] = snapshot
             .tasks_by_group
             .get(&group)
-            .map(|tasks| tasks.iter().map(observe_task).collect())
+            .map(Vec::as_slice)
             .unwrap_or_default();
+        let mut tasks: Vec<ObservedTask> = stored_tasks.iter().map(observe_task).collect();
+        // The load balancers' part: registrations, draining, and the health
+        // of registered tasks as their targets' health checks see it.
+        let container_health: BTreeMap<String, TaskHealth> = tasks
+            .iter()
+            .map(|t| (t.task_id.clone(), t.health))
+            .collect();
+        let targets = self
+            .reconcile_targets(
+                ctx,
+                service,
+                stored_tasks,
+                &snapshot.instances,
+                &container_health,
+            )
+            .await?;
+        pass.wake_at(targets.wake_at_ms);
+        for task in &mut tasks {
+            if let Some((health, failure)) = targets.health.get(&task.task_id) {
+                task.health = *health;
+                task.load_balancer_failure = failure.clone();
+            }
+        }
         let constraints = daemon_constraints(service);
         let instances: Vec<ObservedInstance> = snapshot
             .instances
@@ -197,6 +220,9 @@ impl Ecs {
         let plan = deployments::plan(&service.scheduling, &tasks, &instances, ctx.now_ms);
         pass.wake_at(plan.wake_at_ms);
         let mut scheduling = plan.service;
+        for message in targets.events {
+            scheduling.record_event(ctx.now_ms, message);
+        }
 
         for stop in &plan.stops {
             if self
@@ -218,7 +244,7 @@ impl Ecs {
         let mut replaced_unhealthy = plan
             .stops
             .iter()
-            .filter(|stop| stop.reason == deployments::failed_health_checks_reason())
+            .filter(|stop| is_failed_health_checks_reason(&stop.reason))
             .count();
         for launch in &plan.launches {
             let outcome = self.launch(ctx, cluster, service, launch).await?;
@@ -486,8 +512,10 @@ fn observe_task(task: &Task) -> ObservedTask {
     let stop_cause = (task.last_status == TaskStatus::Stopped).then(|| match task.stop_code {
         Some(TaskStopCode::UserInitiated) => StopCause::Requested,
         Some(TaskStopCode::ServiceSchedulerInitiated)
-            if task.stopped_reason.as_deref()
-                == Some(deployments::failed_health_checks_reason().as_str()) =>
+            if task
+                .stopped_reason
+                .as_deref()
+                .is_some_and(is_failed_health_checks_reason) =>
         {
             StopCause::FailedHealthChecks
         }
@@ -505,7 +533,15 @@ fn observe_task(task: &Task) -> ObservedTask {
         started_at_ms: task.started_at_ms,
         stopped_at_ms: task.stopped_at_ms,
         stop_cause,
+        load_balancer_failure: None,
     }
+}
+
+/// The stoppedReason of a task replaced for failing container or load
+/// balancer health checks.
+fn is_failed_health_checks_reason(reason: &str) -> bool {
+    reason == deployments::failed_health_checks_reason()
+        || reason.starts_with(crate::load_balancing::FAILED_ELB_HEALTH_CHECKS)
 }
 
 #[cfg(test)]
@@ -583,6 +619,7 @@ mod tests {
             enable_ecs_managed_tags: false,
             role_arn: None,
             created_by: None,
+            load_balancers: vec![],
             version: 1,
         };
         let written = records::Write::new()

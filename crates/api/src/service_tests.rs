@@ -293,8 +293,12 @@ async fn create_service_validation() {
         (json!({"capacityProviderStrategy": [{"capacityProvider": "cp", "weight": 1}]}), invalid, "capacityProviderStrategy is not supported by Berth"),
         (json!({"platformVersion": "LATEST"}), invalid, "The platform version must be null when specifying an EC2 launch type."),
         (json!({"loadBalancers": [{"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/tg/1", "containerName": "web", "containerPort": 80}]}),
-            invalid, "loadBalancers are not supported by Berth yet"),
-        (json!({"role": "ecsServiceRole"}), invalid, "The role parameter is only valid for a service with load balancers"),
+            invalid, "The container web did not have a container port 80 defined."),
+        (json!({"loadBalancers": [{"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/tg/1", "containerName": "api", "containerPort": 80}]}),
+            invalid, "The container api does not exist in the task definition."),
+        (json!({"loadBalancers": [{"loadBalancerName": "classic", "containerName": "web", "containerPort": 80}]}),
+            invalid, "loadBalancerName names a Classic Load Balancer"),
+        (json!({"role": "ecsServiceRole"}), invalid, "The role parameter is only valid for a service that uses load balancers"),
         (json!({"serviceRegistries": [{"registryArn": "arn:aws:servicediscovery:us-east-1:000000000000:service/srv-1"}]}), invalid, "serviceRegistries are not supported"),
         (json!({"serviceConnectConfiguration": {"enabled": true, "namespace": "ns"}}), invalid, "Service Connect is not supported"),
         (json!({"networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}}), invalid, "networkConfiguration is not supported by Berth yet"),
@@ -683,7 +687,7 @@ async fn update_service_scales_and_starts_deployments() {
         (
             json!({"service": "api", "loadBalancers": [{"targetGroupArn": "t", "containerName": "web", "containerPort": 80}]}),
             "InvalidParameterException",
-            "loadBalancers are not supported",
+            "The container web did not have a container port 80 defined.",
         ),
         (
             json!({"service": "api", "capacityProviderStrategy": [{"capacityProvider": "cp"}]}),

@@ -36,6 +36,7 @@ use model::task_definition::TaskDefinitionReference;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::load_balancing::ServiceLoadBalancer;
 use crate::records::{self, Versioned, Write, MAX_CAS_ATTEMPTS};
 use crate::tasks::LaunchRequest;
 use crate::{keys, pagination, placement, ApiError, Ecs, RequestContext};
@@ -68,6 +69,9 @@ pub(crate) struct ServiceRecord {
     pub enable_ecs_managed_tags: bool,
     pub role_arn: Option<String>,
     pub created_by: Option<String>,
+    /// Target groups the tasks are registered in.
+    #[serde(default)]
+    pub load_balancers: Vec<ServiceLoadBalancer>,
     pub version: u64,
 }
 
@@ -300,7 +304,6 @@ fn propagate_tags(wire: Option<PropagateTags>) -> Option<String> {
 /// something Berth does not have. Each is refused with a message saying so.
 #[derive(Default)]
 struct Unsupported<'a> {
-    load_balancers: Option<&'a [ecs_wire::LoadBalancer]>,
     service_registries: Option<&'a [ecs_wire::ServiceRegistry]>,
     capacity_provider_strategy: Option<&'a [ecs_wire::CapacityProviderStrategyItem]>,
     network_configuration: bool,
@@ -340,11 +343,6 @@ fn refuse_unsupported(
     if request.platform_version.is_some() {
         return Err(ApiError::invalid_parameter(
             "The platform version must be null when specifying an EC2 launch type.",
-        ));
-    }
-    if non_empty(request.load_balancers.map(<[_]>::len)) {
-        return Err(ApiError::invalid_parameter(
-            "loadBalancers are not supported by Berth yet: Berth has no Elastic Load Balancing target groups. Omit loadBalancers.",
         ));
     }
     if non_empty(request.service_registries.map(<[_]>::len)) {
@@ -408,6 +406,7 @@ fn same_service(existing: &ServiceRecord, wanted: &ServiceRecord) -> bool {
         && existing.tags == wanted.tags
         && existing.propagate_tags == wanted.propagate_tags
         && existing.enable_ecs_managed_tags == wanted.enable_ecs_managed_tags
+        && existing.load_balancers == wanted.load_balancers
 }
 
 // ---------------------------------------------------------------------------
@@ -507,7 +506,13 @@ pub(crate) fn service_to_wire(
         service_arn: Some(arns.service()),
         service_name: Some(service.service_name.clone()),
         cluster_arn: Some(arns.cluster()),
-        load_balancers: Some(vec![]),
+        load_balancers: Some(
+            record
+                .load_balancers
+                .iter()
+                .map(ServiceLoadBalancer::to_wire)
+                .collect(),
+        ),
         service_registries: Some(vec![]),
         status: Some(service.status.as_str().to_string()),
         desired_count: Some(count(service.desired_count)),
@@ -910,13 +915,13 @@ impl Ecs {
     /// launch of the service will check it (`prepare_launch`: launch type,
     /// features Berth cannot honour, sizes), with the service's placement
     /// constraints counted together with the task definition's. Returns the
-    /// revision's ARN.
+    /// revision's ARN and the task definition.
     async fn checked_service_task_definition(
         &self,
         ctx: &RequestContext,
         cluster: &Cluster,
         check: ServiceLaunchCheck<'_>,
-    ) -> Result<String, ApiError> {
+    ) -> Result<(String, ecs_wire::TaskDefinition), ApiError> {
         let not_found = || ApiError::client_exception("TaskDefinition not found.");
         let parsed =
             TaskDefinitionReference::parse(check.task_definition).map_err(|_| not_found())?;
@@ -962,7 +967,7 @@ impl Ecs {
             &group,
             check.constraints,
         )?;
-        Ok(arn)
+        Ok((arn, launch.task_definition))
     }
 
     fn service_name_from_reference(
@@ -988,7 +993,6 @@ impl Ecs {
         let launch_type = service_launch_type(request.launch_type)?;
         refuse_unsupported(
             &Unsupported {
-                load_balancers: request.load_balancers.as_deref(),
                 service_registries: request.service_registries.as_deref(),
                 capacity_provider_strategy: request.capacity_provider_strategy.as_deref(),
                 network_configuration: request.network_configuration.is_some(),
@@ -1002,9 +1006,13 @@ impl Ecs {
             },
             strategy,
         )?;
-        if request.role.is_some() {
+        let has_load_balancers = request
+            .load_balancers
+            .as_ref()
+            .is_some_and(|l| !l.is_empty());
+        if request.role.is_some() && !has_load_balancers {
             return Err(ApiError::invalid_parameter(
-                "The role parameter is only valid for a service with load balancers, which Berth does not support yet. Omit role.",
+                "The role parameter is only valid for a service that uses load balancers. Omit role.",
             ));
         }
         let desired_count = create_desired_count(strategy, request.desired_count)?;
@@ -1024,7 +1032,7 @@ impl Ecs {
             .task_definition
             .as_deref()
             .ok_or_else(|| ApiError::invalid_parameter("taskDefinition can not be blank."))?;
-        let task_definition_arn = self
+        let (task_definition_arn, task_definition) = self
             .checked_service_task_definition(
                 ctx,
                 &cluster,
@@ -1039,6 +1047,18 @@ impl Ecs {
                 },
             )
             .await?;
+        let load_balancers = self
+            .checked_load_balancers(
+                ctx,
+                request.load_balancers.as_deref().unwrap_or_default(),
+                &task_definition,
+            )
+            .await?;
+        let role_arn = match request.role.as_deref() {
+            Some(role) if role.starts_with("arn:") => role.to_string(),
+            Some(role) => format!("arn:aws:iam::{}:role/{role}", ctx.account_id),
+            None => format!("arn:aws:iam::{}:{SERVICE_LINKED_ROLE_PATH}", ctx.account_id),
+        };
 
         let scope = ctx.arns();
         let service_key = keys::service(&ctx.region, &cluster.cluster_name, &name);
@@ -1093,11 +1113,9 @@ impl Ecs {
                 tags: tags.clone(),
                 propagate_tags: propagate_tags(request.propagate_tags),
                 enable_ecs_managed_tags: request.enable_ecs_managed_tags.unwrap_or(false),
-                role_arn: Some(format!(
-                    "arn:aws:iam::{}:{SERVICE_LINKED_ROLE_PATH}",
-                    ctx.account_id
-                )),
+                role_arn: Some(role_arn.clone()),
                 created_by: Some(ctx.principal_arn.clone()),
+                load_balancers: load_balancers.clone(),
                 version: 1,
             };
             if let Some(existing) = &existing {
@@ -1159,7 +1177,6 @@ impl Ecs {
             let strategy = record.scheduling.scheduling_strategy;
             refuse_unsupported(
                 &Unsupported {
-                    load_balancers: request.load_balancers.as_deref(),
                     service_registries: request.service_registries.as_deref(),
                     capacity_provider_strategy: request.capacity_provider_strategy.as_deref(),
                     network_configuration: request.network_configuration.is_some(),
@@ -1214,39 +1231,67 @@ impl Ecs {
                 service_tags: &record.tags,
                 constraints: constraints.clone(),
             };
-            let task_definition_arn = match request.task_definition.as_deref() {
-                Some(reference) => Some(
-                    self.checked_service_task_definition(ctx, &cluster, check(reference, true))
-                        .await?,
-                ),
-                None => {
-                    if request.placement_constraints.is_some() {
-                        // The new constraints must fit with the running task
-                        // definition's own (deregistered revisions included).
-                        let current_arn = record.scheduling.primary().task_definition_arn.clone();
-                        self.checked_service_task_definition(
-                            ctx,
-                            &cluster,
-                            check(&current_arn, false),
-                        )
+            let (task_definition_arn, task_definition) = match request.task_definition.as_deref() {
+                Some(reference) => {
+                    let (arn, definition) = self
+                        .checked_service_task_definition(ctx, &cluster, check(reference, true))
                         .await?;
-                    }
+                    (Some(arn), Some(definition))
+                }
+                None if request.placement_constraints.is_some()
+                    || request.load_balancers.is_some() =>
+                {
+                    // The new constraints and load balancers must fit with
+                    // the running task definition (deregistered revisions
+                    // included).
+                    let current_arn = record.scheduling.primary().task_definition_arn.clone();
+                    let (_, definition) = self
+                        .checked_service_task_definition(ctx, &cluster, check(&current_arn, false))
+                        .await?;
+                    (None, Some(definition))
+                }
+                None => (None, None),
+            };
+            // New load balancers, or the current ones checked against a new
+            // task definition (its containers and ports must still fit).
+            let load_balancers = match (&request.load_balancers, &task_definition) {
+                (Some(wire), Some(definition)) => {
+                    Some(self.checked_load_balancers(ctx, wire, definition).await?)
+                }
+                (None, Some(definition)) if !record.load_balancers.is_empty() => {
+                    let current: Vec<ecs_wire::LoadBalancer> = record
+                        .load_balancers
+                        .iter()
+                        .map(ServiceLoadBalancer::to_wire)
+                        .collect();
+                    self.checked_load_balancers(ctx, &current, definition)
+                        .await?;
                     None
                 }
+                _ => None,
             };
+            // ECS starts new tasks with a changed load balancer
+            // configuration and stops the old ones: a new deployment.
+            let load_balancers_changed = load_balancers
+                .as_ref()
+                .is_some_and(|wanted| *wanted != record.load_balancers);
             record.scheduling.update(
                 ServiceUpdate {
                     desired_count,
                     task_definition_arn,
                     deployment_configuration,
                     health_check_grace_period_ms: grace_ms,
-                    force_new_deployment: request.force_new_deployment.unwrap_or(false),
+                    force_new_deployment: request.force_new_deployment.unwrap_or(false)
+                        || load_balancers_changed,
                 },
                 new_deployment_id(),
                 ctx.now_ms,
             );
             record.placement_constraints = placement_constraints;
             record.placement_strategy = placement_strategy;
+            if let Some(load_balancers) = load_balancers {
+                record.load_balancers = load_balancers;
+            }
             if request.propagate_tags.is_some() {
                 record.propagate_tags = propagate_tags(request.propagate_tags);
             }
@@ -1568,7 +1613,13 @@ impl Ecs {
                 cluster_arn: Some(service_arns.cluster()),
                 task_definition: Some(deployment.task_definition_arn.clone()),
                 launch_type: launch_type_to_wire(&record.launch_type),
-                load_balancers: Some(vec![]),
+                load_balancers: Some(
+                    record
+                        .load_balancers
+                        .iter()
+                        .map(ServiceLoadBalancer::to_wire)
+                        .collect(),
+                ),
                 service_registries: Some(vec![]),
                 container_images,
                 created_at: Some(seconds(deployment.created_at_ms)),

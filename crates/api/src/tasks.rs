@@ -480,6 +480,8 @@ impl Ecs {
             stop_code: None,
             stopped_reason: None,
             health_status: None,
+            load_balancer_targets: Vec::new(),
+            targets_deregistered_at_ms: None,
             version: 1,
         }
     }
@@ -1005,6 +1007,11 @@ impl Ecs {
             task.stop_code = Some(stop_code);
             task.stopped_reason = Some(reason.to_string());
             task.stopping_at_ms = Some(now);
+            if task.last_status == TaskStatus::Running && !task.load_balancer_targets.is_empty() {
+                // Deregistered and drained before its containers stop: the
+                // service controller moves it on to STOPPING.
+                task.last_status = TaskStatus::Deactivating;
+            }
             if task.container_instance_id.is_none() {
                 task.last_status = TaskStatus::Stopped;
                 task.stopped_at_ms = Some(now);
@@ -1306,11 +1313,22 @@ impl Ecs {
                     record.value.task_definition,
                 );
             }
+            // A DEACTIVATING task is draining from its load balancers: its
+            // containers keep running until the controller moves it on.
+            let deactivating = task.last_status == TaskStatus::Deactivating;
             desired.push(DesiredTask {
                 task_arn: ctx.arns().task(cluster_name, &task.id),
                 cluster_arn: ctx.arns().cluster(cluster_name),
-                desired_status: task.desired_status,
-                last_status: task.last_status,
+                desired_status: if deactivating {
+                    DesiredStatus::Running
+                } else {
+                    task.desired_status
+                },
+                last_status: if deactivating {
+                    TaskStatus::Running
+                } else {
+                    task.last_status
+                },
                 task_definition: definitions[&task.task_definition_arn].clone(),
                 overrides: task.overrides.clone(),
                 containers: task.containers.clone(),

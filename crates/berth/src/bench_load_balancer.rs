@@ -39,7 +39,8 @@ pub struct LoadBalancerBenchArgs {
     /// Seconds of load per proxy (after a 2 s warm-up).
     #[arg(long, default_value_t = 10)]
     pub duration_seconds: u32,
-    /// Worker threads of Berth's proxy and nginx worker processes
+    /// Worker threads of Berth's proxy (each with a single-threaded
+    /// runtime) and nginx worker processes
     /// [default: the number of cores].
     #[arg(long)]
     pub workers: Option<usize>,
@@ -77,14 +78,16 @@ pub fn run(args: &LoadBalancerBenchArgs) -> Result<()> {
     );
 
     let berth = {
+        // The proxy serves connections on its own `workers` threads; this
+        // runtime only runs its supervisor and health checks.
         let proxy_runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
+            .worker_threads(1)
             .thread_name("berth-proxy")
             .enable_all()
             .build()
             .context("cannot start the proxy's runtime")?;
         let port = free_port()?;
-        let (_config, proxy) = proxy_runtime.block_on(start_berth(port, &backends))?;
+        let (_config, proxy) = proxy_runtime.block_on(start_berth(port, &backends, workers))?;
         let figures = load(args, port).context("Berth's proxy")?;
         proxy_runtime.block_on(proxy.shutdown());
         figures
@@ -196,6 +199,7 @@ async fn start_backend() -> Result<SocketAddr> {
 async fn start_berth(
     port: u16,
     backends: &[SocketAddr; 2],
+    workers: usize,
 ) -> Result<(tokio::sync::watch::Sender<Arc<LoadBalancer>>, Proxy)> {
     let target_group_arn =
         "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/bench/0";
@@ -231,6 +235,7 @@ async fn start_berth(
         ProxyOptions {
             bind_ip: "127.0.0.1".parse()?,
             upstream_timeout: Duration::from_secs(60),
+            worker_threads: workers,
         },
     )
     .await

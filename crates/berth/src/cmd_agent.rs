@@ -36,6 +36,11 @@ pub struct AgentArgs {
     /// The `ecs.instance-type` attribute.
     #[arg(long)]
     pub instance_type: Option<String>,
+    /// The address at which load balancers reach this machine's host ports
+    /// (the `berth.host-address` attribute) [default: the local address that
+    /// routes to the control plane].
+    #[arg(long)]
+    pub host_address: Option<std::net::IpAddr>,
     /// Memory (MiB) kept back for the host, not offered to tasks.
     #[arg(long, default_value_t = 256)]
     pub reserved_memory_mib: u64,
@@ -107,6 +112,7 @@ pub fn config_from(args: AgentArgs) -> Result<AgentConfig> {
     config.attributes = args.attributes;
     config.availability_zone = args.availability_zone;
     config.instance_type = args.instance_type;
+    config.host_address = args.host_address;
     config.reserved_memory_mib = args.reserved_memory_mib;
     config.image_pull_behavior = args.image_pull_behavior;
     config.timing.task_cleanup_wait_ms = args.task_cleanup_wait;

@@ -1,12 +1,18 @@
 //! The load balancer data plane of a node: one `load-balancer-proxy` per ELBv2 load balancer,
-//! kept in step with the records under `/elbv2/`, and the health its checks observe handed to
-//! DescribeTargetHealth.
+//! kept in step with the records under `/elbv2/` (and the container instances `instance`
+//! targets name), and the health its checks observe handed to DescribeTargetHealth.
+//!
+//! Proxies know targets by address and port; ELBv2 names them by id (an IP address or an
+//! `ec2InstanceId`) and port. The registry keeps what each registered target resolved to, and
+//! keeps a deregistered target's entry while a proxy still drains it, so its health (then
+//! `draining`) can still be asked for by id.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use elbv2::data_plane::{DataPlane, ResolvedTarget};
 use load_balancer::{LoadBalancer, Target, TargetHealthState};
 use load_balancer_proxy::{Proxy, ProxyOptions};
 use tokio::sync::watch;
@@ -22,10 +28,16 @@ struct Running {
     config: watch::Sender<Arc<LoadBalancer>>,
 }
 
+/// By target group ARN, the targets of the group by ELBv2 id and port with what each resolved
+/// to.
+type ResolvedTargets = BTreeMap<String, Vec<ResolvedTarget>>;
+
 /// The running proxies by load balancer ARN.
 #[derive(Default)]
 pub struct LoadBalancers {
     running: Mutex<HashMap<String, Running>>,
+    /// Registered targets and deregistered ones a proxy still has.
+    targets: Mutex<ResolvedTargets>,
 }
 
 impl LoadBalancers {
@@ -37,10 +49,33 @@ impl LoadBalancers {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Brings the running proxies in line with `configs`: starts missing ones, sends every
+    fn lock_targets(&self) -> std::sync::MutexGuard<'_, ResolvedTargets> {
+        self.targets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The targets some running proxy has for the group (registered or draining).
+    fn proxy_targets(&self, target_group_arn: &str) -> Vec<Target> {
+        let running = self.lock();
+        let mut targets: Vec<Target> = running
+            .values()
+            .filter_map(|running| running.proxy.describe_target_health(target_group_arn))
+            .flatten()
+            .map(|(target, _)| target)
+            .collect();
+        targets.sort();
+        targets.dedup();
+        targets
+    }
+
+    /// Brings the running proxies in line with `data_plane`: starts missing ones, sends every
     /// running one its snapshot, stops those whose load balancer is gone.
-    async fn apply(&self, configs: Vec<(String, LoadBalancer)>, options: &ProxyOptions) {
-        let wanted: HashMap<String, LoadBalancer> = configs.into_iter().collect();
+    async fn apply(&self, data_plane: DataPlane, options: &ProxyOptions) {
+        let previous = self.lock_targets().clone();
+        let targets = merge_resolved_targets(previous, data_plane.targets, |arn, target| {
+            self.proxy_targets(arn).contains(&target)
+        });
+        *self.lock_targets() = targets;
+        let wanted: HashMap<String, LoadBalancer> = data_plane.load_balancers.into_iter().collect();
         let removed: Vec<Running> = {
             let mut running = self.lock();
             let gone: Vec<String> = running
@@ -101,15 +136,80 @@ impl elbv2::TargetHealthSource for LoadBalancers {
         target_id: &str,
         port_number: i32,
     ) -> Option<elbv2::ObservedTargetHealth> {
-        let id: IpAddr = target_id.parse().ok()?;
-        let port = u16::try_from(port_number).ok()?;
-        let target = Target { id, port };
+        let resolved = self
+            .lock_targets()
+            .get(target_group_arn)
+            .into_iter()
+            .flatten()
+            .find(|resolved| resolved.id == target_id && resolved.port == port_number)
+            .map(|resolved| resolved.target);
+        let target = match resolved {
+            Some(target) => target,
+            // A target the registry never resolved: an address names itself.
+            None => Target {
+                id: target_id.parse().ok()?,
+                port: u16::try_from(port_number).ok()?,
+            },
+        };
         let running = self.lock();
         running.values().find_map(|running| {
             let health = running.proxy.target_health(target_group_arn, target)?;
             observed(health)
         })
     }
+
+    fn data_plane_targets(&self, target_group_arn: &str) -> Vec<(String, i32)> {
+        let served = self.proxy_targets(target_group_arn);
+        let known = self
+            .lock_targets()
+            .get(target_group_arn)
+            .cloned()
+            .unwrap_or_default();
+        target_ids(&known, &served)
+    }
+}
+
+/// The resolved targets after a new snapshot: the snapshot's, plus the previous entries it
+/// no longer has whose target `still_in_proxy` (a deregistered target draining).
+fn merge_resolved_targets(
+    previous: ResolvedTargets,
+    mut current: ResolvedTargets,
+    still_in_proxy: impl Fn(&str, Target) -> bool,
+) -> ResolvedTargets {
+    for (arn, entries) in previous {
+        let kept: Vec<ResolvedTarget> = entries
+            .into_iter()
+            .filter(|entry| {
+                !current
+                    .get(&arn)
+                    .is_some_and(|entries| entries.contains(entry))
+                    && still_in_proxy(&arn, entry.target)
+            })
+            .collect();
+        if !kept.is_empty() {
+            current.entry(arn).or_default().extend(kept);
+        }
+    }
+    current
+}
+
+/// The ELBv2 ids and ports of the proxy's `served` targets: every known entry resolved to
+/// one (several ids may share an address and port), or the address itself.
+fn target_ids(known: &[ResolvedTarget], served: &[Target]) -> Vec<(String, i32)> {
+    let mut ids = Vec::new();
+    for &target in served {
+        let before = ids.len();
+        ids.extend(
+            known
+                .iter()
+                .filter(|entry| entry.target == target)
+                .map(|entry| (entry.id.clone(), entry.port)),
+        );
+        if ids.len() == before {
+            ids.push((target.id.to_string(), i32::from(target.port)));
+        }
+    }
+    ids
 }
 
 /// The proxy's health in ELBv2's terms; `unused` (the proxy does not serve the target) is no
@@ -155,8 +255,8 @@ pub async fn run(
                 }
             }
         }
-        match elbv2::data_plane::load_balancer_configs(&*store).await {
-            Ok(configs) => registry.apply(configs, &options).await,
+        match elbv2::data_plane::data_plane(&*store).await {
+            Ok(data_plane) => registry.apply(data_plane, &options).await,
             Err(err) => {
                 tracing::warn!(%err, "cannot read the load balancer configurations; retrying")
             }
@@ -217,5 +317,75 @@ mod tests {
         let source: &dyn elbv2::TargetHealthSource = &registry;
         assert_eq!(source.target_health("arn", "10.0.0.1", 80), None);
         assert_eq!(source.target_health("arn", "i-123", 80), None);
+        assert_eq!(source.data_plane_targets("arn"), vec![]);
+    }
+
+    fn resolved(id: &str, port: u16, address: &str) -> ResolvedTarget {
+        ResolvedTarget {
+            id: id.to_string(),
+            port: i32::from(port),
+            target: Target {
+                id: address.parse().unwrap(),
+                port,
+            },
+        }
+    }
+
+    #[test]
+    fn deregistered_targets_stay_known_while_a_proxy_drains_them() {
+        let previous = ResolvedTargets::from([
+            (
+                "tg".to_string(),
+                vec![
+                    resolved("i-1", 80, "10.0.0.1"),
+                    resolved("i-2", 80, "10.0.0.2"),
+                    resolved("i-3", 80, "10.0.0.3"),
+                ],
+            ),
+            ("gone".to_string(), vec![resolved("i-9", 80, "10.0.0.9")]),
+        ]);
+        let current =
+            ResolvedTargets::from([("tg".to_string(), vec![resolved("i-1", 80, "10.0.0.1")])]);
+        // The proxy still drains i-2; i-3 and the group "gone" are over.
+        let merged = merge_resolved_targets(previous, current, |arn, target| {
+            arn == "tg" && target.id.to_string() == "10.0.0.2"
+        });
+        assert_eq!(
+            merged,
+            ResolvedTargets::from([(
+                "tg".to_string(),
+                vec![
+                    resolved("i-1", 80, "10.0.0.1"),
+                    resolved("i-2", 80, "10.0.0.2")
+                ]
+            )])
+        );
+    }
+
+    #[test]
+    fn proxy_targets_are_named_by_their_ids() {
+        let known = vec![
+            resolved("i-1", 8080, "127.0.0.1"),
+            resolved("i-2", 8080, "127.0.0.1"),
+            resolved("i-3", 9090, "127.0.0.1"),
+        ];
+        let served = [
+            Target {
+                id: "127.0.0.1".parse().unwrap(),
+                port: 8080,
+            },
+            Target {
+                id: "10.0.0.5".parse().unwrap(),
+                port: 80,
+            },
+        ];
+        assert_eq!(
+            target_ids(&known, &served),
+            vec![
+                ("i-1".to_string(), 8080),
+                ("i-2".to_string(), 8080),
+                ("10.0.0.5".to_string(), 80)
+            ]
+        );
     }
 }

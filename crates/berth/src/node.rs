@@ -96,14 +96,22 @@ pub async fn run(options: NodeOptions) -> Result<()> {
         .context("cannot create the account's access key")?;
     let credentials_path = credentials::write_credentials(&options.data_dir, &key)?;
 
-    let ecs = Arc::new(api::Ecs::with_config(
-        Arc::clone(&store),
-        api::EcsConfig {
-            agent_timeout_ms: options.agent_timeout_ms,
-            stopped_task_retention_ms: options.stopped_task_retention_ms,
-        },
-    ));
     let load_balancers = Arc::new(crate::load_balancers::LoadBalancers::new());
+    let ecs = Arc::new(
+        api::Ecs::with_config(
+            Arc::clone(&store),
+            api::EcsConfig {
+                agent_timeout_ms: options.agent_timeout_ms,
+                stopped_task_retention_ms: options.stopped_task_retention_ms,
+            },
+        )
+        // Services register their tasks in target groups; the health the
+        // load balancers observe decides deployments and draining.
+        .with_target_groups(Arc::new(elbv2::service_targets::ServiceTargets::new(
+            Arc::clone(&store),
+            Some(Arc::clone(&load_balancers) as Arc<dyn elbv2::TargetHealthSource>),
+        ))),
+    );
     let services = Services::new()
         .with_json(Arc::clone(&ecs) as Arc<dyn control_plane::JsonService>)
         .with_query(Arc::new(

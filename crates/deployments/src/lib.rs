@@ -262,6 +262,21 @@ pub struct ObservedTask {
     pub stopped_at_ms: Option<i64>,
     /// Set once the task is STOPPED.
     pub stop_cause: Option<StopCause>,
+    /// Set when the task is unhealthy because a load balancer's health
+    /// checks fail its target: what to say when it is replaced.
+    pub load_balancer_failure: Option<LoadBalancerFailure>,
+}
+
+/// How a task whose load balancer target is unhealthy is reported when it is
+/// replaced (the shell words it: it knows the target group and the target).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadBalancerFailure {
+    /// The service event, e.g. `(service web) (instance i-1) (port 32768) is
+    /// unhealthy in (target-group …) due to (reason …).`
+    pub event_message: String,
+    /// The task's stoppedReason, e.g. `Task failed ELB health checks in
+    /// (target-group …)`.
+    pub stopped_reason: String,
 }
 
 /// A container instance of the service's cluster, as observed.

@@ -270,11 +270,18 @@ impl<'a> Tick<'a> {
                 let started_at_ms = task.started_at_ms.unwrap_or(task.created_at_ms);
                 let grace_ends_ms = started_at_ms + self.service.health_check_grace_period_ms;
                 if self.now_ms >= grace_ends_ms {
-                    self.service.record_event(
-                        self.now_ms,
-                        failed_health_checks_message(&service_name, &task.task_id),
-                    );
-                    self.stop(task, failed_health_checks_reason());
+                    let (message, reason) = match &task.load_balancer_failure {
+                        Some(failure) => (
+                            failure.event_message.clone(),
+                            failure.stopped_reason.clone(),
+                        ),
+                        None => (
+                            failed_health_checks_message(&service_name, &task.task_id),
+                            failed_health_checks_reason(),
+                        ),
+                    };
+                    self.service.record_event(self.now_ms, message);
+                    self.stop(task, reason);
                 } else {
                     self.wake_at(grace_ends_ms);
                 }

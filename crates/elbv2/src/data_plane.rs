@@ -1,34 +1,45 @@
 //! What the data plane serves: every load balancer's stored records (all regions) converted
-//! into `load-balancer` configuration snapshots.
+//! into `load-balancer` configuration snapshots, and the address each registered target
+//! resolved to.
 //!
 //! The conversion is total over records the API validated; a record it cannot read or
 //! convert is a server error (the caller keeps serving its previous snapshots and retries).
 //!
 //! What reaches the data plane:
-//! - HTTP listeners with their default action: `forward` (a single `TargetGroupArn`, or a
-//!   `ForwardConfig` with weights; a weight left out counts as 1), `fixed-response` and
-//!   `redirect` (components left out keep the request's own value, as on AWS).
+//! - HTTP listeners with their default action and their rules (conditions path-pattern,
+//!   host-header, http-header, query-string, http-request-method and source-ip). Actions are
+//!   `forward` (a single `TargetGroupArn`, or a `ForwardConfig` with weights; a weight left
+//!   out counts as 1), `fixed-response` and `redirect` (components left out keep the
+//!   request's own value, as on AWS).
 //! - The target groups those actions forward to, with their health check settings and
-//!   attributes. A target group's health check with `HealthCheckEnabled=false` still runs
-//!   in the data plane (it has no disabled mode); DescribeTargetHealth answers
-//!   `unavailable` / `Target.HealthCheckDisabled` for such groups without asking it.
-//! - Targets of `ip` target groups. Targets of `instance` target groups are left out: an
-//!   instance ID names no address Berth can connect to, so such a group is served empty
-//!   (its listener answers 503) and DescribeTargetHealth says no health check has run for
-//!   its targets, which is true.
+//!   attributes. `HealthCheckEnabled=false` reaches the proxy as `enabled: false`: it runs no
+//!   checks and routes to every registered target that is not draining, and
+//!   DescribeTargetHealth answers `unavailable` / `Target.HealthCheckDisabled` for the group.
+//! - Targets of `ip` target groups, by their address.
+//! - Targets of `instance` target groups: the id is a container instance's `ec2InstanceId`,
+//!   served at the address its agent reports in the attribute [`HOST_ADDRESS_ATTRIBUTE`].
+//!   An instance that is unknown, not ACTIVE or DRAINING (e.g. INACTIVE), or has no address
+//!   is not served: the proxy does not know it (no traffic, no health checks) and
+//!   DescribeTargetHealth reports it `unused` / `Target.InvalidState` with the reason.
+//!   Several targets at one address and port are one target to the proxy.
+//!
+//! Container instances are read at every pass; the shell re-reads at least every second, so
+//! an instance's address or status change reaches the proxy within that.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use api::ApiError;
 use load_balancer::{
-    Action, FixedResponse, ForwardAction, HealthCheck, HealthCheckPort, Listener, LoadBalancer,
-    LoadBalancingAlgorithm, Matcher, Protocol, Redirect, RedirectStatus, Stickiness, Target,
-    TargetGroup, TargetGroupAttributes, WeightedTargetGroup,
+    Action, Cidr, Condition, FixedResponse, ForwardAction, HealthCheck, HealthCheckPort, Listener,
+    LoadBalancer, LoadBalancingAlgorithm, Matcher, Protocol, QueryStringPair, Redirect,
+    RedirectStatus, Rule, Stickiness, Target, TargetGroup, TargetGroupAttributes,
+    WeightedTargetGroup,
 };
+use model::container_instance::{ContainerInstance, ContainerInstanceStatus};
 use store::{RangeRequest, Store};
 
-use crate::records::{ListenerRecord, LoadBalancerRecord, TargetGroupRecord};
+use crate::records::{ListenerRecord, LoadBalancerRecord, RuleRecord, TargetGroupRecord};
 use crate::target_groups::{
     ALGORITHM, DEREGISTRATION_DELAY, SLOW_START, STICKINESS_COOKIE_DURATION, STICKINESS_ENABLED,
     STICKINESS_TYPE,
@@ -37,20 +48,135 @@ use crate::target_groups::{
 /// The prefix under which every ELBv2 record lives (watch it to follow changes).
 pub const RECORDS_PREFIX: &str = "/elbv2/";
 
+pub use model::container_instance::HOST_ADDRESS_ATTRIBUTE;
+
 /// The weight of a target group in a forward action that gives none.
 const DEFAULT_WEIGHT: u32 = 1;
 
-/// Every load balancer of every region with its ARN (in key order), as the data plane serves
-/// it; listeners by port, target groups in the order the listeners first forward to them.
-pub async fn load_balancer_configs(
-    store: &dyn Store,
-) -> Result<Vec<(String, LoadBalancer)>, ApiError> {
+/// What the data plane serves, read from the store in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DataPlane {
+    /// Every load balancer of every region with its ARN (in key order); listeners by port,
+    /// target groups in the order the listeners (default actions, then rules by priority)
+    /// first forward to them.
+    pub load_balancers: Vec<(String, LoadBalancer)>,
+    /// By target group ARN (for the groups some listener forwards to), the registered
+    /// targets the proxy serves and the address each is served at.
+    pub targets: BTreeMap<String, Vec<ResolvedTarget>>,
+}
+
+/// A registered target (its ELBv2 id and port) and the proxy's target it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResolvedTarget {
+    pub id: String,
+    pub port: i32,
+    pub target: Target,
+}
+
+/// Reads every ELBv2 record (and the container instances `instance` targets name) and
+/// converts them.
+pub async fn data_plane(store: &dyn Store) -> Result<DataPlane, ApiError> {
     let response = store.range(RangeRequest::prefix(RECORDS_PREFIX)).await?;
     let mut records = Records::default();
     for kv in &response.kvs {
         records.add(&kv.key, &kv.value)?;
     }
-    records.load_balancers()
+    let mut instances = Instances::default();
+    for region in records.regions_with_instance_targets() {
+        instances.add_region(store, &region).await?;
+    }
+    records.data_plane(&instances)
+}
+
+/// Where an `instance` target's traffic goes, or why it goes nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InstanceResolution {
+    Served(IpAddr),
+    /// No container instance has this `ec2InstanceId`.
+    Unknown,
+    /// The container instance is not ACTIVE or DRAINING.
+    NotRunning(ContainerInstanceStatus),
+    /// The container instance has no (valid) host address attribute.
+    NoAddress,
+}
+
+impl InstanceResolution {
+    /// DescribeTargetHealth's description of a target that is not served.
+    pub(crate) fn description(self) -> Option<String> {
+        match self {
+            InstanceResolution::Served(_) => None,
+            InstanceResolution::Unknown => Some(
+                "Target is not a registered container instance (no ec2InstanceId matches)"
+                    .to_string(),
+            ),
+            InstanceResolution::NotRunning(status) => Some(format!(
+                "Target is in the {} state; only ACTIVE and DRAINING container instances \
+                 receive traffic",
+                status.as_str()
+            )),
+            InstanceResolution::NoAddress => Some(format!(
+                "Target has no {HOST_ADDRESS_ATTRIBUTE} attribute: its agent has not reported \
+                 where its host ports are reached"
+            )),
+        }
+    }
+}
+
+/// Container instances by (region, `ec2InstanceId`).
+#[derive(Default)]
+pub(crate) struct Instances {
+    by_ec2_instance_id: BTreeMap<(String, String), Vec<ContainerInstance>>,
+}
+
+impl Instances {
+    pub(crate) async fn add_region(
+        &mut self,
+        store: &dyn Store,
+        region: &str,
+    ) -> Result<(), ApiError> {
+        let response = store
+            .range(RangeRequest::prefix(
+                api::keys::all_container_instances_prefix(region),
+            ))
+            .await?;
+        for kv in &response.kvs {
+            self.add(region, decode(&kv.key, &kv.value)?);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn add(&mut self, region: &str, instance: ContainerInstance) {
+        self.by_ec2_instance_id
+            .entry((region.to_string(), instance.ec2_instance_id.clone()))
+            .or_default()
+            .push(instance);
+    }
+
+    /// The instance's address if one ACTIVE or DRAINING container instance has this id and
+    /// an address; otherwise why not.
+    pub(crate) fn resolve(&self, region: &str, ec2_instance_id: &str) -> InstanceResolution {
+        let Some(instances) = self
+            .by_ec2_instance_id
+            .get(&(region.to_string(), ec2_instance_id.to_string()))
+        else {
+            return InstanceResolution::Unknown;
+        };
+        let running = instances.iter().find(|instance| {
+            matches!(
+                instance.status,
+                ContainerInstanceStatus::Active | ContainerInstanceStatus::Draining
+            )
+        });
+        match running {
+            Some(instance) => instance
+                .attributes
+                .get(HOST_ADDRESS_ATTRIBUTE)
+                .and_then(|value| value.as_deref())
+                .and_then(|address| address.parse().ok())
+                .map_or(InstanceResolution::NoAddress, InstanceResolution::Served),
+            None => InstanceResolution::NotRunning(instances[0].status),
+        }
+    }
 }
 
 /// The records of all regions, sorted by kind.
@@ -58,10 +184,12 @@ pub async fn load_balancer_configs(
 struct Records {
     /// By (region, name).
     load_balancers: BTreeMap<(String, String), LoadBalancerRecord>,
-    /// By ARN.
-    target_groups: BTreeMap<String, TargetGroupRecord>,
+    /// By ARN, with their region.
+    target_groups: BTreeMap<String, (String, TargetGroupRecord)>,
     /// By (region, load balancer name), in key order.
     listeners: BTreeMap<(String, String), Vec<ListenerRecord>>,
+    /// By listener ARN.
+    rules: BTreeMap<String, Vec<RuleRecord>>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, ApiError> {
@@ -86,9 +214,10 @@ impl Records {
                 self.load_balancers
                     .insert((region.to_string(), name.to_string()), decode(key, bytes)?);
             }
-            [_region, "targetgroups", _name] => {
+            [region, "targetgroups", _name] => {
                 let group: TargetGroupRecord = decode(key, bytes)?;
-                self.target_groups.insert(group.arn.clone(), group);
+                self.target_groups
+                    .insert(group.arn.clone(), (region.to_string(), group));
             }
             [region, "listeners", load_balancer, _id] => {
                 self.listeners
@@ -96,13 +225,29 @@ impl Records {
                     .or_default()
                     .push(decode(key, bytes)?);
             }
+            [_region, "rules", _load_balancer, _listener, _id] => {
+                let rule: RuleRecord = decode(key, bytes)?;
+                self.rules
+                    .entry(rule.listener_arn.clone())
+                    .or_default()
+                    .push(rule);
+            }
             _ => {}
         }
         Ok(())
     }
 
-    fn load_balancers(&self) -> Result<Vec<(String, LoadBalancer)>, ApiError> {
-        let mut configs = Vec::new();
+    /// The regions whose `instance` target groups have targets.
+    fn regions_with_instance_targets(&self) -> BTreeSet<String> {
+        self.target_groups
+            .values()
+            .filter(|(_, group)| group.target_type == "instance" && !group.targets.is_empty())
+            .map(|(region, _)| region.clone())
+            .collect()
+    }
+
+    fn data_plane(&self, instances: &Instances) -> Result<DataPlane, ApiError> {
+        let mut data_plane = DataPlane::default();
         for (key, record) in &self.load_balancers {
             let listener_records: Vec<&ListenerRecord> = self
                 .listeners
@@ -119,21 +264,34 @@ impl Records {
                 }
                 let port = u16::try_from(listener.port)
                     .map_err(|err| unconvertible(&listener.arn, err))?;
-                let default_actions = listener
-                    .default_actions
-                    .iter()
-                    .map(|action| convert_action(&listener.arn, action))
+                let default_actions = convert_actions(&listener.arn, &listener.default_actions)?;
+                let mut rule_records: Vec<&RuleRecord> = self
+                    .rules
+                    .get(&listener.arn)
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                rule_records.sort_by_key(|rule| rule.priority);
+                let rules = rule_records
+                    .into_iter()
+                    .map(convert_rule)
                     .collect::<Result<Vec<_>, _>>()?;
                 listeners.push(Listener {
                     port,
                     protocol: Protocol::Http,
                     default_actions,
-                    rules: Vec::new(),
+                    rules,
                 });
             }
             listeners.sort_by_key(|listener| listener.port);
             let mut target_group_arns: Vec<String> = Vec::new();
-            for action in listeners.iter().flat_map(|l| &l.default_actions) {
+            let actions = listeners.iter().flat_map(|listener| {
+                listener
+                    .default_actions
+                    .iter()
+                    .chain(listener.rules.iter().flat_map(|rule| &rule.actions))
+            });
+            for action in actions {
                 if let Action::Forward(forward) = action {
                     for group in &forward.target_groups {
                         if !target_group_arns.contains(&group.target_group_arn) {
@@ -142,17 +300,20 @@ impl Records {
                     }
                 }
             }
-            let target_groups = target_group_arns
-                .iter()
-                .map(|arn| match self.target_groups.get(arn) {
-                    Some(group) => convert_target_group(group),
-                    None => Err(unconvertible(
+            let mut target_groups = Vec::new();
+            for arn in &target_group_arns {
+                let Some((region, group)) = self.target_groups.get(arn) else {
+                    return Err(unconvertible(
                         &record.arn,
                         format!("its listener forwards to target group {arn}, which is not stored"),
-                    )),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            configs.push((
+                    ));
+                };
+                let (target_group, resolved) =
+                    convert_target_group(group, |id| instances.resolve(region, id))?;
+                target_groups.push(target_group);
+                data_plane.targets.insert(arn.clone(), resolved);
+            }
+            data_plane.load_balancers.push((
                 record.arn.clone(),
                 LoadBalancer {
                     name: record.name.clone(),
@@ -161,7 +322,97 @@ impl Records {
                 },
             ));
         }
-        Ok(configs)
+        Ok(data_plane)
+    }
+}
+
+fn convert_actions(
+    owner_arn: &str,
+    actions: &[elbv2_wire::Action],
+) -> Result<Vec<Action>, ApiError> {
+    actions
+        .iter()
+        .map(|action| convert_action(owner_arn, action))
+        .collect()
+}
+
+fn convert_rule(rule: &RuleRecord) -> Result<Rule, ApiError> {
+    let priority = u32::try_from(rule.priority).map_err(|err| unconvertible(&rule.arn, err))?;
+    let conditions = rule
+        .conditions
+        .iter()
+        .map(|condition| convert_condition(&rule.arn, condition))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Rule {
+        priority,
+        conditions,
+        actions: convert_actions(&rule.arn, &rule.actions)?,
+    })
+}
+
+/// A stored (normalised) condition; the legacy `Values` stand in for a missing config of
+/// host-header and path-pattern.
+fn convert_condition(
+    rule_arn: &str,
+    condition: &elbv2_wire::RuleCondition,
+) -> Result<Condition, ApiError> {
+    let legacy = || condition.values.clone().unwrap_or_default();
+    match condition.field.as_deref().unwrap_or_default() {
+        "path-pattern" => Ok(Condition::PathPattern {
+            values: condition
+                .path_pattern_config
+                .as_ref()
+                .and_then(|config| config.values.clone())
+                .unwrap_or_else(legacy),
+        }),
+        "host-header" => Ok(Condition::HostHeader {
+            values: condition
+                .host_header_config
+                .as_ref()
+                .and_then(|config| config.values.clone())
+                .unwrap_or_else(legacy),
+        }),
+        "http-header" => {
+            let config = condition.http_header_config.clone().unwrap_or_default();
+            Ok(Condition::HttpHeader {
+                http_header_name: config.http_header_name.unwrap_or_default(),
+                values: config.values.unwrap_or_default(),
+            })
+        }
+        "query-string" => Ok(Condition::QueryString {
+            values: condition
+                .query_string_config
+                .as_ref()
+                .and_then(|config| config.values.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|pair| QueryStringPair {
+                    key: pair.key.clone(),
+                    value: pair.value.clone().unwrap_or_default(),
+                })
+                .collect(),
+        }),
+        "http-request-method" => Ok(Condition::HttpRequestMethod {
+            values: condition
+                .http_request_method_config
+                .as_ref()
+                .and_then(|config| config.values.clone())
+                .unwrap_or_default(),
+        }),
+        "source-ip" => Ok(Condition::SourceIp {
+            values: condition
+                .source_ip_config
+                .as_ref()
+                .and_then(|config| config.values.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|cidr| Cidr::parse(cidr).map_err(|err| unconvertible(rule_arn, err)))
+                .collect::<Result<Vec<_>, _>>()?,
+        }),
+        other => Err(unconvertible(
+            rule_arn,
+            format!("condition field {other:?} is not one Berth serves"),
+        )),
     }
 }
 
@@ -251,7 +502,12 @@ fn convert_action(listener_arn: &str, action: &elbv2_wire::Action) -> Result<Act
     }
 }
 
-fn convert_target_group(group: &TargetGroupRecord) -> Result<TargetGroup, ApiError> {
+/// The proxy's target group and, for each registered target it serves, the target it
+/// resolved to. `resolve_instance` answers for the ids of an `instance` group.
+pub(crate) fn convert_target_group(
+    group: &TargetGroupRecord,
+    resolve_instance: impl Fn(&str) -> InstanceResolution,
+) -> Result<(TargetGroup, Vec<ResolvedTarget>), ApiError> {
     let fail = |detail: String| unconvertible(&group.arn, detail);
     let seconds = |value: i32, name: &str| {
         u32::try_from(value).map_err(|_| fail(format!("{name} {value} is negative")))
@@ -268,6 +524,7 @@ fn convert_target_group(group: &TargetGroupRecord) -> Result<TargetGroup, ApiErr
         )
     };
     let health_check = HealthCheck {
+        enabled: check.enabled,
         path: check.path.clone(),
         port,
         interval_seconds: seconds(check.interval_seconds, "health check interval")?,
@@ -276,29 +533,39 @@ fn convert_target_group(group: &TargetGroupRecord) -> Result<TargetGroup, ApiErr
         unhealthy_threshold_count: seconds(check.unhealthy_threshold_count, "unhealthy threshold")?,
         matcher: Matcher::parse(&check.matcher_http_code).map_err(|err| fail(err.to_string()))?,
     };
-    let targets = if group.target_type == "ip" {
-        group
-            .targets
-            .iter()
-            .map(|target| {
-                let id: IpAddr = target
-                    .id
-                    .parse()
-                    .map_err(|_| fail(format!("target {:?} is not an IP address", target.id)))?;
-                let port = u16::try_from(target.port)
-                    .map_err(|_| fail(format!("target port {} is out of range", target.port)))?;
-                Ok(Target { id, port })
-            })
-            .collect::<Result<Vec<_>, ApiError>>()?
-    } else {
-        Vec::new()
-    };
-    Ok(TargetGroup {
-        target_group_arn: group.arn.clone(),
-        targets,
-        health_check,
-        attributes: convert_attributes(&group.arn, &group.attributes)?,
-    })
+    let mut resolved = Vec::new();
+    for record in &group.targets {
+        let address = if group.target_type == "ip" {
+            record
+                .id
+                .parse::<IpAddr>()
+                .map_err(|_| fail(format!("target {:?} is not an IP address", record.id)))?
+        } else {
+            match resolve_instance(&record.id) {
+                InstanceResolution::Served(address) => address,
+                _ => continue,
+            }
+        };
+        let port = u16::try_from(record.port)
+            .map_err(|_| fail(format!("target port {} is out of range", record.port)))?;
+        resolved.push(ResolvedTarget {
+            id: record.id.clone(),
+            port: record.port,
+            target: Target { id: address, port },
+        });
+    }
+    let mut targets: Vec<Target> = resolved.iter().map(|resolved| resolved.target).collect();
+    targets.sort();
+    targets.dedup();
+    Ok((
+        TargetGroup {
+            target_group_arn: group.arn.clone(),
+            targets,
+            health_check,
+            attributes: convert_attributes(&group.arn, &group.attributes)?,
+        },
+        resolved,
+    ))
 }
 
 fn convert_attributes(
@@ -391,8 +658,53 @@ mod tests {
             self.call_in("us-east-1", body).await
         }
 
+        async fn data_plane(&self) -> DataPlane {
+            data_plane(&*self.store).await.unwrap()
+        }
+
         async fn configs(&self) -> Vec<(String, LoadBalancer)> {
-            load_balancer_configs(&*self.store).await.unwrap()
+            self.data_plane().await.load_balancers
+        }
+
+        /// Stores a container instance as the ECS API does.
+        async fn container_instance(
+            &self,
+            region: &str,
+            ec2_instance_id: &str,
+            status: ContainerInstanceStatus,
+            host_address: Option<&str>,
+        ) {
+            let instance = ContainerInstance {
+                id: format!("ci-{ec2_instance_id}"),
+                cluster_name: "default".into(),
+                ec2_instance_id: ec2_instance_id.into(),
+                status,
+                status_reason: None,
+                registered: Default::default(),
+                remaining: Default::default(),
+                attributes: host_address
+                    .map(|address| {
+                        (
+                            HOST_ADDRESS_ATTRIBUTE.to_string(),
+                            Some(address.to_string()),
+                        )
+                    })
+                    .into_iter()
+                    .collect(),
+                version_info: Default::default(),
+                registered_at_ms: 0,
+                task_groups: Default::default(),
+                tags: Vec::new(),
+                version: 1,
+            };
+            let key = format!(
+                "{}default/{}",
+                api::keys::all_container_instances_prefix(region),
+                instance.id
+            );
+            let put =
+                store::Txn::new().then(store::Op::put(key, serde_json::to_vec(&instance).unwrap()));
+            self.store.txn(put).await.unwrap();
         }
     }
 
@@ -487,6 +799,7 @@ mod tests {
                     },
                 ],
                 health_check: HealthCheck {
+                    enabled: true,
                     path: "/health".into(),
                     port: HealthCheckPort::Port(9000),
                     interval_seconds: 5,
@@ -569,7 +882,9 @@ mod tests {
              &DefaultActions.member.1.RedirectConfig.Protocol=HTTPS"
         ))
         .await;
-        // Instance targets have no address: their group is served without targets.
+        // An instance target whose container instance reported no address is not served.
+        h.container_instance("eu-west-1", "i-123", ContainerInstanceStatus::Active, None)
+            .await;
         let instances = between(
             &h.call_in(
                 "eu-west-1",
@@ -653,6 +968,7 @@ mod tests {
             .map(|group| (group.target_group_arn.as_str(), &group.health_check))
             .collect();
         let default_check = HealthCheck {
+            enabled: true,
             path: "/".into(),
             port: HealthCheckPort::TrafficPort,
             interval_seconds: 30,
@@ -675,5 +991,157 @@ mod tests {
         assert_eq!(eu.target_groups.len(), 1);
         assert_eq!(eu.target_groups[0].target_group_arn, instances);
         assert!(eu.target_groups[0].targets.is_empty());
+    }
+
+    #[tokio::test]
+    async fn rules_and_instance_targets_reach_the_data_plane() {
+        let h = Harness::new();
+        let arn_of =
+            |xml: String, tag: &str| between(&xml, &format!("<{tag}>"), &format!("</{tag}>"));
+        let lb = arn_of(
+            h.call("Action=CreateLoadBalancer&Name=web").await,
+            "LoadBalancerArn",
+        );
+        let site = arn_of(
+            h.call("Action=CreateTargetGroup&Name=site&Protocol=HTTP&Port=80&TargetType=ip")
+                .await,
+            "TargetGroupArn",
+        );
+        let api = arn_of(
+            h.call("Action=CreateTargetGroup&Name=api&Protocol=HTTP&Port=8080&TargetType=instance")
+                .await,
+            "TargetGroupArn",
+        );
+        h.container_instance(
+            "us-east-1",
+            "i-1",
+            ContainerInstanceStatus::Active,
+            Some("127.0.0.1"),
+        )
+        .await;
+        h.container_instance(
+            "us-east-1",
+            "i-2",
+            ContainerInstanceStatus::Draining,
+            Some("127.0.0.1"),
+        )
+        .await;
+        h.container_instance(
+            "us-east-1",
+            "i-3",
+            ContainerInstanceStatus::Active,
+            Some("127.0.0.3"),
+        )
+        .await;
+        h.call(&format!(
+            "Action=RegisterTargets&TargetGroupArn={api}&Targets.member.1.Id=i-1\
+             &Targets.member.2.Id=i-2&Targets.member.3.Id=i-3&Targets.member.3.Port=9090"
+        ))
+        .await;
+        // i-3 leaves the cluster after registration: no longer served.
+        h.container_instance(
+            "us-east-1",
+            "i-3",
+            ContainerInstanceStatus::Inactive,
+            Some("127.0.0.3"),
+        )
+        .await;
+        let listener = arn_of(
+            h.call(&format!(
+                "Action=CreateListener&LoadBalancerArn={lb}&Protocol=HTTP&Port=80\
+                 &DefaultActions.member.1.Type=forward&DefaultActions.member.1.TargetGroupArn={site}"
+            ))
+            .await,
+            "ListenerArn",
+        );
+        h.call(&format!(
+            "Action=CreateRule&ListenerArn={listener}&Priority=20\
+             &Conditions.member.1.Field=path-pattern&Conditions.member.1.Values.member.1=/api/*\
+             &Conditions.member.2.Field=http-header&Conditions.member.2.HttpHeaderConfig.HttpHeaderName=X-Version\
+             &Conditions.member.2.HttpHeaderConfig.Values.member.1=2\
+             &Actions.member.1.Type=forward&Actions.member.1.TargetGroupArn={api}"
+        ))
+        .await;
+        h.call(&format!(
+            "Action=CreateRule&ListenerArn={listener}&Priority=10\
+             &Conditions.member.1.Field=query-string&Conditions.member.1.QueryStringConfig.Values.member.1.Key=debug\
+             &Conditions.member.1.QueryStringConfig.Values.member.1.Value=1\
+             &Conditions.member.2.Field=http-request-method&Conditions.member.2.HttpRequestMethodConfig.Values.member.1=GET\
+             &Conditions.member.3.Field=source-ip&Conditions.member.3.SourceIpConfig.Values.member.1=127.0.0.0/8\
+             &Conditions.member.4.Field=host-header&Conditions.member.4.HostHeaderConfig.Values.member.1=*.example.com\
+             &Actions.member.1.Type=fixed-response&Actions.member.1.FixedResponseConfig.StatusCode=418"
+        ))
+        .await;
+        let served = h.data_plane().await;
+        let (_, config) = &served.load_balancers[0];
+        config.validate().unwrap();
+        let forward_api = Action::Forward(ForwardAction {
+            target_groups: vec![WeightedTargetGroup {
+                target_group_arn: api.clone(),
+                weight: 1,
+            }],
+        });
+        assert_eq!(
+            config.listeners[0].rules,
+            vec![
+                Rule {
+                    priority: 10,
+                    conditions: vec![
+                        Condition::QueryString {
+                            values: vec![QueryStringPair {
+                                key: Some("debug".into()),
+                                value: "1".into()
+                            }]
+                        },
+                        Condition::HttpRequestMethod {
+                            values: vec!["GET".into()]
+                        },
+                        Condition::SourceIp {
+                            values: vec![Cidr::parse("127.0.0.0/8").unwrap()]
+                        },
+                        Condition::HostHeader {
+                            values: vec!["*.example.com".into()]
+                        },
+                    ],
+                    actions: vec![Action::FixedResponse(FixedResponse {
+                        status_code: 418,
+                        content_type: None,
+                        message_body: None
+                    })],
+                },
+                Rule {
+                    priority: 20,
+                    conditions: vec![
+                        Condition::PathPattern {
+                            values: vec!["/api/*".into()]
+                        },
+                        Condition::HttpHeader {
+                            http_header_name: "X-Version".into(),
+                            values: vec!["2".into()]
+                        },
+                    ],
+                    actions: vec![forward_api],
+                },
+            ]
+        );
+        let groups: Vec<&str> = config
+            .target_groups
+            .iter()
+            .map(|group| group.target_group_arn.as_str())
+            .collect();
+        assert_eq!(groups, vec![site.as_str(), api.as_str()]);
+        // i-1 and i-2 share an address and port: one target to the proxy.
+        let local = |port| Target {
+            id: "127.0.0.1".parse().unwrap(),
+            port,
+        };
+        assert_eq!(config.target_groups[1].targets, vec![local(8080)]);
+        let resolved = |id: &str| ResolvedTarget {
+            id: id.into(),
+            port: 8080,
+            target: local(8080),
+        };
+        assert_eq!(served.targets[&api], vec![resolved("i-1"), resolved("i-2")]);
+        assert_eq!(served.targets[&site], vec![]);
     }
 }

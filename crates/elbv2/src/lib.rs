@@ -29,6 +29,8 @@ mod ids;
 mod listeners;
 mod load_balancers;
 mod records;
+mod rules;
+pub mod service_targets;
 mod tags;
 mod target_groups;
 mod targets;
@@ -63,6 +65,11 @@ pub const SUPPORTED_OPERATIONS: &[&str] = &[
     "DescribeListeners",
     "ModifyListener",
     "DeleteListener",
+    "CreateRule",
+    "DescribeRules",
+    "ModifyRule",
+    "DeleteRule",
+    "SetRulePriorities",
     "RegisterTargets",
     "DeregisterTargets",
     "DescribeTargetHealth",
@@ -159,6 +166,13 @@ impl Elbv2 {
             "DescribeListeners" => respond(ctx, self.describe_listeners(ctx, decode(&form)?).await),
             "ModifyListener" => respond(ctx, self.modify_listener(ctx, decode(&form)?).await),
             "DeleteListener" => respond(ctx, self.delete_listener(ctx, decode(&form)?).await),
+            "CreateRule" => respond(ctx, self.create_rule(ctx, decode(&form)?).await),
+            "DescribeRules" => respond(ctx, self.describe_rules(ctx, decode(&form)?).await),
+            "ModifyRule" => respond(ctx, self.modify_rule(ctx, decode(&form)?).await),
+            "DeleteRule" => respond(ctx, self.delete_rule(ctx, decode(&form)?).await),
+            "SetRulePriorities" => {
+                respond(ctx, self.set_rule_priorities(ctx, decode(&form)?).await)
+            }
             "RegisterTargets" => respond(ctx, self.register_targets(ctx, decode(&form)?).await),
             "DeregisterTargets" => respond(ctx, self.deregister_targets(ctx, decode(&form)?).await),
             "DescribeTargetHealth" => {

@@ -11,7 +11,7 @@ use elbv2_wire::{
 };
 
 use crate::ids::{self, listener_not_found};
-use crate::records::{self, ListenerRecord, TargetGroupRecord, Versioned, Write};
+use crate::records::{self, ListenerRecord, RuleRecord, TargetGroupRecord, Versioned, Write};
 use crate::{error, paginate, reject_unsupported, tags, validation, Elbv2};
 
 /// The target groups `actions` forward to.
@@ -36,7 +36,7 @@ pub(crate) fn forwarded_target_groups(actions: &[Action]) -> BTreeSet<String> {
 
 /// Checks one action list (Berth supports exactly one terminal action: forward,
 /// fixed-response or redirect) and returns it normalised (`Order` 1 when absent).
-fn validate_actions(actions: Vec<Action>) -> Result<Vec<Action>, ApiError> {
+pub(crate) fn validate_actions(actions: Vec<Action>) -> Result<Vec<Action>, ApiError> {
     let [mut action]: [Action; 1] = actions.try_into().map_err(|actions: Vec<Action>| {
         validation(format!(
             "Berth supports exactly one action (forward, fixed-response or redirect) per list; \
@@ -198,7 +198,7 @@ impl Elbv2 {
     }
 
     /// The target groups `arns` with their revisions; TargetGroupNotFound if one is missing.
-    async fn target_groups_for(
+    pub(crate) async fn target_groups_for(
         &self,
         ctx: &RequestContext,
         arns: &BTreeSet<String>,
@@ -264,6 +264,7 @@ impl Elbv2 {
                 protocol: protocol.clone(),
                 default_actions: actions.clone(),
                 tags: tags.clone(),
+                default_rule_tags: Default::default(),
             };
             let mut groups = self
                 .target_groups_for(ctx, &record.target_group_arns())
@@ -410,14 +411,10 @@ impl Elbv2 {
                 let group_key = records::target_group_key(&ctx.region, &group.value.name);
                 if after.contains(&group.value.arn) {
                     group.value.used_by_listeners.insert(arn.clone());
-                    group
-                        .value
-                        .load_balancer_arns
-                        .insert(updated.load_balancer_arn.clone());
                 } else {
                     group.value.used_by_listeners.remove(&arn);
-                    self.recompute_load_balancers(ctx, &mut group.value).await?;
                 }
+                group.value.refresh_load_balancer_arns();
                 write = write
                     .expect(&group_key, group.mod_revision)
                     .put(&group_key, &group.value);
@@ -431,22 +428,7 @@ impl Elbv2 {
         Err(records::too_much_contention("listeners"))
     }
 
-    /// Rebuilds `load_balancer_arns` from the listeners still using the group.
-    async fn recompute_load_balancers(
-        &self,
-        ctx: &RequestContext,
-        group: &mut TargetGroupRecord,
-    ) -> Result<(), ApiError> {
-        let mut load_balancers = BTreeSet::new();
-        for listener_arn in &group.used_by_listeners {
-            if let Ok((_, listener)) = self.find_listener(ctx, listener_arn).await {
-                load_balancers.insert(listener.value.load_balancer_arn);
-            }
-        }
-        group.load_balancer_arns = load_balancers;
-        Ok(())
-    }
-
+    /// Deleting a listener deletes its rules.
     pub(crate) async fn delete_listener(
         &self,
         ctx: &RequestContext,
@@ -455,16 +437,27 @@ impl Elbv2 {
         let arn = request.listener_arn.unwrap_or_default();
         for _ in 0..records::MAX_CAS_ATTEMPTS {
             let (key, listener) = self.find_listener(ctx, &arn).await?;
-            let mut groups = self
-                .target_groups_for(ctx, &listener.value.target_group_arns())
-                .await?;
+            let (lb_name, listener_id) = ids::parse_listener_arn(ctx, &arn)?;
+            let rules = records::list::<RuleRecord>(
+                self.store(),
+                &records::rules_prefix(&ctx.region, lb_name, listener_id),
+            )
+            .await?;
             let mut write = Write::new()
                 .expect(&key, listener.mod_revision)
                 .delete(&key);
-            for group in &mut groups {
+            let mut touched = listener.value.target_group_arns();
+            for (rule_key, rule) in &rules {
+                write = write.expect(rule_key, rule.mod_revision).delete(rule_key);
+                touched.extend(rule.value.target_group_arns());
+            }
+            for group in &mut self.existing_target_groups(ctx, &touched).await? {
                 let group_key = records::target_group_key(&ctx.region, &group.value.name);
                 group.value.used_by_listeners.remove(&arn);
-                self.recompute_load_balancers(ctx, &mut group.value).await?;
+                for (_, rule) in &rules {
+                    group.value.used_by_rules.remove(&rule.value.arn);
+                }
+                group.value.refresh_load_balancer_arns();
                 write = write
                     .expect(&group_key, group.mod_revision)
                     .put(&group_key, &group.value);
@@ -474,5 +467,23 @@ impl Elbv2 {
             }
         }
         Err(records::too_much_contention("listeners"))
+    }
+
+    /// The target groups of `arns` that still exist (a group referenced by a record being
+    /// deleted may be gone already), with their revisions.
+    pub(crate) async fn existing_target_groups(
+        &self,
+        ctx: &RequestContext,
+        arns: &BTreeSet<String>,
+    ) -> Result<Vec<Versioned<TargetGroupRecord>>, ApiError> {
+        let mut groups = Vec::new();
+        for arn in arns {
+            match self.find_target_group(ctx, arn).await {
+                Ok(group) => groups.push(group),
+                Err(err) if err.code == "TargetGroupNotFound" => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(groups)
     }
 }

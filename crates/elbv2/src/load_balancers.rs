@@ -1,7 +1,7 @@
 //! CreateLoadBalancer, DescribeLoadBalancers, DeleteLoadBalancer and the load balancer
 //! attributes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use api::{ApiError, RequestContext};
 use elbv2_wire::{
@@ -13,9 +13,7 @@ use elbv2_wire::{
 };
 
 use crate::ids::{self, load_balancer_not_found};
-use crate::records::{
-    self, ListenerRecord, LoadBalancerRecord, TargetGroupRecord, Versioned, Write,
-};
+use crate::records::{self, ListenerRecord, LoadBalancerRecord, RuleRecord, Versioned, Write};
 use crate::{error, paginate, reject_unsupported, tags, validation, Elbv2};
 
 pub(crate) const DELETION_PROTECTION: &str = "deletion_protection.enabled";
@@ -331,27 +329,35 @@ impl Elbv2 {
             let mut write = Write::new()
                 .expect(&key, load_balancer.mod_revision)
                 .delete(&key);
-            let mut detached: Vec<Versioned<TargetGroupRecord>> = Vec::new();
+            // Its listeners and their rules go with it.
+            let rules = records::list::<RuleRecord>(
+                self.store(),
+                &records::load_balancer_rules_prefix(&ctx.region, &load_balancer.value.name),
+            )
+            .await?;
+            let mut touched = BTreeSet::new();
             for (listener_key, listener) in &listeners {
                 write = write
                     .expect(listener_key, listener.mod_revision)
                     .delete(listener_key);
-                for target_group_arn in listener.value.target_group_arns() {
-                    if !detached.iter().any(|tg| tg.value.arn == target_group_arn) {
-                        if let Ok(group) = self.find_target_group(ctx, &target_group_arn).await {
-                            detached.push(group);
-                        }
-                    }
-                }
+                touched.extend(listener.value.target_group_arns());
             }
-            for group in &mut detached {
+            for (rule_key, rule) in &rules {
+                write = write.expect(rule_key, rule.mod_revision).delete(rule_key);
+                touched.extend(rule.value.target_group_arns());
+            }
+            for group in &mut self.existing_target_groups(ctx, &touched).await? {
                 let group_key = records::target_group_key(&ctx.region, &group.value.name);
-                write = write.expect(&group_key, group.mod_revision);
                 for (_, listener) in &listeners {
                     group.value.used_by_listeners.remove(&listener.value.arn);
                 }
-                group.value.load_balancer_arns.remove(&arn);
-                write = write.put(&group_key, &group.value);
+                for (_, rule) in &rules {
+                    group.value.used_by_rules.remove(&rule.value.arn);
+                }
+                group.value.refresh_load_balancer_arns();
+                write = write
+                    .expect(&group_key, group.mod_revision)
+                    .put(&group_key, &group.value);
             }
             if write.commit(self.store()).await? {
                 return Ok(DeleteLoadBalancerOutput {});

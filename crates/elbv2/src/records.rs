@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use api::ApiError;
-use elbv2_wire::Action;
+use elbv2_wire::{Action, RuleCondition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use store::{Compare, Op, RangeRequest, Revision, Store, Txn};
@@ -27,6 +27,28 @@ pub(crate) fn listeners_prefix(region: &str, load_balancer_name: &str) -> String
 }
 pub(crate) fn listener_key(region: &str, load_balancer_name: &str, id: &str) -> String {
     format!("{}{id}", listeners_prefix(region, load_balancer_name))
+}
+
+/// Every rule of every listener of a load balancer.
+pub(crate) fn load_balancer_rules_prefix(region: &str, load_balancer_name: &str) -> String {
+    format!("/elbv2/{region}/rules/{load_balancer_name}/")
+}
+pub(crate) fn rules_prefix(region: &str, load_balancer_name: &str, listener_id: &str) -> String {
+    format!(
+        "{}{listener_id}/",
+        load_balancer_rules_prefix(region, load_balancer_name)
+    )
+}
+pub(crate) fn rule_key(
+    region: &str,
+    load_balancer_name: &str,
+    listener_id: &str,
+    id: &str,
+) -> String {
+    format!(
+        "{}{id}",
+        rules_prefix(region, load_balancer_name, listener_id)
+    )
 }
 
 pub(crate) type Tags = BTreeMap<String, String>;
@@ -79,10 +101,32 @@ pub(crate) struct TargetGroupRecord {
     /// Listeners whose actions forward here (kept in the same transactions that write them,
     /// so DeleteTargetGroup can refuse with ResourceInUse atomically).
     pub used_by_listeners: BTreeSet<String>,
-    /// The load balancers of those listeners.
+    /// The load balancers of those listeners and rules.
     pub load_balancer_arns: BTreeSet<String>,
     pub targets: BTreeSet<TargetRecord>,
     pub tags: Tags,
+    /// Listener rules (not default rules) whose actions forward here, kept like
+    /// `used_by_listeners`.
+    #[serde(default)]
+    pub used_by_rules: BTreeSet<String>,
+}
+
+impl TargetGroupRecord {
+    /// Whether a listener's default actions or a rule's actions forward here.
+    pub fn in_use(&self) -> bool {
+        !self.used_by_listeners.is_empty() || !self.used_by_rules.is_empty()
+    }
+
+    /// Rebuilds `load_balancer_arns` from the listeners and rules using the group (their ARNs
+    /// name their load balancer).
+    pub fn refresh_load_balancer_arns(&mut self) {
+        self.load_balancer_arns = self
+            .used_by_listeners
+            .iter()
+            .chain(&self.used_by_rules)
+            .filter_map(|arn| crate::ids::load_balancer_arn_of(arn))
+            .collect();
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,12 +137,37 @@ pub(crate) struct ListenerRecord {
     pub protocol: String,
     pub default_actions: Vec<Action>,
     pub tags: Tags,
+    /// The tags of the listener's default rule (which has no record of its own).
+    #[serde(default)]
+    pub default_rule_tags: Tags,
 }
 
 impl ListenerRecord {
     /// The target groups the default actions forward to.
     pub fn target_group_arns(&self) -> BTreeSet<String> {
         crate::listeners::forwarded_target_groups(&self.default_actions)
+    }
+}
+
+/// A listener rule other than the default rule (that one is the listener's default actions).
+/// Conditions and actions are kept in the wire shape, validated and normalised (conditions
+/// carry their `*Config` member, and `Values` too for host-header and path-pattern, as
+/// DescribeRules shows them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RuleRecord {
+    pub arn: String,
+    pub listener_arn: String,
+    /// 1 to 50000, unique within the listener.
+    pub priority: i32,
+    pub conditions: Vec<RuleCondition>,
+    pub actions: Vec<Action>,
+    pub tags: Tags,
+}
+
+impl RuleRecord {
+    /// The target groups the actions forward to.
+    pub fn target_group_arns(&self) -> BTreeSet<String> {
+        crate::listeners::forwarded_target_groups(&self.actions)
     }
 }
 

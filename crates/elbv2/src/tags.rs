@@ -8,7 +8,9 @@ use elbv2_wire::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::records::{self, ListenerRecord, LoadBalancerRecord, Tags, TargetGroupRecord, Write};
+use crate::records::{
+    self, ListenerRecord, LoadBalancerRecord, RuleRecord, Tags, TargetGroupRecord, Write,
+};
 use crate::{error, ids, validation, Elbv2};
 
 pub(crate) const MAX_TAGS: usize = 50;
@@ -60,6 +62,9 @@ enum Taggable {
     LoadBalancer(String),
     TargetGroup(String),
     Listener(String),
+    Rule(String),
+    /// A listener's default rule: its tags live on the listener record.
+    DefaultRule(String),
 }
 
 impl Elbv2 {
@@ -80,8 +85,12 @@ impl Elbv2 {
                 )))
             }
             Some(["listener", ..]) => Ok(Taggable::Listener(self.find_listener(ctx, arn).await?.0)),
+            Some(["listener-rule", ..]) => match self.rule_tag_key(ctx, arn).await? {
+                (key, false) => Ok(Taggable::Rule(key)),
+                (key, true) => Ok(Taggable::DefaultRule(key)),
+            },
             _ => Err(validation(format!(
-                "'{arn}' is not a valid load balancer, target group or listener ARN"
+                "'{arn}' is not a valid load balancer, target group, listener or rule ARN"
             ))),
         }
     }
@@ -135,6 +144,14 @@ impl Elbv2 {
                 }
                 Taggable::Listener(key) => {
                     self.edit_tags::<ListenerRecord>(&key, |r| &mut r.tags, edit)
+                        .await?
+                }
+                Taggable::Rule(key) => {
+                    self.edit_tags::<RuleRecord>(&key, |r| &mut r.tags, edit)
+                        .await?
+                }
+                Taggable::DefaultRule(key) => {
+                    self.edit_tags::<ListenerRecord>(&key, |r| &mut r.default_rule_tags, edit)
                         .await?
                 }
             }
@@ -203,6 +220,12 @@ impl Elbv2 {
                 Taggable::Listener(key) => records::get::<ListenerRecord>(self.store(), &key)
                     .await?
                     .map(|r| r.value.tags),
+                Taggable::Rule(key) => records::get::<RuleRecord>(self.store(), &key)
+                    .await?
+                    .map(|r| r.value.tags),
+                Taggable::DefaultRule(key) => records::get::<ListenerRecord>(self.store(), &key)
+                    .await?
+                    .map(|r| r.value.default_rule_tags),
             };
             descriptions.push(TagDescription {
                 resource_arn: Some(arn),

@@ -340,6 +340,7 @@ impl Elbv2 {
             load_balancer_arns: BTreeSet::new(),
             targets: BTreeSet::new(),
             tags,
+            used_by_rules: BTreeSet::new(),
         };
         let key = records::target_group_key(&ctx.region, &name);
         for _ in 0..records::MAX_CAS_ATTEMPTS {
@@ -495,7 +496,13 @@ impl Elbv2 {
                 }
                 Err(err) => return Err(err),
             };
-            if let Some(listener) = group.value.used_by_listeners.iter().next() {
+            if let Some(listener) = group
+                .value
+                .used_by_listeners
+                .iter()
+                .chain(&group.value.used_by_rules)
+                .next()
+            {
                 return Err(error(
                     "ResourceInUse",
                     format!("Target group '{arn}' is currently in use by a listener or a rule ({listener})"),

@@ -1,5 +1,14 @@
 //! RegisterTargets, DeregisterTargets, DescribeTargetHealth, and the seam through which the
 //! data plane reports what its health checks saw.
+//!
+//! A deregistered target leaves the record at once; the data plane keeps it draining (no new
+//! requests, those in flight finish) until nothing is in flight or the group's
+//! `deregistration_delay.timeout_seconds` ends, and DescribeTargetHealth lists it meanwhile as
+//! `draining` / `Target.DeregistrationInProgress`.
+//!
+//! The ids of an `instance` group are container instances' `ec2InstanceId`s: RegisterTargets
+//! accepts only ids of ACTIVE or DRAINING container instances of the region, and the data
+//! plane serves them at their reported address (see [`crate::data_plane`]).
 
 use api::{ApiError, RequestContext};
 use elbv2_wire::{
@@ -8,6 +17,7 @@ use elbv2_wire::{
     TargetHealth, TargetHealthDescription,
 };
 
+use crate::data_plane::{InstanceResolution, Instances};
 use crate::records::{self, TargetGroupRecord, TargetRecord, Write};
 use crate::{error, reject_unsupported, validation, Elbv2};
 
@@ -42,14 +52,19 @@ pub struct ObservedTargetHealth {
 }
 
 /// The data plane's view of target health (implemented by the load balancer proxy).
+/// Targets are named as ELBv2 names them: an IP address or an `ec2InstanceId`, and a port.
 pub trait TargetHealthSource: Send + Sync + 'static {
-    /// `None` when the data plane has not checked this target (yet).
+    /// `None` when the data plane has not checked this target (yet), or no longer serves it.
     fn target_health(
         &self,
         target_group_arn: &str,
         target_id: &str,
         port_number: i32,
     ) -> Option<ObservedTargetHealth>;
+
+    /// Every target the data plane still has for the group, by id and port: the registered
+    /// ones it serves and deregistered ones still draining.
+    fn data_plane_targets(&self, target_group_arn: &str) -> Vec<(String, i32)>;
 }
 
 fn health(state: &str, reason: Option<&str>, description: &str) -> TargetHealth {
@@ -131,19 +146,52 @@ impl Elbv2 {
         Err(records::too_much_contention("target groups"))
     }
 
+    /// Container instances of the region, for resolving `instance` targets.
+    async fn instances(&self, ctx: &RequestContext) -> Result<Instances, ApiError> {
+        let mut instances = Instances::default();
+        instances.add_region(self.store(), &ctx.region).await?;
+        Ok(instances)
+    }
+
+    /// An `instance` group takes only ACTIVE or DRAINING container instances, as ELBv2 takes
+    /// only running EC2 instances.
     pub(crate) async fn register_targets(
         &self,
         ctx: &RequestContext,
         request: RegisterTargetsInput,
     ) -> Result<RegisterTargetsOutput, ApiError> {
         let arn = request.target_group_arn.unwrap_or_default();
-        self.update_targets(ctx, &arn, request.targets.unwrap_or_default(), true)
-            .await?;
+        let targets = request.targets.unwrap_or_default();
+        let group = self.find_target_group(ctx, &arn).await?;
+        if group.value.target_type == "instance" {
+            let instances = self.instances(ctx).await?;
+            let not_running: Vec<String> = targets
+                .iter()
+                .filter_map(|target| target.id.as_deref())
+                .filter(|id| {
+                    matches!(
+                        instances.resolve(&ctx.region, id),
+                        InstanceResolution::Unknown | InstanceResolution::NotRunning(_)
+                    )
+                })
+                .map(|id| format!("'{id}'"))
+                .collect();
+            if !not_running.is_empty() {
+                return Err(error(
+                    "InvalidTarget",
+                    format!(
+                        "The following targets are not in a running state and cannot be \
+                         registered: {}",
+                        not_running.join(", ")
+                    ),
+                ));
+            }
+        }
+        self.update_targets(ctx, &arn, targets, true).await?;
         Ok(RegisterTargetsOutput {})
     }
 
-    /// Deregistered targets leave the group at once: Berth's data plane does not drain yet,
-    /// so no `draining` state is reported for them.
+    /// Deregistered targets leave the record at once; the data plane drains them.
     pub(crate) async fn deregister_targets(
         &self,
         ctx: &RequestContext,
@@ -155,9 +203,11 @@ impl Elbv2 {
         Ok(DeregisterTargetsOutput {})
     }
 
-    /// Reports only what is known: `unused` for unregistered targets and groups no listener
-    /// uses, `unavailable` when health checks are disabled, the data plane's observation when
-    /// it has one, and otherwise `unavailable` saying that no health check has run.
+    /// Reports only what is known: `unused` for unregistered targets, groups no listener or
+    /// rule uses and `instance` targets the data plane cannot serve; `draining` for
+    /// deregistered targets the data plane still drains; `unavailable` when health checks are
+    /// disabled; the data plane's observation when it has one; and otherwise `unavailable`
+    /// saying that no health check has run.
     pub(crate) async fn describe_target_health(
         &self,
         ctx: &RequestContext,
@@ -166,6 +216,15 @@ impl Elbv2 {
         reject_unsupported(&[("Include", request.include.is_some())])?;
         let arn = request.target_group_arn.unwrap_or_default();
         let group = self.find_target_group(ctx, &arn).await?.value;
+        let observe = |target: &TargetRecord| {
+            self.health
+                .as_ref()
+                .and_then(|source| source.target_health(&arn, &target.id, target.port))
+        };
+        let draining = |target: &TargetRecord| {
+            observe(target).is_some_and(|observed| observed.state == TargetHealthState::Draining)
+        };
+        // (target, registered)
         let targets: Vec<(TargetRecord, bool)> = match request.targets {
             Some(asked) => Self::resolve_targets(&group, asked)?
                 .into_iter()
@@ -174,23 +233,58 @@ impl Elbv2 {
                     (target, registered)
                 })
                 .collect(),
-            None => group
-                .targets
-                .iter()
-                .map(|target| (target.clone(), true))
-                .collect(),
+            None => {
+                let mut all: Vec<(TargetRecord, bool)> = group
+                    .targets
+                    .iter()
+                    .map(|target| (target.clone(), true))
+                    .collect();
+                let mut leaving: Vec<TargetRecord> = self
+                    .health
+                    .as_ref()
+                    .map(|source| source.data_plane_targets(&arn))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(id, port)| TargetRecord { id, port })
+                    .filter(|target| !group.targets.contains(target) && draining(target))
+                    .collect();
+                leaving.sort();
+                leaving.dedup();
+                all.extend(leaving.into_iter().map(|target| (target, false)));
+                all
+            }
+        };
+        let instances = if group.target_type == "instance" {
+            Some(self.instances(ctx).await?)
+        } else {
+            None
         };
         let descriptions = targets
             .into_iter()
             .map(|(target, registered)| {
+                let not_served = instances
+                    .as_ref()
+                    .and_then(|instances| instances.resolve(&ctx.region, &target.id).description());
                 let target_health = if !registered {
-                    health("unused", Some("Target.NotRegistered"), "Target is not registered to the target group")
-                } else if group.used_by_listeners.is_empty() {
+                    if draining(&target) {
+                        deregistration_in_progress()
+                    } else {
+                        health("unused", Some("Target.NotRegistered"), "Target is not registered to the target group")
+                    }
+                } else if !group.in_use() {
                     health("unused", Some("Target.NotInUse"), "Target group is not configured to receive traffic from the load balancer")
-                } else if !group.health_check.enabled {
-                    health("unavailable", Some("Target.HealthCheckDisabled"), "Health checks are disabled")
+                } else if let Some(description) = not_served {
+                    health("unused", Some("Target.InvalidState"), &description)
                 } else {
-                    match self.health.as_ref().and_then(|source| source.target_health(&arn, &target.id, target.port)) {
+                    match observe(&target) {
+                        Some(observed) if observed.state == TargetHealthState::Draining => {
+                            deregistration_in_progress()
+                        }
+                        _ if !group.health_check.enabled => health(
+                            "unavailable",
+                            Some("Target.HealthCheckDisabled"),
+                            "Health checks are disabled",
+                        ),
                         Some(observed) => TargetHealth {
                             state: Some(observed.state.as_str().to_string()),
                             reason: observed.reason,
@@ -223,4 +317,12 @@ impl Elbv2 {
             target_health_descriptions: Some(descriptions),
         })
     }
+}
+
+fn deregistration_in_progress() -> TargetHealth {
+    health(
+        "draining",
+        Some("Target.DeregistrationInProgress"),
+        "Target deregistration is in progress",
+    )
 }

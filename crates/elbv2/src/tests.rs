@@ -428,23 +428,49 @@ async fn listener_actions_are_validated() {
     .await;
 }
 
-struct FixedHealth;
+/// A data plane that reports what the test sets, by (target id, port).
+#[derive(Default)]
+struct FakeHealth {
+    observed: std::sync::Mutex<std::collections::BTreeMap<(String, i32), TargetHealthState>>,
+}
 
-impl TargetHealthSource for FixedHealth {
-    fn target_health(&self, _: &str, target_id: &str, _: i32) -> Option<ObservedTargetHealth> {
-        (target_id == "10.0.0.1").then_some(ObservedTargetHealth {
-            state: TargetHealthState::Healthy,
-            reason: None,
+impl FakeHealth {
+    fn set(&self, id: &str, port: i32, state: Option<TargetHealthState>) {
+        let mut observed = self.observed.lock().unwrap();
+        match state {
+            Some(state) => observed.insert((id.to_string(), port), state),
+            None => observed.remove(&(id.to_string(), port)),
+        };
+    }
+}
+
+impl TargetHealthSource for FakeHealth {
+    fn target_health(&self, _: &str, target_id: &str, port: i32) -> Option<ObservedTargetHealth> {
+        let state = *self
+            .observed
+            .lock()
+            .unwrap()
+            .get(&(target_id.to_string(), port))?;
+        Some(ObservedTargetHealth {
+            state,
+            reason: (state == TargetHealthState::Draining)
+                .then(|| "Target.DeregistrationInProgress".to_string()),
             description: None,
         })
+    }
+
+    fn data_plane_targets(&self, _: &str) -> Vec<(String, i32)> {
+        self.observed.lock().unwrap().keys().cloned().collect()
     }
 }
 
 #[tokio::test]
 async fn target_health_reports_only_what_is_known() {
     let mut h = Harness::new();
-    h.elbv2 =
-        Elbv2::new(Arc::new(store::MemoryStore::new())).with_target_health(Arc::new(FixedHealth));
+    let health = Arc::new(FakeHealth::default());
+    health.set("10.0.0.1", 80, Some(TargetHealthState::Healthy));
+    h.elbv2 = Elbv2::new(Arc::new(store::MemoryStore::new()))
+        .with_target_health(Arc::clone(&health) as Arc<dyn TargetHealthSource>);
     let tg = between(
         &h.ok("Action=CreateTargetGroup&Name=ips&Protocol=HTTP&Port=80&TargetType=ip")
             .await,
@@ -467,11 +493,11 @@ async fn target_health_reports_only_what_is_known() {
     );
     let lb = h.load_balancer("web").await;
     h.listener(&lb, 80, &tg).await;
-    let health = h
+    let described = h
         .ok(&format!("Action=DescribeTargetHealth&TargetGroupArn={tg}"))
         .await;
-    assert!(health.contains("<Id>10.0.0.1</Id><Port>80</Port></Target><HealthCheckPort>80</HealthCheckPort><TargetHealth><State>healthy</State>"), "{health}");
-    assert!(health.contains("<Id>10.0.0.2</Id><Port>81</Port></Target><HealthCheckPort>81</HealthCheckPort><TargetHealth><State>unavailable</State><Reason>Elb.InternalError</Reason>"), "{health}");
+    assert!(described.contains("<Id>10.0.0.1</Id><Port>80</Port></Target><HealthCheckPort>80</HealthCheckPort><TargetHealth><State>healthy</State>"), "{described}");
+    assert!(described.contains("<Id>10.0.0.2</Id><Port>81</Port></Target><HealthCheckPort>81</HealthCheckPort><TargetHealth><State>unavailable</State><Reason>Elb.InternalError</Reason>"), "{described}");
     let asked = h
         .ok(&format!(
             "Action=DescribeTargetHealth&TargetGroupArn={tg}&Targets.member.1.Id=10.0.0.9"
@@ -481,12 +507,127 @@ async fn target_health_reports_only_what_is_known() {
         asked.contains("<Reason>Target.NotRegistered</Reason>"),
         "{asked}"
     );
+    // A deregistered target the data plane still drains is listed as draining.
+    health.set("10.0.0.2", 81, Some(TargetHealthState::Draining));
     h.ok(&format!("Action=DeregisterTargets&TargetGroupArn={tg}&Targets.member.1.Id=10.0.0.2&Targets.member.1.Port=81")).await;
     h.fails(&format!("Action=DeregisterTargets&TargetGroupArn={tg}&Targets.member.1.Id=10.0.0.2&Targets.member.1.Port=81"), "InvalidTarget").await;
+    let draining = "<Id>10.0.0.2</Id><Port>81</Port></Target><HealthCheckPort>81</HealthCheckPort><TargetHealth><State>draining</State><Reason>Target.DeregistrationInProgress</Reason>";
+    for request in [
+        format!("Action=DescribeTargetHealth&TargetGroupArn={tg}"),
+        format!("Action=DescribeTargetHealth&TargetGroupArn={tg}&Targets.member.1.Id=10.0.0.2&Targets.member.1.Port=81"),
+    ] {
+        let described = h.ok(&request).await;
+        assert!(described.contains(draining), "{described}");
+    }
+    // Once drained, it is gone.
+    health.set("10.0.0.2", 81, None);
     let after = h
         .ok(&format!("Action=DescribeTargetHealth&TargetGroupArn={tg}"))
         .await;
     assert!(!after.contains("10.0.0.2"), "{after}");
+    // With health checks disabled nothing is observed, but draining still shows.
+    h.ok(&format!(
+        "Action=ModifyTargetGroup&TargetGroupArn={tg}&HealthCheckEnabled=false"
+    ))
+    .await;
+    health.set("10.0.0.1", 80, Some(TargetHealthState::Draining));
+    h.ok(&format!(
+        "Action=DeregisterTargets&TargetGroupArn={tg}&Targets.member.1.Id=10.0.0.1"
+    ))
+    .await;
+    h.ok(&format!(
+        "Action=RegisterTargets&TargetGroupArn={tg}&Targets.member.1.Id=10.0.0.3"
+    ))
+    .await;
+    let disabled = h
+        .ok(&format!("Action=DescribeTargetHealth&TargetGroupArn={tg}"))
+        .await;
+    assert!(disabled.contains("<Id>10.0.0.1</Id><Port>80</Port></Target><HealthCheckPort>80</HealthCheckPort><TargetHealth><State>draining</State>"), "{disabled}");
+    assert!(disabled.contains("<Id>10.0.0.3</Id><Port>80</Port></Target><HealthCheckPort>80</HealthCheckPort><TargetHealth><State>unavailable</State><Reason>Target.HealthCheckDisabled</Reason>"), "{disabled}");
+}
+
+/// Stores a container instance as the ECS API does.
+async fn put_container_instance(
+    h: &Harness,
+    ec2_instance_id: &str,
+    status: model::container_instance::ContainerInstanceStatus,
+    host_address: Option<&str>,
+) {
+    let instance = model::container_instance::ContainerInstance {
+        id: format!("ci-{ec2_instance_id}"),
+        cluster_name: "default".into(),
+        ec2_instance_id: ec2_instance_id.into(),
+        status,
+        status_reason: None,
+        registered: Default::default(),
+        remaining: Default::default(),
+        attributes: host_address
+            .map(|address| {
+                (
+                    data_plane::HOST_ADDRESS_ATTRIBUTE.to_string(),
+                    Some(address.to_string()),
+                )
+            })
+            .into_iter()
+            .collect(),
+        version_info: Default::default(),
+        registered_at_ms: 0,
+        task_groups: Default::default(),
+        tags: Vec::new(),
+        version: 1,
+    };
+    let key = format!("/ecs/us-east-1/container-instances/default/{}", instance.id);
+    let put = store::Txn::new().then(store::Op::put(key, serde_json::to_vec(&instance).unwrap()));
+    h.elbv2.store().txn(put).await.unwrap();
+}
+
+#[tokio::test]
+async fn instance_targets_must_be_running_container_instances() {
+    use model::container_instance::ContainerInstanceStatus::{Active, Draining, Inactive};
+    let h = Harness::new();
+    put_container_instance(&h, "i-active", Active, Some("127.0.0.1")).await;
+    put_container_instance(&h, "i-draining", Draining, Some("127.0.0.2")).await;
+    put_container_instance(&h, "i-inactive", Inactive, Some("127.0.0.3")).await;
+    put_container_instance(&h, "i-silent", Active, None).await;
+    let tg = h.target_group("instances").await;
+    let message = h
+        .fails(
+            &format!("Action=RegisterTargets&TargetGroupArn={tg}&Targets.member.1.Id=i-active&Targets.member.2.Id=i-inactive&Targets.member.3.Id=i-nope"),
+            "InvalidTarget",
+        )
+        .await;
+    assert_eq!(
+        message,
+        "The following targets are not in a running state and cannot be registered: 'i-inactive', 'i-nope'"
+    );
+    h.ok(&format!("Action=RegisterTargets&TargetGroupArn={tg}&Targets.member.1.Id=i-active&Targets.member.2.Id=i-draining&Targets.member.3.Id=i-silent")).await;
+    let lb = h.load_balancer("web").await;
+    h.listener(&lb, 80, &tg).await;
+    // The instance turns INACTIVE after registration: it is no longer served.
+    put_container_instance(&h, "i-draining", Inactive, Some("127.0.0.2")).await;
+    let described = h
+        .ok(&format!("Action=DescribeTargetHealth&TargetGroupArn={tg}"))
+        .await;
+    assert!(described.contains("<Id>i-active</Id><Port>8080</Port></Target><HealthCheckPort>8080</HealthCheckPort><TargetHealth><State>unavailable</State><Reason>Elb.InternalError</Reason>"), "{described}");
+    assert!(described.contains("<Id>i-draining</Id><Port>8080</Port></Target><HealthCheckPort>8080</HealthCheckPort><TargetHealth><State>unused</State><Reason>Target.InvalidState</Reason><Description>Target is in the INACTIVE state"), "{described}");
+    assert!(described.contains("<Id>i-silent</Id><Port>8080</Port></Target><HealthCheckPort>8080</HealthCheckPort><TargetHealth><State>unused</State><Reason>Target.InvalidState</Reason><Description>Target has no berth.host-address attribute"), "{described}");
+    let served = data_plane::data_plane(h.elbv2.store()).await.unwrap();
+    assert_eq!(
+        served.targets[&tg],
+        vec![data_plane::ResolvedTarget {
+            id: "i-active".into(),
+            port: 8080,
+            target: load_balancer::Target {
+                id: "127.0.0.1".parse().unwrap(),
+                port: 8080
+            },
+        }]
+    );
+    // Deregistering needs no running instance.
+    h.ok(&format!(
+        "Action=DeregisterTargets&TargetGroupArn={tg}&Targets.member.1.Id=i-draining"
+    ))
+    .await;
 }
 
 #[tokio::test]
@@ -527,11 +668,366 @@ async fn tags_are_added_removed_and_described() {
 #[tokio::test]
 async fn unsupported_and_unknown_actions_answer_invalid_action() {
     let h = Harness::new();
-    h.fails("Action=CreateRule", "InvalidAction").await;
+    h.fails("Action=SetSubnets", "InvalidAction").await;
     h.fails("Action=Bogus", "InvalidAction").await;
-    let err = h.call("Action=CreateRule").await.unwrap_err();
+    let err = h.call("Action=SetSubnets").await.unwrap_err();
     assert_eq!(err.http_status, 400);
     for operation in SUPPORTED_OPERATIONS {
         assert!(elbv2_wire::OPERATIONS.contains(operation), "{operation}");
     }
+}
+
+impl Harness {
+    async fn rule(&self, listener_arn: &str, priority: u32, rest: &str) -> String {
+        let xml = self
+            .ok(&format!(
+                "Action=CreateRule&ListenerArn={listener_arn}&Priority={priority}&{rest}"
+            ))
+            .await;
+        between(&xml, "<RuleArn>", "</RuleArn>")
+    }
+}
+
+fn forward_to(target_group_arn: &str) -> String {
+    format!("Actions.member.1.Type=forward&Actions.member.1.TargetGroupArn={target_group_arn}")
+}
+
+/// The (RuleArn, Priority, IsDefault) of each rule in a DescribeRules answer, in order.
+fn described_rules(xml: &str) -> Vec<(String, String, bool)> {
+    xml.split("<RuleArn>")
+        .skip(1)
+        .map(|rule| {
+            (
+                rule[..rule.find("</RuleArn>").unwrap()].to_string(),
+                between(rule, "<Priority>", "</Priority>"),
+                between(rule, "<IsDefault>", "</IsDefault>") == "true",
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn rules_are_created_described_reordered_and_deleted() {
+    let h = Harness::new();
+    let lb = h.load_balancer("web").await;
+    let api = h.target_group("api").await;
+    let site = h.target_group("site").await;
+    let listener = h.listener(&lb, 80, &site).await;
+    let path_rule = h
+        .rule(
+            &listener,
+            10,
+            &format!(
+                "Conditions.member.1.Field=path-pattern\
+                 &Conditions.member.1.PathPatternConfig.Values.member.1=/api/*&{}",
+                forward_to(&api)
+            ),
+        )
+        .await;
+    let lb_id = lb.rsplit('/').next().unwrap();
+    let listener_id = listener.rsplit('/').next().unwrap();
+    assert!(
+        path_rule.starts_with(&format!(
+            "arn:aws:elasticloadbalancing:us-east-1:000000000000:listener-rule/app/web/{lb_id}/{listener_id}/"
+        )),
+        "{path_rule}"
+    );
+    let message = h
+        .fails(
+            &format!("Action=CreateRule&ListenerArn={listener}&Priority=10&Conditions.member.1.Field=path-pattern&Conditions.member.1.Values.member.1=/x&{}", forward_to(&api)),
+            "PriorityInUse",
+        )
+        .await;
+    assert_eq!(message, "Priority '10' is currently in use");
+    // The legacy `Values` form, with a fixed response.
+    let host_rule = h
+        .rule(
+            &listener,
+            5,
+            "Conditions.member.1.Field=host-header&Conditions.member.1.Values.member.1=admin.example.com\
+             &Actions.member.1.Type=fixed-response&Actions.member.1.FixedResponseConfig.StatusCode=403",
+        )
+        .await;
+    let described = h
+        .ok(&format!("Action=DescribeRules&ListenerArn={listener}"))
+        .await;
+    let default_rule = ids::default_rule_arn(&listener);
+    assert_eq!(
+        described_rules(&described),
+        vec![
+            (host_rule.clone(), "5".into(), false),
+            (path_rule.clone(), "10".into(), false),
+            (default_rule.clone(), "default".into(), true),
+        ]
+    );
+    assert!(described.contains("<Conditions><member><Field>path-pattern</Field><Values><member>/api/*</member></Values><PathPatternConfig><Values><member>/api/*</member></Values></PathPatternConfig></member></Conditions>"), "{described}");
+    assert!(described.contains("<Field>host-header</Field><Values><member>admin.example.com</member></Values><HostHeaderConfig><Values><member>admin.example.com</member></Values></HostHeaderConfig>"), "{described}");
+    assert!(described.contains(&format!("<RuleArn>{default_rule}</RuleArn><Priority>default</Priority><Conditions></Conditions><Actions><member><Type>forward</Type><TargetGroupArn>{site}</TargetGroupArn>")), "{described}");
+
+    // Pages, and rules by ARN.
+    let first = h
+        .ok(&format!(
+            "Action=DescribeRules&ListenerArn={listener}&PageSize=2"
+        ))
+        .await;
+    assert_eq!(described_rules(&first).len(), 2);
+    let marker = between(&first, "<NextMarker>", "</NextMarker>");
+    let second = h
+        .ok(&format!(
+            "Action=DescribeRules&ListenerArn={listener}&PageSize=2&Marker={marker}"
+        ))
+        .await;
+    assert_eq!(
+        described_rules(&second),
+        vec![(default_rule.clone(), "default".into(), true)]
+    );
+    assert!(!second.contains("<NextMarker>"), "{second}");
+    let by_arn = h
+        .ok(&format!(
+            "Action=DescribeRules&RuleArns.member.1={default_rule}&RuleArns.member.2={path_rule}"
+        ))
+        .await;
+    assert_eq!(
+        described_rules(&by_arn),
+        vec![
+            (path_rule.clone(), "10".into(), false),
+            (default_rule.clone(), "default".into(), true)
+        ]
+    );
+    h.fails("Action=DescribeRules", "ValidationError").await;
+    h.fails(
+        &format!("Action=DescribeRules&ListenerArn={listener}&RuleArns.member.1={path_rule}"),
+        "ValidationError",
+    )
+    .await;
+    h.fails(
+        &format!("Action=DescribeRules&RuleArns.member.1={path_rule}0"),
+        "RuleNotFound",
+    )
+    .await;
+    h.fails(
+        &format!("Action=DescribeRules&ListenerArn={listener}0"),
+        "ListenerNotFound",
+    )
+    .await;
+
+    // A target group a rule forwards to is in use by the load balancer.
+    h.fails(
+        &format!("Action=DeleteTargetGroup&TargetGroupArn={api}"),
+        "ResourceInUse",
+    )
+    .await;
+    let groups = h
+        .ok(&format!("Action=DescribeTargetGroups&LoadBalancerArn={lb}"))
+        .await;
+    assert!(groups.contains(&api) && groups.contains(&site), "{groups}");
+
+    // Priorities: a collision with a rule left out, a duplicate, the default rule.
+    let message = h
+        .fails(
+            &format!("Action=SetRulePriorities&RulePriorities.member.1.RuleArn={path_rule}&RulePriorities.member.1.Priority=5"),
+            "PriorityInUse",
+        )
+        .await;
+    assert_eq!(message, "Priority '5' is currently in use");
+    h.fails(&format!("Action=SetRulePriorities&RulePriorities.member.1.RuleArn={path_rule}&RulePriorities.member.1.Priority=7&RulePriorities.member.2.RuleArn={host_rule}&RulePriorities.member.2.Priority=7"), "ValidationError").await;
+    h.fails(&format!("Action=SetRulePriorities&RulePriorities.member.1.RuleArn={default_rule}&RulePriorities.member.1.Priority=7"), "OperationNotPermitted").await;
+    let swapped = h.ok(&format!("Action=SetRulePriorities&RulePriorities.member.1.RuleArn={path_rule}&RulePriorities.member.1.Priority=5&RulePriorities.member.2.RuleArn={host_rule}&RulePriorities.member.2.Priority=10")).await;
+    assert_eq!(
+        described_rules(&swapped),
+        vec![
+            (path_rule.clone(), "5".into(), false),
+            (host_rule.clone(), "10".into(), false)
+        ]
+    );
+
+    // ModifyRule replaces what it is given; on the default rule it changes the listener.
+    let modified = h
+        .ok(&format!(
+            "Action=ModifyRule&RuleArn={path_rule}&Actions.member.1.Type=forward\
+             &Actions.member.1.ForwardConfig.TargetGroups.member.1.TargetGroupArn={site}"
+        ))
+        .await;
+    assert!(
+        modified.contains("<Field>path-pattern</Field>"),
+        "{modified}"
+    );
+    h.ok(&format!("Action=DeleteTargetGroup&TargetGroupArn={api}"))
+        .await;
+    h.fails(
+        &format!("Action=ModifyRule&RuleArn={path_rule}&{}", forward_to(&api)),
+        "TargetGroupNotFound",
+    )
+    .await;
+    h.fails(
+        &format!("Action=ModifyRule&RuleArn={default_rule}&Conditions.member.1.Field=path-pattern&Conditions.member.1.Values.member.1=/x"),
+        "ValidationError",
+    )
+    .await;
+    let default_modified = h
+        .ok(&format!("Action=ModifyRule&RuleArn={default_rule}&Actions.member.1.Type=fixed-response&Actions.member.1.FixedResponseConfig.StatusCode=404"))
+        .await;
+    assert!(
+        default_modified.contains("<IsDefault>true</IsDefault>")
+            && default_modified.contains("<StatusCode>404</StatusCode>"),
+        "{default_modified}"
+    );
+    let listeners = h
+        .ok(&format!(
+            "Action=DescribeListeners&ListenerArns.member.1={listener}"
+        ))
+        .await;
+    assert!(
+        listeners.contains("<StatusCode>404</StatusCode>"),
+        "{listeners}"
+    );
+
+    // Tags on rules, the default rule's included.
+    h.ok(&format!("Action=AddTags&ResourceArns.member.1={host_rule}&ResourceArns.member.2={default_rule}&Tags.member.1.Key=team&Tags.member.1.Value=edge")).await;
+    let tags = h
+        .ok(&format!(
+            "Action=DescribeTags&ResourceArns.member.1={host_rule}&ResourceArns.member.2={default_rule}"
+        ))
+        .await;
+    assert_eq!(
+        tags.matches("<Tags><member><Key>team</Key><Value>edge</Value></member></Tags>")
+            .count(),
+        2,
+        "{tags}"
+    );
+
+    // The default rule stays; the others can go.
+    h.fails(
+        &format!("Action=DeleteRule&RuleArn={default_rule}"),
+        "OperationNotPermitted",
+    )
+    .await;
+    h.ok(&format!("Action=DeleteRule&RuleArn={host_rule}"))
+        .await;
+    h.fails(
+        &format!("Action=DeleteRule&RuleArn={host_rule}"),
+        "RuleNotFound",
+    )
+    .await;
+    let remaining = h
+        .ok(&format!("Action=DescribeRules&ListenerArn={listener}"))
+        .await;
+    assert_eq!(described_rules(&remaining).len(), 2);
+}
+
+#[tokio::test]
+async fn deleting_a_listener_or_load_balancer_deletes_its_rules() {
+    let h = Harness::new();
+    let lb = h.load_balancer("web").await;
+    let api = h.target_group("api").await;
+    let site = h.target_group("site").await;
+    let listener = h.listener(&lb, 80, &site).await;
+    let condition =
+        "Conditions.member.1.Field=path-pattern&Conditions.member.1.Values.member.1=/api/*";
+    let rule = h
+        .rule(&listener, 1, &format!("{condition}&{}", forward_to(&api)))
+        .await;
+    h.ok(&format!("Action=DeleteListener&ListenerArn={listener}"))
+        .await;
+    h.fails(
+        &format!("Action=DescribeRules&RuleArns.member.1={rule}"),
+        "RuleNotFound",
+    )
+    .await;
+    let groups = h
+        .ok(&format!(
+            "Action=DescribeTargetGroups&TargetGroupArns.member.1={api}"
+        ))
+        .await;
+    assert!(
+        groups.contains("<LoadBalancerArns></LoadBalancerArns>"),
+        "{groups}"
+    );
+
+    let listener = h.listener(&lb, 81, &site).await;
+    let rule = h
+        .rule(&listener, 1, &format!("{condition}&{}", forward_to(&api)))
+        .await;
+    h.fails(
+        &format!("Action=DeleteTargetGroup&TargetGroupArn={api}"),
+        "ResourceInUse",
+    )
+    .await;
+    h.ok(&format!("Action=DeleteLoadBalancer&LoadBalancerArn={lb}"))
+        .await;
+    h.fails(
+        &format!("Action=DescribeRules&RuleArns.member.1={rule}"),
+        "RuleNotFound",
+    )
+    .await;
+    h.ok(&format!("Action=DeleteTargetGroup&TargetGroupArn={api}"))
+        .await;
+    h.ok(&format!("Action=DeleteTargetGroup&TargetGroupArn={site}"))
+        .await;
+}
+
+#[tokio::test]
+async fn rules_are_validated_and_limited() {
+    let h = Harness::new();
+    let lb = h.load_balancer("web").await;
+    let tg = h.target_group("api").await;
+    let listener = h.listener(&lb, 80, &tg).await;
+    let create = |priority: u32, rest: &str| {
+        format!("Action=CreateRule&ListenerArn={listener}&Priority={priority}&{rest}")
+    };
+    let six: String = (1..=6)
+        .map(|i| format!("&Conditions.member.1.PathPatternConfig.Values.member.{i}=/p{i}"))
+        .collect();
+    let message = h
+        .fails(
+            &create(
+                1,
+                &format!(
+                    "Conditions.member.1.Field=path-pattern{six}&{}",
+                    forward_to(&tg)
+                ),
+            ),
+            "ValidationError",
+        )
+        .await;
+    assert_eq!(message, "A rule can only have '5' condition values");
+    h.fails(
+        &create(1, &format!("Conditions.member.1.Field=query-string&Conditions.member.1.QueryStringConfig.Values.member.1.Key=a&{}", forward_to(&tg))),
+        "ValidationError",
+    )
+    .await;
+    h.fails(
+        &create(1, "Conditions.member.1.Field=path-pattern&Conditions.member.1.Values.member.1=/a&Actions.member.1.Type=forward&Actions.member.1.TargetGroupArn=arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/x/0000000000000000"),
+        "TargetGroupNotFound",
+    )
+    .await;
+    h.fails(
+        &create(1, &format!("Conditions.member.1.Field=path-pattern&Conditions.member.1.Values.member.1=/a&Transforms.member.1.Type=url-rewrite&{}", forward_to(&tg))),
+        "ValidationError",
+    )
+    .await;
+    h.fails(
+        &format!("Action=CreateRule&ListenerArn={listener}0&Priority=1&Conditions.member.1.Field=path-pattern&Conditions.member.1.Values.member.1=/a&{}", forward_to(&tg)),
+        "ListenerNotFound",
+    )
+    .await;
+    // 100 rules per load balancer, across its listeners.
+    let other = h.listener(&lb, 81, &tg).await;
+    for priority in 1..=100 {
+        let listener = if priority % 2 == 0 { &listener } else { &other };
+        h.rule(
+            listener,
+            priority,
+            &format!(
+                "Conditions.member.1.Field=source-ip&Conditions.member.1.SourceIpConfig.Values.member.1=10.0.0.0/8&{}",
+                forward_to(&tg)
+            ),
+        )
+        .await;
+    }
+    h.fails(
+        &create(101, &format!("Conditions.member.1.Field=http-request-method&Conditions.member.1.HttpRequestMethodConfig.Values.member.1=GET&{}", forward_to(&tg))),
+        "TooManyRules",
+    )
+    .await;
 }

@@ -41,10 +41,21 @@ impl RandomDraws {
     }
 
     /// `Root=1-<8 hex epoch seconds>-<24 hex random>`, as ALB writes it.
-    pub(crate) fn trace_id(&self, now_ms: u64) -> String {
-        let high = self.next() & 0xFFFF_FFFF;
-        let low = self.next();
-        format!("Root=1-{:08x}-{high:08x}{low:016x}", now_ms / 1000)
+    pub(crate) fn trace_id(&self, now_ms: u64) -> http::HeaderValue {
+        let mut id = *b"Root=1-00000000-000000000000000000000000";
+        write_hex(&mut id[7..15], now_ms / 1000);
+        write_hex(&mut id[16..24], self.next());
+        write_hex(&mut id[24..40], self.next());
+        http::HeaderValue::from_bytes(&id).unwrap_or_else(|_| http::HeaderValue::from_static(""))
+    }
+}
+
+/// Fills `out` with the low hex digits of `value`, most significant first.
+fn write_hex(out: &mut [u8], mut value: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in out.iter_mut().rev() {
+        *byte = DIGITS[(value & 0xF) as usize];
+        value >>= 4;
     }
 }
 
@@ -56,6 +67,7 @@ mod tests {
     fn trace_ids_have_albs_shape() {
         let draws = RandomDraws::from_os_seed();
         let id = draws.trace_id(1_700_000_000_123);
+        let id = id.to_str().unwrap();
         assert!(id.starts_with("Root=1-6553f100-"), "{id}");
         assert_eq!(id.len(), "Root=1-".len() + 8 + 1 + 24);
         assert!(id["Root=1-".len()..]

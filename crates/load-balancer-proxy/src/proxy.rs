@@ -2,17 +2,11 @@
 //! check tasks out.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use load_balancer::{
     Listener, LoadBalancer, LoadBalancerError, Target, TargetGroup, TargetGroupState, TargetHealth,
 };
@@ -20,15 +14,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::clock::{self, RandomDraws};
-use crate::{handler, health_checks};
+use crate::clock;
+use crate::health_checks;
+use crate::workers::Workers;
 
 /// How often draining targets whose deregistration delay ended are retired.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
-/// Idle upstream connections kept per target.
-const UPSTREAM_IDLE_CONNECTIONS_PER_TARGET: usize = 256;
-const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
 pub struct ProxyOptions {
@@ -37,6 +28,9 @@ pub struct ProxyOptions {
     /// How long a target has to start answering (connect included) before
     /// the client gets a 504; ALB's idle timeout defaults to 60 s.
     pub upstream_timeout: Duration,
+    /// Threads serving connections, each with its own single-threaded
+    /// runtime (default: one per core).
+    pub worker_threads: usize,
 }
 
 impl Default for ProxyOptions {
@@ -44,6 +38,8 @@ impl Default for ProxyOptions {
         ProxyOptions {
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             upstream_timeout: Duration::from_secs(60),
+            worker_threads: std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get),
         }
     }
 }
@@ -57,6 +53,8 @@ pub enum ProxyError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start the proxy's worker threads: {0}; lower ProxyOptions::worker_threads")]
+    Workers(std::io::Error),
 }
 
 /// A running load balancer.
@@ -66,19 +64,26 @@ pub struct Proxy {
     stop: watch::Sender<bool>,
 }
 
-pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
-
 /// What the request path reads.
 pub(crate) struct Shared {
     pub(crate) options: ProxyOptions,
-    pub(crate) client: UpstreamClient,
-    pub(crate) random: RandomDraws,
     snapshot: RwLock<Arc<Snapshot>>,
+    /// Bumped after every new snapshot (workers cache theirs until then).
+    generation: AtomicU64,
 }
 
 impl Shared {
     pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(&self.snapshot.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn replace_snapshot(&self, snapshot: Snapshot) {
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
+        self.generation.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -118,7 +123,7 @@ struct GroupTask {
 /// What the supervisor owns.
 struct Supervisor {
     shared: Arc<Shared>,
-    listeners: HashMap<u16, JoinHandle<()>>,
+    workers: Workers,
     groups: HashMap<String, GroupTask>,
     applied: Option<Arc<LoadBalancer>>,
 }
@@ -133,31 +138,24 @@ impl Proxy {
     ) -> Result<Proxy, ProxyError> {
         let initial = Arc::clone(&config.borrow_and_update());
         initial.validate()?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(options.upstream_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(UPSTREAM_IDLE_CONNECTIONS_PER_TARGET)
-            .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
+        let worker_threads = options.worker_threads;
         let shared = Arc::new(Shared {
             options,
-            client,
-            random: RandomDraws::from_os_seed(),
             snapshot: RwLock::new(Arc::new(Snapshot {
                 load_balancer: Arc::clone(&initial),
                 groups: HashMap::new(),
             })),
+            generation: AtomicU64::new(0),
         });
+        let workers = Workers::start(&shared, worker_threads).map_err(ProxyError::Workers)?;
         let mut supervisor = Supervisor {
             shared: Arc::clone(&shared),
-            listeners: HashMap::new(),
+            workers,
             groups: HashMap::new(),
             applied: None,
         };
         if let Err(err) = supervisor.apply(initial).await {
-            supervisor.stop_all();
+            supervisor.stop_all().await;
             return Err(err);
         }
         let (stop, stop_receiver) = watch::channel(false);
@@ -203,8 +201,8 @@ impl Proxy {
         Some(health)
     }
 
-    /// Stops listening and health checking. Connections already accepted
-    /// finish their requests.
+    /// Stops listening (the ports are closed when this returns) and health
+    /// checking. Connections already accepted finish their requests.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.supervisor.await;
@@ -241,7 +239,7 @@ impl Supervisor {
                 _ = stop.changed() => break,
             }
         }
-        self.stop_all();
+        self.stop_all().await;
     }
 
     /// Makes the running proxy match `load_balancer`. Bind failures are
@@ -290,39 +288,30 @@ impl Supervisor {
         }
         self.groups = groups;
 
-        let snapshot = Arc::new(Snapshot {
+        let snapshot = Snapshot {
             load_balancer: Arc::clone(&load_balancer),
             groups: self
                 .groups
                 .iter()
                 .map(|(arn, task)| (arn.clone(), Arc::clone(&task.runtime)))
                 .collect(),
-        });
-        *self
-            .shared
-            .snapshot
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = snapshot;
+        };
+        self.shared.replace_snapshot(snapshot);
 
         let ports: Vec<u16> = load_balancer.listeners.iter().map(|l| l.port).collect();
-        self.listeners.retain(|port, task| {
-            let keep = ports.contains(port);
-            if !keep {
-                task.abort();
+        for port in self.workers.listening_ports() {
+            if !ports.contains(&port) {
+                self.workers.stop_listening(port);
             }
-            keep
-        });
+        }
         let mut first_error = None;
         for port in ports {
-            if self.listeners.contains_key(&port) {
+            if self.workers.is_listening(port) {
                 continue;
             }
             let addr = SocketAddr::new(self.shared.options.bind_ip, port);
-            match TcpListener::bind(addr).await {
-                Ok(listener) => {
-                    let task = tokio::spawn(serve(Arc::clone(&self.shared), listener, port));
-                    self.listeners.insert(port, task);
-                }
+            match TcpListener::bind(addr).await.and_then(|l| l.into_std()) {
+                Ok(listener) => self.workers.listen(port, listener),
                 Err(source) => {
                     tracing::warn!(%addr, %source, "cannot bind listener");
                     first_error.get_or_insert(ProxyError::Bind { addr, source });
@@ -335,47 +324,10 @@ impl Supervisor {
         first_error.map_or(Ok(()), Err)
     }
 
-    fn stop_all(&mut self) {
-        for (_, task) in self.listeners.drain() {
-            task.abort();
-        }
+    async fn stop_all(&mut self) {
         for (_, group) in self.groups.drain() {
             group.health_checks.abort();
         }
-    }
-}
-
-/// Accepts connections on one listener until aborted.
-async fn serve(shared: Arc<Shared>, listener: TcpListener, port: u16) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().keep_alive(true).timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                let shared = Arc::clone(&shared);
-                let builder = Arc::clone(&builder);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let shared = Arc::clone(&shared);
-                        async move {
-                            Ok::<_, Infallible>(handler::handle(shared, port, peer, request).await)
-                        }
-                    });
-                    if let Err(err) = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
-                    {
-                        tracing::debug!(%peer, %err, "client connection ended with an error");
-                    }
-                });
-            }
-            Err(err) => {
-                tracing::warn!(%err, port, "accepting a connection failed");
-                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
-            }
-        }
+        self.workers.stop().await;
     }
 }

@@ -117,6 +117,7 @@ fn target_group(arn: &str, targets: &[&Backend]) -> TargetGroup {
         target_group_arn: arn.to_string(),
         targets: targets.iter().map(|backend| backend.target()).collect(),
         health_check: HealthCheck {
+            enabled: true,
             path: "/health".to_string(),
             interval_seconds: 5,
             timeout_seconds: 2,
@@ -154,13 +155,31 @@ async fn start_with_timeout(
     config: LoadBalancer,
     upstream_timeout: Duration,
 ) -> (Proxy, watch::Sender<Arc<LoadBalancer>>) {
-    let (sender, receiver) = watch::channel(Arc::new(config));
     let options = ProxyOptions {
         bind_ip: "127.0.0.1".parse().unwrap(),
         upstream_timeout,
+        ..ProxyOptions::default()
     };
+    start_with_options(config, options).await
+}
+
+async fn start_with_options(
+    config: LoadBalancer,
+    options: ProxyOptions,
+) -> (Proxy, watch::Sender<Arc<LoadBalancer>>) {
+    let (sender, receiver) = watch::channel(Arc::new(config));
     let proxy = Proxy::start(receiver, options).await.unwrap();
     (proxy, sender)
+}
+
+/// One worker thread: every upstream connection is in the same pool.
+async fn start_single_worker(config: LoadBalancer) -> (Proxy, watch::Sender<Arc<LoadBalancer>>) {
+    let options = ProxyOptions {
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        upstream_timeout: Duration::from_secs(5),
+        worker_threads: 1,
+    };
+    start_with_options(config, options).await
 }
 
 struct Answer {
@@ -607,5 +626,243 @@ async fn listeners_follow_the_configuration() {
     }
     assert!(closed);
     assert_eq!(get(second, "/", &[]).await.body, "a");
+    proxy.shutdown().await;
+}
+
+/// A target that answers the first request of every connection (keeping
+/// it alive) and closes the connection when the next request arrives,
+/// without answering: a target going away under a pooled connection.
+/// Counts the requests it answered and those it closed on.
+async fn closing_backend() -> (Target, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&answered);
+    let closed_counter = Arc::clone(&closed);
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let counter = Arc::clone(&counter);
+            let closed_counter = Arc::clone(&closed_counter);
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                // Health checks and the first request: read a whole head
+                // (and the small bodies these tests send), then answer.
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                if request.starts_with(b"GET /health") {
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                    return;
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nclosing")
+                    .await;
+                // The next request is read, then the connection closes.
+                if let Ok(1..) = stream.read(&mut buffer).await {
+                    closed_counter.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let target = Target {
+        id: addr.ip(),
+        port: addr.port(),
+    };
+    (target, answered, closed)
+}
+
+async fn request(port: u16, method: &str, path: &str, body: &'static str) -> Answer {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let request = Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}{path}"))
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_retried_on_another_target_and_avoided() {
+    let a = backend("a").await;
+    let gone = Target {
+        id: "127.0.0.1".parse().unwrap(),
+        port: free_port().await,
+    };
+    let port = free_port().await;
+    let mut group = target_group("tg", &[&a]);
+    group.targets.push(gone);
+    // Every request, whatever its method, reaches `a`.
+    let config = load_balancer(port, forward(&[("tg", 1)]), vec![], vec![group]);
+    let (proxy, _config) = start(config).await;
+    for method in ["GET", "POST", "PATCH", "GET"] {
+        let answer = request(port, method, "/", "payload").await;
+        assert_eq!((answer.status, answer.body.as_str()), (StatusCode::OK, "a"));
+    }
+    // Passive health is not reported: the health checks decide that.
+    let health = proxy.target_health("tg", gone).unwrap();
+    assert_ne!(health.state, TargetHealthState::Healthy);
+    assert_eq!(
+        proxy.describe_target_health("tg").unwrap().len(),
+        2,
+        "both targets stay registered"
+    );
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_closed_before_the_response_is_retried_when_safe() {
+    let b = backend("b").await;
+    let (closing, answered, closed) = closing_backend().await;
+    let port = free_port().await;
+    let mut group = target_group("tg", &[&b]);
+    group.targets.push(closing);
+    let config = load_balancer(port, forward(&[("tg", 1)]), vec![], vec![group]);
+    let (proxy, _config) = start_single_worker(config).await;
+    // Round robin alternates; every second request to `closing` uses its
+    // pooled connection, which it then closes. Idempotent requests (with no
+    // body or a small one) go to `b` instead; none fails.
+    let mut bodies = BTreeMap::new();
+    for (method, body) in [("GET", ""), ("PUT", "small"), ("DELETE", ""), ("HEAD", "")]
+        .into_iter()
+        .cycle()
+        .take(16)
+    {
+        let answer = request(port, method, "/", body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{method}");
+        *bodies.entry(answer.body).or_insert(0) += 1;
+    }
+    assert!(answered.load(Ordering::SeqCst) >= 2, "{bodies:?}");
+    assert!(closed.load(Ordering::SeqCst) >= 2, "{bodies:?}");
+    proxy.shutdown().await;
+
+    // A POST is never sent twice: the client gets a 502.
+    let port = free_port().await;
+    let mut group = target_group("tg-closing", &[]);
+    group.targets = vec![closing];
+    let config = load_balancer(port, forward(&[("tg-closing", 1)]), vec![], vec![group]);
+    let (proxy, _config) = start_single_worker(config).await;
+    let first = request(port, "POST", "/", "once").await;
+    assert_eq!(
+        (first.status, first.body.as_str()),
+        (StatusCode::OK, "closing")
+    );
+    let (answered_before, closed_before) = (
+        answered.load(Ordering::SeqCst),
+        closed.load(Ordering::SeqCst),
+    );
+    let second = request(port, "POST", "/", "once").await;
+    assert_eq!(second.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(answered.load(Ordering::SeqCst), answered_before);
+    assert_eq!(closed.load(Ordering::SeqCst), closed_before + 1);
+    // A GET on the same kind of stale connection is retried on a new one
+    // (there is no other target).
+    let _ = request(port, "GET", "/", "").await;
+    let answer = request(port, "GET", "/", "").await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (StatusCode::OK, "closing")
+    );
+    assert_eq!(closed.load(Ordering::SeqCst), closed_before + 2);
+    proxy.shutdown().await;
+}
+
+/// Accepts connections, reads the request and closes without answering, as
+/// Docker's port proxy does once the container behind it has died. Counts
+/// the requests it swallowed (health checks aside).
+async fn unanswering_backend() -> (Target, Arc<AtomicUsize>) {
+    use tokio::io::AsyncReadExt as _;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let swallowed = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&swallowed);
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let counter = Arc::clone(&counter);
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                if let Ok(n @ 1..) = stream.read(&mut buffer).await {
+                    if !buffer[..n].starts_with(b"GET /health") {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    let target = Target {
+        id: addr.ip(),
+        port: addr.port(),
+    };
+    (target, swallowed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_connection_closed_unanswered_is_retried_for_idempotent_requests() {
+    let a = backend("a").await;
+    let (dead, swallowed) = unanswering_backend().await;
+    let port = free_port().await;
+    let mut group = target_group("tg", &[&a]);
+    group.targets.push(dead);
+    let config = load_balancer(port, forward(&[("tg", 1)]), vec![], vec![group]);
+    let (proxy, _config) = start_single_worker(config).await;
+    for _ in 0..6 {
+        let answer = request(port, "GET", "/", "").await;
+        assert_eq!((answer.status, answer.body.as_str()), (StatusCode::OK, "a"));
+    }
+    // The dead target got one request, then was avoided.
+    assert_eq!(swallowed.load(Ordering::SeqCst), 1);
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_health_checks_send_traffic_to_every_registered_target() {
+    let a = backend("a").await;
+    let b = backend("b").await;
+    // It would fail its checks, were there any.
+    b.health_status.store(500, Ordering::SeqCst);
+    let port = free_port().await;
+    let mut group = target_group("tg", &[&a, &b]);
+    group.health_check.enabled = false;
+    let config = load_balancer(port, forward(&[("tg", 1)]), vec![], vec![group]);
+    let (proxy, _config) = start(config).await;
+    for target in [a.target(), b.target()] {
+        let health = proxy.target_health("tg", target).unwrap();
+        assert_eq!(
+            (health.state, health.reason),
+            (TargetHealthState::Healthy, None)
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No health check connected.
+    assert_eq!(a.connections.load(Ordering::SeqCst), 0);
+    assert_eq!(b.connections.load(Ordering::SeqCst), 0);
+    let mut bodies = BTreeMap::new();
+    for _ in 0..4 {
+        *bodies.entry(get(port, "/", &[]).await.body).or_insert(0) += 1;
+    }
+    assert_eq!(
+        bodies,
+        BTreeMap::from([("a".to_string(), 2), ("b".to_string(), 2)])
+    );
     proxy.shutdown().await;
 }

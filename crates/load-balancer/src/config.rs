@@ -75,7 +75,8 @@ pub enum Condition {
         values: Vec<String>,
     },
     /// Matches if any pair matches any `key=value` of the query string
-    /// (wildcards, case-insensitive); a pair without a key matches any value.
+    /// (wildcards, case-insensitive; `\*` and `\?` match a literal `*` and
+    /// `?`); a pair without a key matches any key's value.
     QueryString { values: Vec<QueryStringPair> },
     /// Exact, case-sensitive method names such as `GET`.
     HttpRequestMethod { values: Vec<String> },
@@ -286,6 +287,9 @@ pub struct TargetGroup {
 /// HTTP health checks (`GET path`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
+    /// `HealthCheckEnabled`: when false no checks run and every registered
+    /// target that is not draining receives traffic.
+    pub enabled: bool,
     pub path: String,
     pub port: HealthCheckPort,
     /// 5 to 300.
@@ -303,6 +307,7 @@ impl Default for HealthCheck {
     /// ALB's defaults for an HTTP target group of type `ip`.
     fn default() -> Self {
         HealthCheck {
+            enabled: true,
             path: "/".to_string(),
             port: HealthCheckPort::TrafficPort,
             interval_seconds: 30,

@@ -5,25 +5,65 @@
 /// (host-header, http-header values and query strings on ALB);
 /// path-pattern is case-sensitive.
 pub fn wildcard_match(pattern: &str, text: &str, case_insensitive: bool) -> bool {
-    let pattern_bytes = pattern.as_bytes();
+    matches(pattern, text, case_insensitive, false)
+}
+
+/// A query string condition's key or value against the request's: wildcards,
+/// case-insensitive, and `\*` / `\?` stand for a literal `*` / `?` (ALB's
+/// escapes for query strings; `\\` is a backslash).
+pub fn query_string_match(pattern: &str, text: &str) -> bool {
+    matches(pattern, text, true, true)
+}
+
+#[derive(Clone, Copy)]
+enum Token {
+    /// `*`: any run of characters.
+    Star,
+    /// `?`: one character.
+    AnyChar,
+    Literal(char),
+}
+
+/// The token at byte `index` of `pattern` and its width in bytes.
+fn token_at(pattern: &str, index: usize, escapes: bool) -> Option<(Token, usize)> {
+    let c = pattern[index..].chars().next()?;
+    Some(match c {
+        '*' => (Token::Star, 1),
+        '?' => (Token::AnyChar, 1),
+        '\\' if escapes => match pattern[index + 1..].chars().next() {
+            Some(escaped) => (Token::Literal(escaped), 1 + escaped.len_utf8()),
+            None => (Token::Literal('\\'), 1),
+        },
+        other => (Token::Literal(other), other.len_utf8()),
+    })
+}
+
+fn matches(pattern: &str, text: &str, case_insensitive: bool, escapes: bool) -> bool {
     let (mut pattern_index, mut text_index) = (0usize, 0usize);
     // Where the last `*` was seen: the pattern index after it and the text
     // index it currently stands for the end of.
     let mut last_star: Option<(usize, usize)> = None;
     while text_index < text.len() {
-        if pattern_bytes.get(pattern_index) == Some(&b'*') {
-            pattern_index += 1;
+        let token = token_at(pattern, pattern_index, escapes);
+        if let Some((Token::Star, width)) = token {
+            pattern_index += width;
             last_star = Some((pattern_index, text_index));
             continue;
         }
         let text_char = char_at(text, text_index);
-        if pattern_index < pattern.len() {
-            let pattern_char = char_at(pattern, pattern_index);
-            if pattern_char == '?' || chars_equal(pattern_char, text_char, case_insensitive) {
-                pattern_index += pattern_char.len_utf8();
-                text_index += text_char.len_utf8();
-                continue;
+        let consumed = match token {
+            Some((Token::AnyChar, width)) => Some(width),
+            Some((Token::Literal(pattern_char), width))
+                if chars_equal(pattern_char, text_char, case_insensitive) =>
+            {
+                Some(width)
             }
+            _ => None,
+        };
+        if let Some(width) = consumed {
+            pattern_index += width;
+            text_index += text_char.len_utf8();
+            continue;
         }
         match last_star {
             Some((after_star, star_text_index)) => {
@@ -35,9 +75,14 @@ pub fn wildcard_match(pattern: &str, text: &str, case_insensitive: bool) -> bool
             None => return false,
         }
     }
-    pattern_bytes[pattern_index..]
-        .iter()
-        .all(|&byte| byte == b'*')
+    // What is left of the pattern must match the empty string: only stars.
+    while let Some((token, width)) = token_at(pattern, pattern_index, escapes) {
+        if !matches!(token, Token::Star) {
+            return false;
+        }
+        pattern_index += width;
+    }
+    true
 }
 
 fn char_at(text: &str, index: usize) -> char {
@@ -50,7 +95,7 @@ fn chars_equal(a: char, b: char, case_insensitive: bool) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::wildcard_match;
+    use super::{query_string_match, wildcard_match};
 
     fn check(pattern: &str, text: &str, case_insensitive: bool, expected: bool) {
         assert_eq!(
@@ -85,6 +130,28 @@ mod tests {
         ] {
             check(pattern, text, case_insensitive, expected);
         }
+    }
+
+    #[test]
+    fn query_strings_escape_wildcards() {
+        for (pattern, text, expected) in [
+            (r"a\*b", "a*b", true),
+            (r"a\*b", "axb", false),
+            (r"\?", "?", true),
+            (r"\?", "x", false),
+            (r"v\\?", "v\\1", true),
+            ("*Beta*", "xbetay", true),
+            (r"100\%", "100\\%", false),
+            ("end\\", "end\\", true),
+        ] {
+            assert_eq!(
+                query_string_match(pattern, text),
+                expected,
+                "pattern {pattern:?} text {text:?}"
+            );
+        }
+        // Without escapes a backslash is an ordinary character.
+        assert!(wildcard_match(r"a\*", r"a\bc", false));
     }
 
     proptest::proptest! {

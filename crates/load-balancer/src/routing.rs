@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use crate::config::{Action, Condition, FixedResponse, ForwardAction, Listener, Redirect};
-use crate::pattern::wildcard_match;
+use crate::pattern::{query_string_match, wildcard_match};
 
 /// What routing looks at in a request, borrowed from it.
 #[derive(Debug, Clone, Copy)]
@@ -152,8 +152,8 @@ fn condition_matches(condition: &Condition, request: &RequestView<'_>) -> bool {
                         wanted
                             .key
                             .as_deref()
-                            .is_none_or(|wanted_key| wildcard_match(wanted_key, key, true))
-                            && wildcard_match(&wanted.value, value, true)
+                            .is_none_or(|wanted_key| query_string_match(wanted_key, key))
+                            && query_string_match(&wanted.value, value)
                     })
                 })
         }

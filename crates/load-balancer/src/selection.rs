@@ -9,6 +9,10 @@ use crate::health::{HealthCheckOutcome, HealthRecord, Phase, TargetHealth, Targe
 /// The cookie `lb_cookie` stickiness sets, as on ALB.
 pub const STICKINESS_COOKIE_NAME: &str = "AWSALB";
 
+/// How long selection passes over a target after connecting to it failed
+/// (passive health; DescribeTargetHealth does not show it).
+pub const CONNECTION_FAILURE_AVOIDANCE_MS: u64 = 10_000;
+
 /// Weight of a target outside slow start; a target in slow start ramps up
 /// linearly from 1 to this.
 const FULL_WEIGHT: i64 = 1000;
@@ -79,6 +83,62 @@ struct TargetEntry {
     in_flight: u32,
     /// Smooth weighted round robin's running weight.
     current_weight: i64,
+    /// Until when selection passes over this target because connecting to
+    /// it failed (0: never failed).
+    avoid_until_ms: u64,
+}
+
+/// The state routing sees: with health checks disabled every registered
+/// target that is not draining counts as healthy.
+fn effective_state(entry: &TargetEntry, health_checks_enabled: bool) -> TargetHealthState {
+    match entry.health.phase {
+        Phase::Draining { .. } => TargetHealthState::Draining,
+        _ if !health_checks_enabled => TargetHealthState::Healthy,
+        _ => entry.health.state(),
+    }
+}
+
+/// Which targets one selection may choose.
+struct Eligibility<'a> {
+    health_checks_enabled: bool,
+    any_healthy: bool,
+    /// Some routable, not excluded target has no recent connection failure:
+    /// then targets with one are passed over.
+    avoid_failed: bool,
+    excluded: &'a [Target],
+    now_ms: u64,
+}
+
+impl Eligibility<'_> {
+    fn new<'a>(
+        targets: &[TargetEntry],
+        health_checks_enabled: bool,
+        excluded: &'a [Target],
+        now_ms: u64,
+    ) -> Eligibility<'a> {
+        let any_healthy = targets.iter().any(|entry| {
+            effective_state(entry, health_checks_enabled) == TargetHealthState::Healthy
+        });
+        let mut eligibility = Eligibility {
+            health_checks_enabled,
+            any_healthy,
+            avoid_failed: false,
+            excluded,
+            now_ms,
+        };
+        eligibility.avoid_failed = targets
+            .iter()
+            .any(|entry| eligibility.allows(entry) && entry.avoid_until_ms <= now_ms);
+        eligibility
+    }
+
+    fn allows(&self, entry: &TargetEntry) -> bool {
+        is_routable(
+            effective_state(entry, self.health_checks_enabled),
+            self.any_healthy,
+        ) && !self.excluded.contains(&entry.target)
+            && !(self.avoid_failed && entry.avoid_until_ms > self.now_ms)
+    }
 }
 
 /// The live state of one target group. Every method is pure; the proxy
@@ -136,6 +196,7 @@ impl TargetGroupState {
                         health: HealthRecord::registered(),
                         in_flight: 0,
                         current_weight: 0,
+                        avoid_until_ms: 0,
                     },
                 );
             }
@@ -176,8 +237,11 @@ impl TargetGroupState {
     }
 
     /// The targets health checks go to: every registered target that is not
-    /// draining.
+    /// draining; none when the group's health checks are disabled.
     pub fn health_check_targets(&self) -> Vec<Target> {
+        if !self.config.health_check.enabled {
+            return Vec::new();
+        }
         self.targets
             .iter()
             .filter(|entry| !matches!(entry.health.phase, Phase::Draining { .. }))
@@ -186,10 +250,14 @@ impl TargetGroupState {
     }
 
     /// DescribeTargetHealth for one target (`unused` /
-    /// `Target.NotRegistered` if it is not registered).
+    /// `Target.NotRegistered` if it is not registered). With health checks
+    /// disabled a registered target that is not draining reports `healthy`
+    /// (it receives traffic; the ELBv2 API itself answers ALB's `unavailable`
+    /// / `Target.HealthCheckDisabled` for such groups). Connection failures
+    /// seen by the proxy never show here.
     pub fn target_health(&self, target: Target) -> TargetHealth {
         self.entry(target)
-            .map(|entry| entry.health.health())
+            .map(|entry| self.health_of(entry))
             .unwrap_or_else(TargetHealth::not_registered)
     }
 
@@ -197,16 +265,44 @@ impl TargetGroupState {
     pub fn describe_target_health(&self) -> Vec<(Target, TargetHealth)> {
         self.targets
             .iter()
-            .map(|entry| (entry.target, entry.health.health()))
+            .map(|entry| (entry.target, self.health_of(entry)))
             .collect()
     }
 
+    fn health_of(&self, entry: &TargetEntry) -> TargetHealth {
+        match effective_state(entry, self.config.health_check.enabled) {
+            TargetHealthState::Healthy => TargetHealth {
+                state: TargetHealthState::Healthy,
+                reason: None,
+                description: None,
+            },
+            _ => entry.health.health(),
+        }
+    }
+
     pub fn routable_targets(&self) -> Vec<Target> {
+        let enabled = self.config.health_check.enabled;
         routable_targets(
             self.targets
                 .iter()
-                .map(|entry| (entry.target, entry.health.state())),
+                .map(|entry| (entry.target, effective_state(entry, enabled))),
         )
+    }
+
+    /// Connecting to `target` failed: selection passes over it for
+    /// [`CONNECTION_FAILURE_AVOIDANCE_MS`] unless every routable target
+    /// failed recently. Its reported health does not change.
+    pub fn record_connection_failure(&mut self, target: Target, now_ms: u64) {
+        if let Some(entry) = self.entry_mut(target) {
+            entry.avoid_until_ms = now_ms.saturating_add(CONNECTION_FAILURE_AVOIDANCE_MS);
+        }
+    }
+
+    /// Connecting to `target` succeeded: forget an earlier failure.
+    pub fn record_connection_success(&mut self, target: Target) {
+        if let Some(entry) = self.entry_mut(target) {
+            entry.avoid_until_ms = 0;
+        }
     }
 
     pub fn in_flight(&self, target: Target) -> u32 {
@@ -217,24 +313,39 @@ impl TargetGroupState {
     /// [`request_finished`](Self::request_finished) when it ends).
     /// `sticky_target` is what the request's `AWSALB` cookie names; it is
     /// honoured if stickiness is on and that target is routable. `None` when
-    /// no target is routable (ALB answers 503).
+    /// no target is routable (ALB answers 503). Targets whose connection
+    /// failed recently are passed over while another routable target has no
+    /// such failure.
     pub fn select(&mut self, sticky_target: Option<Target>, now_ms: u64) -> Option<Selection> {
-        let any_healthy = self
-            .targets
-            .iter()
-            .any(|entry| entry.health.phase == Phase::Healthy);
-        let routable = |entry: &TargetEntry| is_routable(entry.health.state(), any_healthy);
+        self.select_excluding(sticky_target, &[], now_ms)
+    }
+
+    /// [`select`](Self::select) for a retry: never one of `excluded` (the
+    /// targets this request already failed on); `None` when no other target
+    /// is routable.
+    pub fn select_excluding(
+        &mut self,
+        sticky_target: Option<Target>,
+        excluded: &[Target],
+        now_ms: u64,
+    ) -> Option<Selection> {
+        let eligibility = Eligibility::new(
+            &self.targets,
+            self.config.health_check.enabled,
+            excluded,
+            now_ms,
+        );
         let stickiness = self.config.attributes.stickiness;
         let sticky_index = sticky_target
             .filter(|_| stickiness.enabled)
             .and_then(|target| self.index_of(target))
-            .filter(|&index| routable(&self.targets[index]));
+            .filter(|&index| eligibility.allows(&self.targets[index]));
         let index = match sticky_index {
             Some(index) => index,
             None => match self.config.attributes.load_balancing_algorithm_type {
-                LoadBalancingAlgorithm::RoundRobin => self.round_robin(any_healthy, now_ms)?,
+                LoadBalancingAlgorithm::RoundRobin => self.round_robin(&eligibility, now_ms)?,
                 LoadBalancingAlgorithm::LeastOutstandingRequests => {
-                    self.least_outstanding(any_healthy)?
+                    self.least_outstanding(&eligibility)?
                 }
             },
         };
@@ -267,13 +378,13 @@ impl TargetGroupState {
     /// Smooth weighted round robin: each routable target gains its weight,
     /// the richest wins and pays the total. With equal weights this is plain
     /// rotation; slow start lowers a new target's weight.
-    fn round_robin(&mut self, any_healthy: bool, now_ms: u64) -> Option<usize> {
+    fn round_robin(&mut self, eligibility: &Eligibility<'_>, now_ms: u64) -> Option<usize> {
         let slow_start_ms = u64::from(self.config.attributes.slow_start_duration_seconds) * 1000;
         let mut total_weight = 0i64;
         // (index, current weight) of the richest routable target so far.
         let mut best: Option<(usize, i64)> = None;
         for (index, entry) in self.targets.iter_mut().enumerate() {
-            if !is_routable(entry.health.state(), any_healthy) {
+            if !eligibility.allows(entry) {
                 continue;
             }
             let weight = slow_start_weight(entry.health.healthy_since_ms, slow_start_ms, now_ms);
@@ -288,13 +399,13 @@ impl TargetGroupState {
         Some(best)
     }
 
-    fn least_outstanding(&mut self, any_healthy: bool) -> Option<usize> {
+    fn least_outstanding(&mut self, eligibility: &Eligibility<'_>) -> Option<usize> {
         let count = self.targets.len();
         let mut best: Option<usize> = None;
         for offset in 0..count {
             let index = (self.next_index + offset) % count;
             let entry = &self.targets[index];
-            if is_routable(entry.health.state(), any_healthy)
+            if eligibility.allows(entry)
                 && best.is_none_or(|best| entry.in_flight < self.targets[best].in_flight)
             {
                 best = Some(index);
@@ -511,6 +622,93 @@ mod tests {
         let b = state.select(Some(target(1)), 0).unwrap();
         assert_ne!(a.target, b.target);
         assert_eq!(a.stickiness_cookie, None);
+    }
+
+    #[test]
+    fn connection_failures_are_passed_over_briefly() {
+        let mut state = TargetGroupState::new(&group(&[1, 2, 3], |_| {}), 0);
+        make_healthy(&mut state, &[1, 2, 3], 0);
+        state.record_connection_failure(target(2), 1_000);
+        assert_eq!(
+            distribution(&mut state, 10, 1_000),
+            BTreeMap::from([(1, 5), (3, 5)])
+        );
+        // Reported health is the health checks' alone.
+        assert_eq!(state_name(state.target_health(target(2)).state), "healthy");
+        // Every routable target failed recently: all of them again.
+        state.record_connection_failure(target(1), 1_000);
+        state.record_connection_failure(target(3), 1_000);
+        assert_eq!(
+            distribution(&mut state, 3, 2_000),
+            BTreeMap::from([(1, 1), (2, 1), (3, 1)])
+        );
+        // The avoidance ends, or a connection succeeds.
+        let after = 1_000 + CONNECTION_FAILURE_AVOIDANCE_MS;
+        state.record_connection_failure(target(1), after);
+        state.record_connection_success(target(3));
+        assert_eq!(
+            distribution(&mut state, 4, after),
+            BTreeMap::from([(2, 2), (3, 2)])
+        );
+    }
+
+    #[test]
+    fn a_retry_excludes_the_targets_already_tried() {
+        for algorithm in [
+            LoadBalancingAlgorithm::RoundRobin,
+            LoadBalancingAlgorithm::LeastOutstandingRequests,
+        ] {
+            let mut state = TargetGroupState::new(
+                &group(&[1, 2], |a| {
+                    a.load_balancing_algorithm_type = algorithm;
+                    a.stickiness = Stickiness {
+                        enabled: true,
+                        lb_cookie_duration_seconds: 60,
+                    };
+                }),
+                0,
+            );
+            make_healthy(&mut state, &[1, 2], 0);
+            for _ in 0..4 {
+                let retry = state.select_excluding(Some(target(1)), &[target(1)], 0);
+                assert_eq!(retry.map(|s| s.target), Some(target(2)), "{algorithm:?}");
+            }
+            assert_eq!(
+                state.select_excluding(None, &[target(1), target(2)], 0),
+                None
+            );
+            assert_eq!(state.in_flight(target(2)), 4);
+        }
+    }
+
+    #[test]
+    fn disabled_health_checks_route_to_every_registered_target() {
+        let mut config = group(&[1, 2], |_| {});
+        config.health_check.enabled = false;
+        let mut state = TargetGroupState::new(&config, 0);
+        assert_eq!(state.health_check_targets(), vec![]);
+        assert_eq!(state_name(state.target_health(target(1)).state), "healthy");
+        assert_eq!(state.target_health(target(1)).reason, None);
+        assert_eq!(
+            distribution(&mut state, 4, 0),
+            BTreeMap::from([(1, 2), (2, 2)])
+        );
+        // Draining targets still drain.
+        let mut config = group(&[2], |a| a.deregistration_delay_timeout_seconds = 10);
+        config.health_check.enabled = false;
+        let _in_flight = state.select(Some(target(1)), 0);
+        state.apply_config(&config, 0);
+        let _ = state.select(None, 0);
+        assert_eq!(state_name(state.target_health(target(1)).state), "draining");
+        assert_eq!(state.routable_targets(), vec![target(2)]);
+        assert_eq!(distribution(&mut state, 2, 0), BTreeMap::from([(2, 2)]));
+        // Enabling checks again: routing follows them (nothing healthy yet,
+        // so fail open over the registered target).
+        let mut enabled = config.clone();
+        enabled.health_check.enabled = true;
+        state.apply_config(&enabled, 0);
+        assert_eq!(state.health_check_targets(), vec![target(2)]);
+        assert_eq!(state_name(state.target_health(target(2)).state), "initial");
     }
 
     #[test]

@@ -56,6 +56,11 @@ pub struct VersionInfo {
     pub docker_version: Option<String>,
 }
 
+/// The attribute holding the address at which a container instance's host
+/// ports are reached (its agent reports it; load balancers send an `instance`
+/// target's traffic there).
+pub const HOST_ADDRESS_ATTRIBUTE: &str = "berth.host-address";
+
 /// A container instance as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

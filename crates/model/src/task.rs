@@ -202,8 +202,25 @@ pub struct Task {
     pub stopped_reason: Option<String>,
     #[serde(default)]
     pub health_status: Option<HealthStatus>,
+    /// The load balancer targets the service scheduler registered for this
+    /// task (kept so they are deregistered however the task ends).
+    #[serde(default)]
+    pub load_balancer_targets: Vec<LoadBalancerTarget>,
+    /// When those targets were deregistered (the task is draining from then).
+    #[serde(default)]
+    pub targets_deregistered_at_ms: Option<i64>,
     /// Increments on every change, as ECS's task `version`.
     pub version: i64,
+}
+
+/// One target of a service task in an ELBv2 target group: the container
+/// instance's EC2 instance id (target type `instance`) and the host port.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancerTarget {
+    pub target_group_arn: String,
+    pub target_id: String,
+    pub port: u16,
 }
 
 impl Task {

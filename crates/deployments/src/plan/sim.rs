@@ -347,6 +347,7 @@ impl Sim {
                             started_at_ms: None,
                             stopped_at_ms: None,
                             stop_cause: None,
+                            load_balancer_failure: None,
                         },
                         behaviour,
                         stop_requested_at_ms: None,

@@ -89,6 +89,7 @@ fn task(id: &str, deployment_id: &str) -> ObservedTask {
         started_at_ms: Some(created_at_ms + 1),
         stopped_at_ms: None,
         stop_cause: None,
+        load_balancer_failure: None,
     }
 }
 
@@ -489,6 +490,32 @@ fn unhealthy_tasks_are_replaced_after_the_grace_period_only() {
         [
             "(service web) has stopped 1 running tasks: (task b).",
             "(service web) (task b) failed container health checks.",
+        ]
+    );
+}
+
+#[test]
+fn tasks_failing_load_balancer_health_checks_are_replaced_in_its_words() {
+    let mut service = completed(replica(2));
+    service.health_check_grace_period_ms = 30_000;
+    let mut sick = task("b", D1)
+        .health(TaskHealth::Unhealthy)
+        .started_at(NOW - 30_000);
+    sick.load_balancer_failure = Some(LoadBalancerFailure {
+        event_message: "(service web) (instance i-1) (port 32768) is unhealthy in (target-group tg) due to (reason Health checks failed with these codes: [500]).".into(),
+        stopped_reason: "Task failed ELB health checks in (target-group tg)".into(),
+    });
+    let plan = check(
+        &service,
+        &[task("a", D1), sick],
+        &cluster(),
+        "launch ecs-svc/1 td:1 x1\nstop b: Task failed ELB health checks in (target-group tg)",
+    );
+    assert_eq!(
+        messages(&plan.service),
+        [
+            "(service web) has stopped 1 running tasks: (task b).",
+            "(service web) (instance i-1) (port 32768) is unhealthy in (target-group tg) due to (reason Health checks failed with these codes: [500]).",
         ]
     );
 }

@@ -1,0 +1,321 @@
+//! Worker threads, one per core by default, each running a single-threaded
+//! runtime. A listener's accept loop runs on one worker and hands accepted
+//! connections to the workers in turn; from then on everything a client
+//! connection needs (its requests, the upstream connections they use, the
+//! pool those are kept in) stays on that worker's thread: no work stealing,
+//! no cross-thread wake-ups, no contended locks on the request path.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::clock::{self, RandomDraws};
+use crate::handler::{self, Client};
+use crate::proxy::{Shared, Snapshot};
+use crate::upstream::UpstreamPool;
+
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+/// How often a worker closes upstream connections idle for too long.
+const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// After shutdown, how long requests in flight may take to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+enum Command {
+    /// Accept connections on `listener` (bound to `port`) until told to stop.
+    Listen {
+        port: u16,
+        listener: std::net::TcpListener,
+    },
+    StopListening {
+        port: u16,
+    },
+    /// Serve a client connection accepted on `port`.
+    Connection {
+        port: u16,
+        stream: std::net::TcpStream,
+        peer: SocketAddr,
+    },
+    /// Close every listener (then report), let the connections finish and
+    /// end the thread.
+    Stop {
+        listeners_closed: oneshot::Sender<()>,
+    },
+}
+
+/// What the request path of one worker reads and writes; only its own
+/// thread touches the locks inside, so they are never contended.
+pub(crate) struct WorkerContext {
+    pub(crate) shared: Arc<Shared>,
+    /// The configuration snapshot last seen and its generation.
+    snapshot: Mutex<(u64, Arc<Snapshot>)>,
+    pool: Mutex<UpstreamPool>,
+    pub(crate) random: RandomDraws,
+    server: auto::Builder<TokioExecutor>,
+}
+
+impl WorkerContext {
+    fn new(shared: Arc<Shared>) -> WorkerContext {
+        let mut server = auto::Builder::new(TokioExecutor::new());
+        server.http1().keep_alive(true).timer(TokioTimer::new());
+        server.http2().timer(TokioTimer::new());
+        let snapshot = Mutex::new((shared.generation(), shared.snapshot()));
+        WorkerContext {
+            shared,
+            snapshot,
+            pool: Mutex::new(UpstreamPool::default()),
+            random: RandomDraws::from_os_seed(),
+            server,
+        }
+    }
+
+    /// Runs `decide` on the current configuration snapshot.
+    pub(crate) fn with_snapshot<R>(&self, decide: impl FnOnce(&Snapshot) -> R) -> R {
+        let generation = self.shared.generation();
+        let mut cached = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.0 != generation {
+            *cached = (generation, self.shared.snapshot());
+        }
+        decide(&cached.1)
+    }
+
+    pub(crate) fn pool(&self) -> MutexGuard<'_, UpstreamPool> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The worker threads of one proxy.
+pub(crate) struct Workers {
+    senders: Arc<[mpsc::UnboundedSender<Command>]>,
+    /// Which worker accepts on each port.
+    listening: HashMap<u16, usize>,
+    next_listener_worker: usize,
+    stopped: bool,
+}
+
+impl Workers {
+    pub(crate) fn start(shared: &Arc<Shared>, count: usize) -> std::io::Result<Workers> {
+        let mut senders = Vec::with_capacity(count);
+        let mut receivers = Vec::with_capacity(count);
+        for _ in 0..count.max(1) {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            senders.push(sender);
+            receivers.push(receiver);
+        }
+        let senders: Arc<[mpsc::UnboundedSender<Command>]> = senders.into();
+        let workers = Workers {
+            senders: Arc::clone(&senders),
+            listening: HashMap::new(),
+            next_listener_worker: 0,
+            stopped: false,
+        };
+        for (index, commands) in receivers.into_iter().enumerate() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let context = Arc::new(WorkerContext::new(Arc::clone(shared)));
+            let senders = Arc::clone(&senders);
+            std::thread::Builder::new()
+                .name(format!("berth-lb-{index}"))
+                .spawn(move || {
+                    runtime.block_on(run(context, senders, index, commands));
+                })?;
+        }
+        Ok(workers)
+    }
+
+    /// Serves `listener` (bound to `port`) until
+    /// [`stop_listening`](Self::stop_listening).
+    pub(crate) fn listen(&mut self, port: u16, listener: std::net::TcpListener) {
+        let worker = self.next_listener_worker % self.senders.len();
+        self.next_listener_worker += 1;
+        let _ = self.senders[worker].send(Command::Listen { port, listener });
+        self.listening.insert(port, worker);
+    }
+
+    pub(crate) fn stop_listening(&mut self, port: u16) {
+        if let Some(worker) = self.listening.remove(&port) {
+            let _ = self.senders[worker].send(Command::StopListening { port });
+        }
+    }
+
+    pub(crate) fn listening_ports(&self) -> Vec<u16> {
+        self.listening.keys().copied().collect()
+    }
+
+    pub(crate) fn is_listening(&self, port: u16) -> bool {
+        self.listening.contains_key(&port)
+    }
+
+    /// Closes every listener (returning once they are closed); connections
+    /// already accepted finish their requests in the background.
+    pub(crate) async fn stop(&mut self) {
+        self.stopped = true;
+        self.listening.clear();
+        let mut closed = Vec::new();
+        for sender in self.senders.iter() {
+            let (listeners_closed, receiver) = oneshot::channel();
+            if sender.send(Command::Stop { listeners_closed }).is_ok() {
+                closed.push(receiver);
+            }
+        }
+        for receiver in closed {
+            let _ = receiver.await;
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        if !self.stopped {
+            for sender in self.senders.iter() {
+                let (listeners_closed, _) = oneshot::channel();
+                let _ = sender.send(Command::Stop { listeners_closed });
+            }
+        }
+    }
+}
+
+/// One worker's life: follow commands until told to stop, then drain.
+async fn run(
+    context: Arc<WorkerContext>,
+    senders: Arc<[mpsc::UnboundedSender<Command>]>,
+    index: usize,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let (stop_connections, connections_stop) = watch::channel(false);
+    let mut accept_loops: HashMap<u16, JoinHandle<()>> = HashMap::new();
+    let mut connections = JoinSet::new();
+    let mut sweep = tokio::time::interval(POOL_SWEEP_INTERVAL);
+    let listeners_closed = loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(Command::Listen { port, listener }) => {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            let senders = Arc::clone(&senders);
+                            let task = tokio::spawn(accept(listener, port, senders, index));
+                            if let Some(previous) = accept_loops.insert(port, task) {
+                                previous.abort();
+                            }
+                        }
+                        Err(err) => tracing::warn!(%err, port, "cannot serve a listener"),
+                    }
+                }
+                Some(Command::StopListening { port }) => {
+                    if let Some(task) = accept_loops.remove(&port) {
+                        task.abort();
+                        let _ = task.await;
+                    }
+                }
+                Some(Command::Connection { port, stream, peer }) => {
+                    connections.spawn(serve_connection(
+                        Arc::clone(&context),
+                        stream,
+                        port,
+                        peer,
+                        connections_stop.clone(),
+                    ));
+                }
+                Some(Command::Stop { listeners_closed }) => break Some(listeners_closed),
+                None => break None,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = sweep.tick() => context.pool().sweep(clock::now_ms()),
+        }
+    };
+    for (_, task) in accept_loops.drain() {
+        task.abort();
+        let _ = task.await;
+    }
+    if let Some(listeners_closed) = listeners_closed {
+        let _ = listeners_closed.send(());
+    }
+    drop(commands);
+    let _ = stop_connections.send(true);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, drained).await;
+}
+
+/// Accepts connections on one listener until aborted, handing them to the
+/// workers in turn.
+async fn accept(
+    listener: TcpListener,
+    port: u16,
+    workers: Arc<[mpsc::UnboundedSender<Command>]>,
+    first: usize,
+) {
+    let mut next = first;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let stream = match stream.into_std() {
+                    Ok(stream) => stream,
+                    Err(err) => {
+                        tracing::debug!(%err, %peer, "cannot hand over a connection");
+                        continue;
+                    }
+                };
+                let worker = next % workers.len();
+                next = next.wrapping_add(1);
+                let _ = workers[worker].send(Command::Connection { port, stream, peer });
+            }
+            Err(err) => {
+                tracing::warn!(%err, port, "accepting a connection failed");
+                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Serves one client connection (HTTP/1.1 with keep-alive, or h2c) until it
+/// closes; once the worker stops, finishes the requests in flight.
+async fn serve_connection(
+    context: Arc<WorkerContext>,
+    stream: std::net::TcpStream,
+    port: u16,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let stream = match TcpStream::from_std(stream) {
+        Ok(stream) => stream,
+        Err(err) => {
+            tracing::debug!(%err, %peer, "cannot serve a connection");
+            return;
+        }
+    };
+    let client = Client::new(peer, port);
+    let service_context = Arc::clone(&context);
+    let service = service_fn(move |request| {
+        let context = Arc::clone(&service_context);
+        let client = client.clone();
+        async move { Ok::<_, Infallible>(handler::handle(context, client, request).await) }
+    });
+    let connection = context
+        .server
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let stopping = async {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    let result = tokio::select! {
+        biased;
+        result = connection.as_mut() => result,
+        () = stopping => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(%peer, %err, "client connection ended with an error");
+    }
+}

@@ -13,6 +13,7 @@ import configparser
 import contextlib
 import datetime as dt
 import http.client
+import http.server
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import uuid
@@ -299,20 +301,22 @@ class BerthServer:
         access_key: Optional[str] = None,
         secret_key: Optional[str] = None,
         fresh: bool = False,
+        service: str = "ecs",
     ) -> Any:
-        """A boto3 ECS client for this server, with the stored credentials unless
-        others are given. No retries: every call is sent exactly once."""
+        """A boto3 client of `service` (ECS unless told) for this server, with the
+        stored credentials unless others are given. No retries: every call is sent
+        exactly once."""
         assert self.endpoint is not None, "server is not started"
         if access_key is None or secret_key is None:
             stored_access_key, stored_secret_key = self.credentials()
             access_key = access_key or stored_access_key
             secret_key = secret_key or stored_secret_key
-        key = (region, access_key, secret_key, self.endpoint)
+        key = (service, region, access_key, secret_key, self.endpoint)
         if not fresh and key in self._clients:
             return self._clients[key]
         session = boto3.session.Session(botocore_session=_BOTOCORE_SESSION)
         made = session.client(
-            "ecs",
+            service,
             region_name=region,
             endpoint_url=self.endpoint,
             aws_access_key_id=access_key,
@@ -573,3 +577,52 @@ def collect_pages(call: Callable[..., dict[str, Any]], key: str, **params: Any) 
         if not token:
             return pages
     raise AssertionError("pagination did not end after 1000 pages")
+
+
+class Backend:
+    """An HTTP/1.1 server on 127.0.0.1 answering every GET and POST with its
+    name (200), or with 500 once told to fail; `/slow` answers after
+    `SLOW_REQUEST_S` seconds."""
+
+    SLOW_REQUEST_S = 3
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.failing = False
+        backend = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                if self.path == "/slow":
+                    time.sleep(Backend.SLOW_REQUEST_S)
+                status = 500 if backend.failing else 200
+                body = backend.name.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = answer  # noqa: N815 (http.server's naming)
+            do_POST = answer  # noqa: N815
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.http.daemon_threads = True
+        self.port = self.http.server_address[1]
+        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+        self.thread.start()
+
+    def target(self) -> dict[str, Any]:
+        return {"Id": "127.0.0.1", "Port": self.port}
+
+    def stop(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()

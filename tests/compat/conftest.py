@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from berth_harness import DEFAULT_REGION, BerthServer, berth_binary
+from berth_harness import DEFAULT_REGION, Backend, BerthServer, berth_binary
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -85,3 +85,12 @@ def cli_home(tmp_path: Path) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     return home
+
+
+@pytest.fixture
+def backends() -> Iterator[tuple[Backend, Backend]]:
+    """Two HTTP backends on loopback, `backend-a` and `backend-b`."""
+    pair = (Backend("backend-a"), Backend("backend-b"))
+    yield pair
+    for backend in pair:
+        backend.stop()

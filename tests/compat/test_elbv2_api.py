@@ -17,16 +17,7 @@ from berth_harness import BerthServer, api_error, unique_name
 
 @pytest.fixture(scope="module")
 def elbv2(server: BerthServer) -> Any:
-    access_key, secret_key = server.credentials()
-    session = boto3.session.Session(botocore_session=botocore.session.get_session())
-    return session.client(
-        "elbv2",
-        region_name="us-east-1",
-        endpoint_url=server.endpoint,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
-    )
+    return server.client(service="elbv2")
 
 
 @pytest.fixture(scope="module")

@@ -8,34 +8,20 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
-import boto3
-import botocore.session
 import pytest
-from botocore.config import Config
 
-from berth_harness import BerthServer, api_error, unique_name
+from berth_harness import Backend, BerthServer, api_error, unique_name
 
 
 @pytest.fixture(scope="module")
 def elbv2(server: BerthServer) -> Any:
-    access_key, secret_key = server.credentials()
-    session = boto3.session.Session(botocore_session=botocore.session.get_session())
-    return session.client(
-        "elbv2",
-        region_name="us-east-1",
-        endpoint_url=server.endpoint,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
-    )
+    return server.client(service="elbv2")
 
 
 def short(prefix: str) -> str:
@@ -201,51 +187,6 @@ def test_aws_cli_rules(server: BerthServer, elbv2: Any, cli_home: Path) -> None:
     described = server.aws("elbv2", "describe-rules", "--listener-arn", listener,
                            home=cli_home).json()
     assert [r["Priority"] for r in described["Rules"]] == ["default"]
-
-
-class Backend:
-    """An HTTP server on 127.0.0.1 answering every request with its name."""
-
-    def __init__(self, name: str) -> None:
-        backend = self
-        self.name = name
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                body = backend.name.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = answer  # noqa: N815 (http.server's naming)
-            do_POST = answer  # noqa: N815
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.http.daemon_threads = True
-        self.port = self.http.server_address[1]
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.http.shutdown()
-        self.http.server_close()
-
-
-@pytest.fixture
-def backends() -> Iterator[tuple[Backend, Backend]]:
-    pair = (Backend("backend-a"), Backend("backend-b"))
-    yield pair
-    for backend in pair:
-        backend.stop()
 
 
 def fetch(url: str, method: str = "GET", headers: Optional[dict[str, str]] = None) -> str:

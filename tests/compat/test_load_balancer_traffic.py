@@ -12,85 +12,23 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-import boto3
-import botocore.session
 import pytest
-from botocore.config import Config
 
-from berth_harness import BerthServer, unique_name
+from berth_harness import Backend, BerthServer, unique_name
 
 HEALTH_CHECK_INTERVAL_S = 5
 # How long a backend takes to answer GET /slow.
-SLOW_REQUEST_S = 3
 # Two passing checks make a target healthy, two failing ones unhealthy.
 STATE_CHANGE_TIMEOUT_S = 3 * HEALTH_CHECK_INTERVAL_S + 5
 REQUESTS = 20
 
 
-class Backend:
-    """An HTTP server on 127.0.0.1 answering every GET with its name (200), or
-    with 500 once told to fail."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.failing = False
-        backend = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                if self.path == "/slow":
-                    time.sleep(SLOW_REQUEST_S)
-                status = 500 if backend.failing else 200
-                body = backend.name.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.http.daemon_threads = True
-        self.port = self.http.server_address[1]
-        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
-        self.thread.start()
-
-    def target(self) -> dict[str, Any]:
-        return {"Id": "127.0.0.1", "Port": self.port}
-
-    def stop(self) -> None:
-        self.http.shutdown()
-        self.http.server_close()
-
-
-@pytest.fixture
-def backends() -> Iterator[tuple[Backend, Backend]]:
-    pair = (Backend("backend-a"), Backend("backend-b"))
-    yield pair
-    for backend in pair:
-        backend.stop()
-
-
 @pytest.fixture(scope="module")
 def elbv2(server: BerthServer) -> Any:
-    access_key, secret_key = server.credentials()
-    session = boto3.session.Session(botocore_session=botocore.session.get_session())
-    return session.client(
-        "elbv2",
-        region_name="us-east-1",
-        endpoint_url=server.endpoint,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
-    )
+    return server.client(service="elbv2")
 
 
 def free_port() -> int:
@@ -226,7 +164,7 @@ def test_a_deregistered_target_drains_its_requests(
         "backend-a draining",
         lambda: (health := health_by_port(elbv2, group_arn).get(a.port))
         and health["State"] == "draining" and health,
-        SLOW_REQUEST_S - 1,
+        Backend.SLOW_REQUEST_S - 1,
     )
     assert draining["Reason"] == "Target.DeregistrationInProgress", draining
     asked = elbv2.describe_target_health(TargetGroupArn=group_arn, Targets=[a.target()])

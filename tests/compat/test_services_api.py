@@ -175,8 +175,11 @@ VALIDATION_CASES = [
      "The platform version must be null when specifying an EC2 launch type."),
     ({"loadBalancers": [{"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/tg/1",
                          "containerName": "web", "containerPort": 80}]}, INVALID,
-     "loadBalancers are not supported by Berth yet"),
-    ({"role": "ecsServiceRole"}, INVALID, "The role parameter is only valid for a service with load balancers"),
+     "The container web did not have a container port 80 defined."),
+    ({"loadBalancers": [{"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/tg/1",
+                         "containerName": "db", "containerPort": 80}]}, INVALID,
+     "The container db does not exist in the task definition."),
+    ({"role": "ecsServiceRole"}, INVALID, "The role parameter is only valid for a service that uses load balancers"),
     ({"serviceRegistries": [{"registryArn": "arn:aws:servicediscovery:us-east-1:000000000000:service/srv-1"}]},
      INVALID, "serviceRegistries are not supported by Berth"),
     ({"serviceConnectConfiguration": {"enabled": True, "namespace": "ns"}}, INVALID,
@@ -356,7 +359,7 @@ def test_update_service(ecs, cluster: str, family: str) -> None:
     assert error.message == "Service not found."
     error = api_error(INVALID, ecs.update_service, cluster=cluster, service="api",
                       loadBalancers=[{"targetGroupArn": "t", "containerName": "web", "containerPort": 80}])
-    assert "loadBalancers are not supported" in error.message
+    assert error.message == "The container web did not have a container port 80 defined."
     api_error(INVALID, ecs.update_service, cluster=cluster, service="api",
               deploymentConfiguration={"maximumPercent": 50})
     api_error("ClientException", ecs.update_service, cluster=cluster, service="api",

@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Any
 
-import boto3
-import botocore.session
 import pytest
-from botocore.config import Config
 
 import test_tasks_docker
 from berth_harness import unique_name
+from test_load_balancer_traffic import free_port
+from test_services_docker import messages, service, service_tasks, wait_until
 from test_tasks_docker import BerthNode, docker
 
 image = test_tasks_docker.image
@@ -40,33 +38,7 @@ def ecs(node: BerthNode) -> Any:
 
 @pytest.fixture
 def elbv2(node: BerthNode) -> Any:
-    access_key, secret_key = node.credentials()
-    session = boto3.session.Session(botocore_session=botocore.session.get_session())
-    return session.client(
-        "elbv2",
-        region_name="us-east-1",
-        endpoint_url=node.endpoint,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout_s: float = 120) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.25)
+    return node.client(service="elbv2")
 
 
 def web_definition(ecs: Any, family: str, revision: str) -> str:
@@ -108,19 +80,6 @@ def load_balanced_group(elbv2: Any, name: str, health_path: str = "/") -> tuple[
         DefaultActions=[{"Type": "forward", "TargetGroupArn": group}],
     )
     return group, port, balancer["LoadBalancerArn"]
-
-
-def service(ecs: Any, name: str) -> dict[str, Any]:
-    return ecs.describe_services(cluster="default", services=[name])["services"][0]
-
-
-def messages(ecs: Any, name: str) -> list[str]:
-    return [event["message"] for event in service(ecs, name)["events"]]
-
-
-def service_tasks(ecs: Any, name: str, desired: str = "RUNNING") -> list[dict[str, Any]]:
-    arns = ecs.list_tasks(cluster="default", serviceName=name, desiredStatus=desired)["taskArns"]
-    return ecs.describe_tasks(cluster="default", tasks=arns)["tasks"] if arns else []
 
 
 def healthy_ports(elbv2: Any, group: str) -> set[int]:

@@ -79,6 +79,13 @@ impl ServiceRecord {
     pub fn is_inactive(&self) -> bool {
         self.scheduling.status == ServiceStatus::Inactive
     }
+
+    pub fn load_balancers_to_wire(&self) -> Vec<ecs_wire::LoadBalancer> {
+        self.load_balancers
+            .iter()
+            .map(ServiceLoadBalancer::to_wire)
+            .collect()
+    }
 }
 
 pub(crate) fn service_not_found() -> ApiError {
@@ -506,13 +513,7 @@ pub(crate) fn service_to_wire(
         service_arn: Some(arns.service()),
         service_name: Some(service.service_name.clone()),
         cluster_arn: Some(arns.cluster()),
-        load_balancers: Some(
-            record
-                .load_balancers
-                .iter()
-                .map(ServiceLoadBalancer::to_wire)
-                .collect(),
-        ),
+        load_balancers: Some(record.load_balancers_to_wire()),
         service_registries: Some(vec![]),
         status: Some(service.status.as_str().to_string()),
         desired_count: Some(count(service.desired_count)),
@@ -1259,11 +1260,7 @@ impl Ecs {
                     Some(self.checked_load_balancers(ctx, wire, definition).await?)
                 }
                 (None, Some(definition)) if !record.load_balancers.is_empty() => {
-                    let current: Vec<ecs_wire::LoadBalancer> = record
-                        .load_balancers
-                        .iter()
-                        .map(ServiceLoadBalancer::to_wire)
-                        .collect();
+                    let current = record.load_balancers_to_wire();
                     self.checked_load_balancers(ctx, &current, definition)
                         .await?;
                     None
@@ -1613,13 +1610,7 @@ impl Ecs {
                 cluster_arn: Some(service_arns.cluster()),
                 task_definition: Some(deployment.task_definition_arn.clone()),
                 launch_type: launch_type_to_wire(&record.launch_type),
-                load_balancers: Some(
-                    record
-                        .load_balancers
-                        .iter()
-                        .map(ServiceLoadBalancer::to_wire)
-                        .collect(),
-                ),
+                load_balancers: Some(record.load_balancers_to_wire()),
                 service_registries: Some(vec![]),
                 container_images,
                 created_at: Some(seconds(deployment.created_at_ms)),

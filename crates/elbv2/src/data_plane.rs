@@ -674,37 +674,14 @@ mod tests {
             status: ContainerInstanceStatus,
             host_address: Option<&str>,
         ) {
-            let instance = ContainerInstance {
-                id: format!("ci-{ec2_instance_id}"),
-                cluster_name: "default".into(),
-                ec2_instance_id: ec2_instance_id.into(),
+            crate::tests::put_container_instance(
+                &*self.store,
+                region,
+                ec2_instance_id,
                 status,
-                status_reason: None,
-                registered: Default::default(),
-                remaining: Default::default(),
-                attributes: host_address
-                    .map(|address| {
-                        (
-                            HOST_ADDRESS_ATTRIBUTE.to_string(),
-                            Some(address.to_string()),
-                        )
-                    })
-                    .into_iter()
-                    .collect(),
-                version_info: Default::default(),
-                registered_at_ms: 0,
-                task_groups: Default::default(),
-                tags: Vec::new(),
-                version: 1,
-            };
-            let key = format!(
-                "{}default/{}",
-                api::keys::all_container_instances_prefix(region),
-                instance.id
-            );
-            let put =
-                store::Txn::new().then(store::Op::put(key, serde_json::to_vec(&instance).unwrap()));
-            self.store.txn(put).await.unwrap();
+                host_address,
+            )
+            .await;
         }
     }
 

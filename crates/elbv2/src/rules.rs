@@ -191,17 +191,29 @@ fn normalise_condition(condition: RuleCondition) -> Result<RuleCondition, ApiErr
             Ok(values)
         }
     };
+    // host-header and path-pattern: the legacy `Values` or the config's, each
+    // checked.
+    let wildcard_values = |config_values: Option<Vec<String>>,
+                           validate: fn(&str) -> Result<(), ApiError>|
+     -> Result<Vec<String>, ApiError> {
+        let values = required(
+            legacy
+                .clone()
+                .unwrap_or_else(|| config_values.unwrap_or_default()),
+        )?;
+        for value in &values {
+            validate(value)?;
+        }
+        Ok(values)
+    };
     let normalised = match field.as_str() {
         "host-header" => {
-            let values = required(legacy.unwrap_or_else(|| {
+            let values = wildcard_values(
                 condition
                     .host_header_config
-                    .and_then(|config| config.values)
-                    .unwrap_or_default()
-            }))?;
-            for value in &values {
-                validate_host(value)?;
-            }
+                    .and_then(|config| config.values),
+                validate_host,
+            )?;
             RuleCondition {
                 values: Some(values.clone()),
                 host_header_config: Some(HostHeaderConditionConfig {
@@ -212,15 +224,12 @@ fn normalise_condition(condition: RuleCondition) -> Result<RuleCondition, ApiErr
             }
         }
         "path-pattern" => {
-            let values = required(legacy.unwrap_or_else(|| {
+            let values = wildcard_values(
                 condition
                     .path_pattern_config
-                    .and_then(|config| config.values)
-                    .unwrap_or_default()
-            }))?;
-            for value in &values {
-                validate_path_pattern(value)?;
-            }
+                    .and_then(|config| config.values),
+                validate_path_pattern,
+            )?;
             RuleCondition {
                 values: Some(values.clone()),
                 path_pattern_config: Some(PathPatternConditionConfig {

@@ -546,9 +546,10 @@ async fn target_health_reports_only_what_is_known() {
     assert!(disabled.contains("<Id>10.0.0.3</Id><Port>80</Port></Target><HealthCheckPort>80</HealthCheckPort><TargetHealth><State>unavailable</State><Reason>Target.HealthCheckDisabled</Reason>"), "{disabled}");
 }
 
-/// Stores a container instance as the ECS API does.
-async fn put_container_instance(
-    h: &Harness,
+/// Stores a container instance in cluster `default` as the ECS API does.
+pub(crate) async fn put_container_instance(
+    store: &dyn store::Store,
+    region: &str,
     ec2_instance_id: &str,
     status: model::container_instance::ContainerInstanceStatus,
     host_address: Option<&str>,
@@ -576,19 +577,44 @@ async fn put_container_instance(
         tags: Vec::new(),
         version: 1,
     };
-    let key = format!("/ecs/us-east-1/container-instances/default/{}", instance.id);
+    let key = format!(
+        "{}default/{}",
+        api::keys::all_container_instances_prefix(region),
+        instance.id
+    );
     let put = store::Txn::new().then(store::Op::put(key, serde_json::to_vec(&instance).unwrap()));
-    h.elbv2.store().txn(put).await.unwrap();
+    store.txn(put).await.unwrap();
 }
 
 #[tokio::test]
 async fn instance_targets_must_be_running_container_instances() {
     use model::container_instance::ContainerInstanceStatus::{Active, Draining, Inactive};
     let h = Harness::new();
-    put_container_instance(&h, "i-active", Active, Some("127.0.0.1")).await;
-    put_container_instance(&h, "i-draining", Draining, Some("127.0.0.2")).await;
-    put_container_instance(&h, "i-inactive", Inactive, Some("127.0.0.3")).await;
-    put_container_instance(&h, "i-silent", Active, None).await;
+    put_container_instance(
+        h.elbv2.store(),
+        "us-east-1",
+        "i-active",
+        Active,
+        Some("127.0.0.1"),
+    )
+    .await;
+    put_container_instance(
+        h.elbv2.store(),
+        "us-east-1",
+        "i-draining",
+        Draining,
+        Some("127.0.0.2"),
+    )
+    .await;
+    put_container_instance(
+        h.elbv2.store(),
+        "us-east-1",
+        "i-inactive",
+        Inactive,
+        Some("127.0.0.3"),
+    )
+    .await;
+    put_container_instance(h.elbv2.store(), "us-east-1", "i-silent", Active, None).await;
     let tg = h.target_group("instances").await;
     let message = h
         .fails(
@@ -604,7 +630,14 @@ async fn instance_targets_must_be_running_container_instances() {
     let lb = h.load_balancer("web").await;
     h.listener(&lb, 80, &tg).await;
     // The instance turns INACTIVE after registration: it is no longer served.
-    put_container_instance(&h, "i-draining", Inactive, Some("127.0.0.2")).await;
+    put_container_instance(
+        h.elbv2.store(),
+        "us-east-1",
+        "i-draining",
+        Inactive,
+        Some("127.0.0.2"),
+    )
+    .await;
     let described = h
         .ok(&format!("Action=DescribeTargetHealth&TargetGroupArn={tg}"))
         .await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use load_balancer::{
@@ -20,7 +20,9 @@ use load_balancer::{
 
 use crate::clock::{self, RandomDraws};
 use crate::proxy::{GroupRuntime, Snapshot};
-use crate::upstream::{self, ConnectError, Upstream, UpstreamBody};
+use crate::upstream::{
+    self, ConnectError, Outgoing, SendError, UpstreamBody, UpstreamResponseBody,
+};
 use crate::workers::WorkerContext;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -65,29 +67,29 @@ impl Client {
 pub(crate) enum ProxyBody {
     Generated(Option<Bytes>),
     Upstream {
-        body: Incoming,
-        /// Until the body ends: the connection (back to the pool then) and
-        /// the request's in-flight count.
+        body: UpstreamResponseBody,
+        /// Until the body ends: the request's in-flight count and where its
+        /// connection goes back to.
         release: Option<Release>,
     },
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
             ProxyBody::Generated(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream { body, release } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
                 match &polled {
-                    Poll::Ready(None) => finish(release),
-                    Poll::Ready(Some(Ok(_))) if body.is_end_stream() => finish(release),
-                    // The connection is in an unknown state: close it.
+                    Poll::Ready(None) => finish(body, release),
+                    Poll::Ready(Some(Ok(_))) if body.is_end_stream() => finish(body, release),
+                    // The connection is in an unknown state: it is closed.
                     Poll::Ready(Some(Err(_))) => *release = None,
                     _ => {}
                 }
@@ -113,12 +115,16 @@ impl Body for ProxyBody {
     }
 }
 
-fn finish(release: &mut Option<Release>) {
+/// The body was read to its end: its connection goes back to the pool (when
+/// it may be kept) and the request no longer counts in flight.
+fn finish(body: &mut UpstreamResponseBody, release: &mut Option<Release>) {
     if let Some(release) = release.take() {
-        release
-            .context
-            .pool()
-            .checkin(release.addr, release.upstream, clock::now_ms());
+        if let Some(upstream) = body.take_reusable() {
+            release
+                .context
+                .pool()
+                .checkin(release.addr, upstream, clock::now_ms());
+        }
     }
 }
 
@@ -126,7 +132,6 @@ fn finish(release: &mut Option<Release>) {
 pub(crate) struct Release {
     context: Arc<WorkerContext>,
     addr: SocketAddr,
-    upstream: Upstream,
     _in_flight: InFlight,
 }
 
@@ -146,7 +151,9 @@ impl Drop for InFlight {
 
 /// What routing decided for a request.
 enum Decision {
-    Answer(Response<ProxyBody>),
+    /// Answered by the load balancer itself (boxed: the forward path is the
+    /// common one).
+    Answer(Box<Response<ProxyBody>>),
     Forward {
         group: Arc<GroupRuntime>,
         selection: Selection,
@@ -159,7 +166,7 @@ pub(crate) async fn handle(
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let now_ms = clock::now_ms();
-    let (mut parts, body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let sticky_target = sticky_target(&parts.headers);
     let decision = context.with_snapshot(|snapshot| {
         decide(
@@ -172,14 +179,13 @@ pub(crate) async fn handle(
         )
     });
     let (group, selection) = match decision {
-        Decision::Answer(response) => return response,
+        Decision::Answer(response) => return *response,
         Decision::Forward { group, selection } => (group, selection),
     };
     let in_flight = InFlight {
         group: Arc::clone(&group),
         target: selection.target,
     };
-    prepare_upstream_request(&mut parts, &client, &context.random, now_ms);
     let body = match upstream_body(&parts.method, body).await {
         Ok(body) => body,
         Err(err) => {
@@ -187,15 +193,18 @@ pub(crate) async fn handle(
             return alb_error(StatusCode::BAD_REQUEST);
         }
     };
+    let head = encode_request_head(&parts, &body, &client, &context.random, now_ms);
+    let outgoing = Outgoing::new(head, body, parts.method == Method::HEAD);
     let attempt = Attempt {
         context: &context,
         group: &group,
         sticky_target,
         now_ms,
+        idempotent: is_idempotent(&parts.method),
     };
     let forwarded = tokio::time::timeout(
         context.shared.options.upstream_timeout,
-        attempt.forward(selection, in_flight, Request::from_parts(parts, body)),
+        attempt.forward(selection, in_flight, outgoing),
     )
     .await;
     let (response, release, selection) = match forwarded {
@@ -203,12 +212,18 @@ pub(crate) async fn handle(
         Ok(Err(status)) => return alb_error(status),
         Ok(Ok(forwarded)) => forwarded,
     };
-    let (mut head, body) = response.into_parts();
+    let (mut head, mut body) = response.into_parts();
     let mut release = Some(release);
-    if body.is_end_stream() {
-        // No body to stream (HEAD, 204, 304, empty): the connection is free.
-        finish(&mut release);
+    if body.is_read() {
+        // The whole body arrived with the head (or there is none): the
+        // connection is free.
+        let in_flight = release.as_ref().map(|release| release.addr);
+        if let (Some(addr), Some(upstream)) = (in_flight, body.take_reusable()) {
+            context.pool().checkin(addr, upstream, now_ms);
+        }
+        release = None;
     }
+    head.version = Version::HTTP_11;
     remove_hop_by_hop(&mut head.headers);
     if let Some((cookie, duration_seconds)) = selection.stickiness_cookie {
         let value =
@@ -230,7 +245,7 @@ fn decide(
     now_ms: u64,
 ) -> Decision {
     let Some(listener) = snapshot.listener(client.port) else {
-        return Decision::Answer(alb_error(StatusCode::SERVICE_UNAVAILABLE));
+        return Decision::Answer(Box::new(alb_error(StatusCode::SERVICE_UNAVAILABLE)));
     };
     let host = parts
         .headers
@@ -247,21 +262,23 @@ fn decide(
     };
     let target_group_arn = match route(listener, &view, random.next()) {
         RouteDecision::Forward { target_group_arn } => target_group_arn,
-        RouteDecision::FixedResponse(fixed) => return Decision::Answer(fixed_response(fixed)),
+        RouteDecision::FixedResponse(fixed) => {
+            return Decision::Answer(Box::new(fixed_response(fixed)))
+        }
         RouteDecision::Redirect {
             status_code,
             location,
-        } => return Decision::Answer(redirect(status_code, &location)),
+        } => return Decision::Answer(Box::new(redirect(status_code, &location))),
     };
     let Some(group) = snapshot.groups.get(target_group_arn) else {
-        return Decision::Answer(alb_error(StatusCode::SERVICE_UNAVAILABLE));
+        return Decision::Answer(Box::new(alb_error(StatusCode::SERVICE_UNAVAILABLE)));
     };
     match group.lock().select(sticky_target, now_ms) {
         Some(selection) => Decision::Forward {
             group: Arc::clone(group),
             selection,
         },
-        None => Decision::Answer(alb_error(StatusCode::SERVICE_UNAVAILABLE)),
+        None => Decision::Answer(Box::new(alb_error(StatusCode::SERVICE_UNAVAILABLE))),
     }
 }
 
@@ -271,58 +288,56 @@ struct Attempt<'a> {
     group: &'a Arc<GroupRuntime>,
     sticky_target: Option<Target>,
     now_ms: u64,
+    idempotent: bool,
 }
 
 /// Why sending to one target failed.
 enum Failure {
     /// Connecting failed: nothing was sent.
     Connect(StatusCode),
-    /// A kept-alive connection turned out closed before any byte of the
-    /// response arrived, and the request can be sent again.
+    /// The connection closed before any byte of the response arrived, and
+    /// the request can be sent again.
     Stale,
 }
 
+type Forwarded = (Response<UpstreamResponseBody>, Release, Selection);
+
 impl Attempt<'_> {
-    /// Sends `request` to the selected target. When connecting fails
+    /// Sends `outgoing` to the selected target. When connecting fails
     /// (nothing was sent) the target is marked and the request goes to
-    /// another one; so it does when a pooled connection closes before any
-    /// response byte and the request is idempotent with its body in memory.
-    /// Never after a response byte arrived. Returns the response, what to
-    /// release when its body ends, and the final selection; or the status
-    /// to answer.
+    /// another one; so it does when a connection closes before any response
+    /// byte and the request is idempotent with its body in memory. Never
+    /// after a response byte arrived. Returns the response, what to release
+    /// when its body ends, and the final selection; or the status to answer.
     async fn forward(
         &self,
         mut selection: Selection,
         mut in_flight: InFlight,
-        mut request: Request<UpstreamBody>,
-    ) -> Result<(Response<Incoming>, Release, Selection), StatusCode> {
+        mut outgoing: Outgoing,
+    ) -> Result<Forwarded, StatusCode> {
         let mut tried: Vec<Target> = Vec::new();
         let mut new_connection_only = false;
         let mut attempts = 1;
         loop {
             let target = selection.target;
-            let failure = match self.send(target, request, new_connection_only).await {
-                Ok((response, upstream)) => {
+            let failure = match self.send(target, &mut outgoing, new_connection_only).await {
+                Ok(response) => {
                     let release = Release {
                         context: Arc::clone(self.context),
                         addr: target.socket_addr(),
-                        upstream,
                         _in_flight: in_flight,
                     };
                     return Ok((response, release, selection));
                 }
-                Err((failure, unsent)) => match unsent {
-                    Some(unsent) if attempts < MAX_ATTEMPTS => {
-                        request = unsent;
-                        failure
-                    }
-                    _ => {
+                Err((failure, may_resend)) => {
+                    if !may_resend || attempts >= MAX_ATTEMPTS {
                         return Err(match failure {
                             Failure::Connect(status) => status,
                             Failure::Stale => StatusCode::BAD_GATEWAY,
-                        })
+                        });
                     }
-                },
+                    failure
+                }
             };
             attempts += 1;
             tried.push(target);
@@ -346,22 +361,22 @@ impl Attempt<'_> {
         }
     }
 
-    /// One try at one target. On failure, the request back if it may be
-    /// sent again.
+    /// One try at one target. On failure, whether the request may be sent
+    /// again.
     async fn send(
         &self,
         target: Target,
-        request: Request<UpstreamBody>,
+        outgoing: &mut Outgoing,
         new_connection_only: bool,
-    ) -> Result<(Response<Incoming>, Upstream), (Failure, Option<Request<UpstreamBody>>)> {
+    ) -> Result<Response<UpstreamResponseBody>, (Failure, bool)> {
         let addr = target.socket_addr();
         let pooled = if new_connection_only {
             None
         } else {
-            self.pooled(addr).await
+            self.context.pool().checkout(addr, self.now_ms)
         };
         let reused = pooled.is_some();
-        let mut upstream = match pooled {
+        let upstream = match pooled {
             Some(upstream) => upstream,
             None => match upstream::connect(addr, CONNECT_TIMEOUT).await {
                 Ok(upstream) => {
@@ -375,33 +390,25 @@ impl Attempt<'_> {
                         .record_connection_failure(target, clock::now_ms());
                     let status = match err {
                         ConnectError::TimedOut => StatusCode::GATEWAY_TIMEOUT,
-                        ConnectError::Io(_) | ConnectError::Handshake(_) => StatusCode::BAD_GATEWAY,
+                        ConnectError::Io(_) => StatusCode::BAD_GATEWAY,
                     };
-                    return Err((Failure::Connect(status), Some(request)));
+                    return Err((Failure::Connect(status), outgoing.is_replayable()));
                 }
             },
         };
-        // An idempotent request may be sent again if the target closes the
-        // connection without answering: a kept-alive connection that went
-        // stale, or a new one accepted by something that then gave up (Docker's
-        // port proxy in front of a container that just died).
-        let replay = if is_idempotent(request.method()) {
-            copy_request(&request)
-        } else {
-            None
-        };
-        let bytes_read_before = upstream.bytes_read();
-        match upstream.send(request).await {
-            Ok(response) => Ok((response, upstream)),
-            Err(mut err) => {
-                let unsent = err.take_message();
-                let error = err.into_error();
-                tracing::debug!(%addr, %error, "the target request failed");
-                let nothing_received = upstream.bytes_read() == bytes_read_before;
-                match (unsent, replay) {
+        match upstream.send(outgoing).await {
+            Ok(response) => Ok(response),
+            Err(err) => {
+                tracing::debug!(%addr, %err, "the target request failed");
+                match err {
                     // Nothing was written: safe to send anywhere.
-                    (Some(unsent), _) => Err((Failure::Stale, Some(unsent))),
-                    (None, Some(copy)) if nothing_received => {
+                    SendError::Unsent(_) => Err((Failure::Stale, outgoing.is_replayable())),
+                    // An idempotent request may be sent again if the target
+                    // closes the connection without answering: a kept-alive
+                    // connection that went stale, or a new one accepted by
+                    // something that then gave up (Docker's port proxy in
+                    // front of a container that just died).
+                    SendError::Unanswered(_) if self.idempotent && outgoing.is_replayable() => {
                         if !reused {
                             // A fresh connection closed unanswered: the
                             // target is failing, steer clear of it for a while.
@@ -409,27 +416,12 @@ impl Attempt<'_> {
                                 .lock()
                                 .record_connection_failure(target, clock::now_ms());
                         }
-                        Err((Failure::Stale, Some(copy)))
+                        Err((Failure::Stale, true))
                     }
-                    _ => {
-                        let status = if error.is_timeout() {
-                            StatusCode::GATEWAY_TIMEOUT
-                        } else {
-                            StatusCode::BAD_GATEWAY
-                        };
-                        Err((Failure::Connect(status), None))
+                    SendError::Unanswered(_) | SendError::Failed(_) => {
+                        Err((Failure::Connect(StatusCode::BAD_GATEWAY), false))
                     }
                 }
-            }
-        }
-    }
-
-    /// A pooled connection to `addr` ready for a request.
-    async fn pooled(&self, addr: SocketAddr) -> Option<Upstream> {
-        loop {
-            let mut upstream = self.context.pool().checkout(addr, self.now_ms)?;
-            if upstream.ready().await.is_ok() {
-                return Some(upstream);
             }
         }
     }
@@ -442,16 +434,6 @@ fn is_idempotent(method: &Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     )
-}
-
-/// The request again, when its body is held in memory.
-fn copy_request(request: &Request<UpstreamBody>) -> Option<Request<UpstreamBody>> {
-    let mut copy = Request::new(request.body().replay()?);
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.version_mut() = request.version();
-    *copy.headers_mut() = request.headers().clone();
-    Some(copy)
 }
 
 /// The body to send: none, the client's small body of an idempotent
@@ -471,32 +453,87 @@ async fn upstream_body(method: &Method, body: Incoming) -> Result<UpstreamBody, 
     Ok(UpstreamBody::Streaming(body))
 }
 
-/// The request as the target gets it: HTTP/1.1 in origin form with a Host
-/// header, without hop-by-hop headers, with the forwarded headers.
-fn prepare_upstream_request(parts: &mut Parts, client: &Client, random: &RandomDraws, now_ms: u64) {
-    if !parts.headers.contains_key(header::HOST) {
+/// The request head as the target gets it: HTTP/1.1 in origin form with a
+/// Host header, without hop-by-hop headers, with the forwarded headers and
+/// the framing of `body`; written once, however often it is sent.
+fn encode_request_head(
+    parts: &Parts,
+    body: &UpstreamBody,
+    client: &Client,
+    random: &RandomDraws,
+    now_ms: u64,
+) -> Vec<u8> {
+    fn field(head: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+        head.extend_from_slice(name);
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value);
+        head.extend_from_slice(b"\r\n");
+    }
+    let headers = &parts.headers;
+    let mut head = Vec::with_capacity(256 + headers.len() * 48);
+    head.extend_from_slice(parts.method.as_str().as_bytes());
+    head.push(b' ');
+    let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+    head.extend_from_slice(if path.is_empty() {
+        b"/"
+    } else {
+        path.as_bytes()
+    });
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    if !headers.contains_key(header::HOST) {
         if let Some(authority) = parts.uri.authority() {
-            if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
-                parts.headers.insert(header::HOST, value);
-            }
+            field(&mut head, b"host", authority.as_str().as_bytes());
         }
     }
-    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
-        let mut uri = http::uri::Parts::default();
-        uri.path_and_query = Some(
-            parts
-                .uri
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-        );
-        if let Ok(origin_form) = Uri::from_parts(uri) {
-            parts.uri = origin_form;
+    let listed: Vec<HeaderName> = if headers.contains_key(header::CONNECTION) {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut forwarded_for: Option<&HeaderValue> = None;
+    let mut has_trace_id = false;
+    for (name, value) in headers {
+        if is_hop_by_hop(name)
+            || *name == header::CONTENT_LENGTH
+            || *name == X_FORWARDED_PROTO
+            || *name == X_FORWARDED_PORT
+            || listed.contains(name)
+        {
+            continue;
         }
+        if *name == X_FORWARDED_FOR {
+            forwarded_for.get_or_insert(value);
+            continue;
+        }
+        has_trace_id |= *name == X_AMZN_TRACE_ID;
+        field(&mut head, name.as_str().as_bytes(), value.as_bytes());
     }
-    parts.version = Version::HTTP_11;
-    remove_hop_by_hop(&mut parts.headers);
-    add_forwarded_headers(&mut parts.headers, client, random, now_ms);
+    head.extend_from_slice(b"x-forwarded-for: ");
+    if let Some(existing) = forwarded_for {
+        head.extend_from_slice(existing.as_bytes());
+        head.extend_from_slice(b", ");
+    }
+    head.extend_from_slice(client.forwarded_for.as_bytes());
+    head.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
+    field(
+        &mut head,
+        b"x-forwarded-port",
+        client.forwarded_port.as_bytes(),
+    );
+    if !has_trace_id {
+        field(&mut head, b"x-amzn-trace-id", &random.trace_id(now_ms));
+    }
+    let method_expects_body = headers.contains_key(header::CONTENT_LENGTH)
+        || matches!(parts.method, Method::POST | Method::PUT | Method::PATCH);
+    upstream::write_body_framing(&mut head, body, method_expects_body);
+    head.extend_from_slice(b"\r\n");
+    head
 }
 
 fn sticky_target(headers: &HeaderMap) -> Option<Target> {
@@ -548,30 +585,6 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
         &header::UPGRADE,
     ] {
         headers.remove(name);
-    }
-}
-
-fn add_forwarded_headers(
-    headers: &mut HeaderMap,
-    client: &Client,
-    random: &RandomDraws,
-    now_ms: u64,
-) {
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR) {
-        Some(existing) => {
-            let mut value = Vec::with_capacity(existing.len() + 2 + client.forwarded_for.len());
-            value.extend_from_slice(existing.as_bytes());
-            value.extend_from_slice(b", ");
-            value.extend_from_slice(client.forwarded_for.as_bytes());
-            HeaderValue::from_bytes(&value).unwrap_or_else(|_| client.forwarded_for.clone())
-        }
-        None => client.forwarded_for.clone(),
-    };
-    headers.insert(X_FORWARDED_FOR.clone(), forwarded_for);
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    headers.insert(X_FORWARDED_PORT.clone(), client.forwarded_port.clone());
-    if !headers.contains_key(&X_AMZN_TRACE_ID) {
-        headers.insert(X_AMZN_TRACE_ID.clone(), random.trace_id(now_ms));
     }
 }
 

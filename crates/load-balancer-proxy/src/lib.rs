@@ -10,6 +10,11 @@
 //! requests and the upstream connections they use stay on one worker (each
 //! worker pools its own keep-alive HTTP/1.1 connections to targets, so the
 //! request path takes no contended lock but the target group's short one).
+//! The request's own task writes it to the target and reads the response
+//! (a small HTTP/1.1 client in `upstream`: content-length, chunked and
+//! until-close bodies; a connection is kept only when its response was read
+//! to the end and the target keeps it alive). A client connection that
+//! starts no request for 30 s while none is in progress is closed.
 //! Requests are routed by the listener's rules and forwarded to a target
 //! chosen by the target group's state, with `X-Forwarded-For`,
 //! `X-Forwarded-Proto`, `X-Forwarded-Port` and `X-Amzn-Trace-Id` added.

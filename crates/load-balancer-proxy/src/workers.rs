@@ -8,8 +8,14 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -19,7 +25,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::clock::{self, RandomDraws};
-use crate::handler::{self, Client};
+use crate::handler::{self, Client, ProxyBody};
 use crate::proxy::{Shared, Snapshot};
 use crate::upstream::UpstreamPool;
 
@@ -28,6 +34,9 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// After shutdown, how long requests in flight may take to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// A client connection starting no request for this long (while none is in
+/// progress) is closed; hyper's header read timeout had the same default.
+const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 enum Command {
     /// Accept connections on `listener` (bound to `port`) until told to stop.
@@ -65,7 +74,13 @@ pub(crate) struct WorkerContext {
 impl WorkerContext {
     fn new(shared: Arc<Shared>) -> WorkerContext {
         let mut server = auto::Builder::new(TokioExecutor::new());
-        server.http1().keep_alive(true).timer(TokioTimer::new());
+        server
+            .http1()
+            .keep_alive(true)
+            .timer(TokioTimer::new())
+            // Armed per request, it costs an allocation and a timer: each
+            // connection has one idle timer instead (see `serve_connection`).
+            .header_read_timeout(None);
         server.http2().timer(TokioTimer::new());
         let snapshot = Mutex::new((shared.generation(), shared.snapshot()));
         WorkerContext {
@@ -295,10 +310,19 @@ async fn serve_connection(
     };
     let client = Client::new(peer, port);
     let service_context = Arc::clone(&context);
+    let activity = Arc::new(Activity::default());
+    let service_activity = Arc::clone(&activity);
     let service = service_fn(move |request| {
         let context = Arc::clone(&service_context);
         let client = client.clone();
-        async move { Ok::<_, Infallible>(handler::handle(context, client, request).await) }
+        let active = Active::start(&service_activity);
+        async move {
+            let response = handler::handle(context, client, request).await;
+            Ok::<_, Infallible>(response.map(|body| Tracked {
+                body,
+                _active: active,
+            }))
+        }
     });
     let connection = context
         .server
@@ -307,15 +331,85 @@ async fn serve_connection(
     let stopping = async {
         let _ = stop.wait_for(|stop| *stop).await;
     };
-    let result = tokio::select! {
-        biased;
-        result = connection.as_mut() => result,
-        () = stopping => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+    tokio::pin!(stopping);
+    // One timer per connection instead of hyper's per-request header read
+    // timeout: a connection that starts no request for a whole period
+    // while none is in progress (idle, or dribbling a head) is closed.
+    let idle = tokio::time::sleep(CLIENT_IDLE_TIMEOUT);
+    tokio::pin!(idle);
+    let mut started_seen = 0;
+    let result = loop {
+        tokio::select! {
+            biased;
+            result = connection.as_mut() => break result,
+            () = &mut stopping => {
+                connection.as_mut().graceful_shutdown();
+                break connection.await;
+            }
+            () = &mut idle => {
+                let started = activity.started.load(Ordering::Relaxed);
+                if started == started_seen && activity.active.load(Ordering::Relaxed) == 0 {
+                    tracing::debug!(%peer, "closing a client connection that started no request");
+                    return;
+                }
+                started_seen = started;
+                let next = idle.deadline() + CLIENT_IDLE_TIMEOUT;
+                idle.as_mut().reset(next);
+            }
         }
     };
     if let Err(err) = result {
         tracing::debug!(%peer, %err, "client connection ended with an error");
+    }
+}
+
+/// The requests of one client connection: how many started, how many are
+/// in progress (until their response body is dropped).
+#[derive(Default)]
+struct Activity {
+    started: AtomicU64,
+    active: AtomicUsize,
+}
+
+/// One request in progress.
+struct Active(Arc<Activity>);
+
+impl Active {
+    fn start(activity: &Arc<Activity>) -> Active {
+        activity.started.fetch_add(1, Ordering::Relaxed);
+        activity.active.fetch_add(1, Ordering::Relaxed);
+        Active(Arc::clone(activity))
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body counted as in progress until dropped.
+struct Tracked {
+    body: ProxyBody,
+    _active: Active,
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

@@ -1,7 +1,8 @@
 //! The only place this crate reads the clock or the OS's randomness.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch.
 #[allow(clippy::disallowed_methods)]
@@ -9,6 +10,15 @@ pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// Milliseconds on a monotonic clock (since its first reading), for
+/// deadlines.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn monotonic_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    Instant::now().duration_since(start).as_millis() as u64
 }
 
 /// A cheap shared source of random draws (SplitMix64 over an atomic

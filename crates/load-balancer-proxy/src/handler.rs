@@ -160,57 +160,165 @@ enum Decision {
     },
 }
 
-pub(crate) async fn handle(
-    context: Arc<WorkerContext>,
-    client: Client,
+/// A request routed and, when it has no body, encoded: what
+/// [`prepare`] does before the request's future is first polled.
+// Forwarding is the common case: boxing it would cost an allocation per
+// request.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Prepared {
+    /// Answered by the load balancer itself.
+    Answer(Box<Response<ProxyBody>>),
+    Forward(Forward),
+}
+
+/// A request to forward to its selected target.
+pub(crate) struct Forward {
+    now_ms: u64,
+    sticky_target: Option<Target>,
+    group: Arc<GroupRuntime>,
+    selection: Selection,
+    in_flight: InFlight,
+    request: PreparedRequest,
+}
+
+enum PreparedRequest {
+    /// No body: encoded already, nothing of hyper's request kept.
+    Encoded {
+        outgoing: Outgoing,
+        idempotent: bool,
+    },
+    /// The body is still to be read (or streamed).
+    WithBody { parts: Parts, body: Incoming },
+}
+
+/// Routes the request and picks its target; a request without a body is
+/// encoded at once. Runs when hyper hands the request over, so that nothing
+/// of a body-less request (which shares hyper's read buffer) is held while
+/// hyper waits for the connection's next request: hyper then reuses that
+/// buffer instead of allocating a new one.
+pub(crate) fn prepare(
+    context: &WorkerContext,
+    client: &Client,
     request: Request<Incoming>,
-) -> Response<ProxyBody> {
+) -> Prepared {
     let now_ms = clock::now_ms();
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let sticky_target = sticky_target(&parts.headers);
     let decision = context.with_snapshot(|snapshot| {
         decide(
             snapshot,
             &context.random,
-            &client,
+            client,
             &parts,
             sticky_target,
             now_ms,
         )
     });
     let (group, selection) = match decision {
-        Decision::Answer(response) => return *response,
+        Decision::Answer(response) => return Prepared::Answer(response),
         Decision::Forward { group, selection } => (group, selection),
     };
     let in_flight = InFlight {
         group: Arc::clone(&group),
         target: selection.target,
     };
-    let body = match upstream_body(&parts.method, body).await {
-        Ok(body) => body,
-        Err(err) => {
-            tracing::debug!(%err, "reading the request body failed");
-            return alb_error(StatusCode::BAD_REQUEST);
+    let request = if body.is_end_stream() {
+        let outgoing = encode(
+            &mut parts,
+            UpstreamBody::Buffered(None),
+            client,
+            &context.random,
+            now_ms,
+        );
+        PreparedRequest::Encoded {
+            outgoing,
+            idempotent: is_idempotent(&parts.method),
+        }
+    } else {
+        PreparedRequest::WithBody { parts, body }
+    };
+    Prepared::Forward(Forward {
+        now_ms,
+        sticky_target,
+        group,
+        selection,
+        in_flight,
+        request,
+    })
+}
+
+/// The request ready to send; the request's header map, emptied, is
+/// recycled for the response's headers.
+fn encode(
+    parts: &mut Parts,
+    body: UpstreamBody,
+    client: &Client,
+    random: &RandomDraws,
+    now_ms: u64,
+) -> Outgoing {
+    let head = encode_request_head(parts, &body, client, random, now_ms);
+    let mut outgoing = Outgoing::new(head, body, parts.method == Method::HEAD);
+    let mut response_headers = std::mem::take(&mut parts.headers);
+    response_headers.clear();
+    outgoing.response_headers = response_headers;
+    outgoing
+}
+
+/// Forwards a prepared request (reading its body first when that is
+/// needed) and answers.
+pub(crate) async fn respond(
+    context: Arc<WorkerContext>,
+    client: Client,
+    prepared: Prepared,
+) -> Response<ProxyBody> {
+    let Forward {
+        now_ms,
+        sticky_target,
+        group,
+        selection,
+        in_flight,
+        request,
+    } = match prepared {
+        Prepared::Answer(response) => return *response,
+        Prepared::Forward(forward) => forward,
+    };
+    let (outgoing, idempotent) = match request {
+        PreparedRequest::Encoded {
+            outgoing,
+            idempotent,
+        } => (outgoing, idempotent),
+        PreparedRequest::WithBody { mut parts, body } => {
+            let body = match upstream_body(&parts.method, body).await {
+                Ok(body) => body,
+                Err(err) => {
+                    tracing::debug!(%err, "reading the request body failed");
+                    return alb_error(StatusCode::BAD_REQUEST);
+                }
+            };
+            let outgoing = encode(&mut parts, body, &client, &context.random, now_ms);
+            (outgoing, is_idempotent(&parts.method))
         }
     };
-    let head = encode_request_head(&parts, &body, &client, &context.random, now_ms);
-    let outgoing = Outgoing::new(head, body, parts.method == Method::HEAD);
     let attempt = Attempt {
         context: &context,
         group: &group,
         sticky_target,
         now_ms,
-        idempotent: is_idempotent(&parts.method),
+        idempotent,
     };
-    let forwarded = tokio::time::timeout(
-        context.shared.options.upstream_timeout,
-        attempt.forward(selection, in_flight, outgoing),
-    )
-    .await;
+    let timeout_ms =
+        u64::try_from(context.shared.options.upstream_timeout.as_millis()).unwrap_or(u64::MAX);
+    let forwarded = context
+        .deadlines
+        .run(
+            clock::monotonic_ms().saturating_add(timeout_ms),
+            attempt.forward(selection, in_flight, outgoing),
+        )
+        .await;
     let (response, release, selection) = match forwarded {
-        Err(_elapsed) => return alb_error(StatusCode::GATEWAY_TIMEOUT),
-        Ok(Err(status)) => return alb_error(status),
-        Ok(Ok(forwarded)) => forwarded,
+        None => return alb_error(StatusCode::GATEWAY_TIMEOUT),
+        Some(Err(status)) => return alb_error(status),
+        Some(Ok(forwarded)) => forwarded,
     };
     let (mut head, mut body) = response.into_parts();
     let mut release = Some(release);

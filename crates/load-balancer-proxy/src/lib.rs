@@ -43,6 +43,7 @@
 //! requests in flight.
 
 mod clock;
+mod deadlines;
 mod handler;
 mod health_checks;
 mod proxy;

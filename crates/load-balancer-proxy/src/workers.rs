@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::clock::{self, RandomDraws};
+use crate::deadlines::{self, Deadlines};
 use crate::handler::{self, Client, ProxyBody};
 use crate::proxy::{Shared, Snapshot};
 use crate::upstream::UpstreamPool;
@@ -67,6 +68,8 @@ pub(crate) struct WorkerContext {
     /// The configuration snapshot last seen and its generation.
     snapshot: Mutex<(u64, Arc<Snapshot>)>,
     pool: Mutex<UpstreamPool>,
+    /// When requests waiting on a target get a 504.
+    pub(crate) deadlines: Deadlines,
     pub(crate) random: RandomDraws,
     server: auto::Builder<TokioExecutor>,
 }
@@ -77,6 +80,9 @@ impl WorkerContext {
         server
             .http1()
             .keep_alive(true)
+            // Small responses go out with one plain write of head and body
+            // (copied together) rather than a writev of two buffers.
+            .writev(false)
             .timer(TokioTimer::new())
             // Armed per request, it costs an allocation and a timer: each
             // connection has one idle timer instead (see `serve_connection`).
@@ -87,6 +93,7 @@ impl WorkerContext {
             shared,
             snapshot,
             pool: Mutex::new(UpstreamPool::default()),
+            deadlines: Deadlines::default(),
             random: RandomDraws::from_os_seed(),
             server,
         }
@@ -210,6 +217,10 @@ async fn run(
     let mut accept_loops: HashMap<u16, JoinHandle<()>> = HashMap::new();
     let mut connections = JoinSet::new();
     let mut sweep = tokio::time::interval(POOL_SWEEP_INTERVAL);
+    let mut deadline_sweep = tokio::time::interval(deadlines::sweep_period(
+        context.shared.options.upstream_timeout,
+    ));
+    deadline_sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let listeners_closed = loop {
         tokio::select! {
             command = commands.recv() => match command {
@@ -245,6 +256,7 @@ async fn run(
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = sweep.tick() => context.pool().sweep(clock::now_ms()),
+            _ = deadline_sweep.tick() => context.deadlines.sweep(clock::monotonic_ms()),
         }
     };
     for (_, task) in accept_loops.drain() {
@@ -256,7 +268,14 @@ async fn run(
     }
     drop(commands);
     let _ = stop_connections.send(true);
-    let drained = async { while connections.join_next().await.is_some() {} };
+    let drained = async {
+        loop {
+            tokio::select! {
+                joined = connections.join_next() => if joined.is_none() { break },
+                _ = deadline_sweep.tick() => context.deadlines.sweep(clock::monotonic_ms()),
+            }
+        }
+    };
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, drained).await;
 }
 
@@ -316,8 +335,9 @@ async fn serve_connection(
         let context = Arc::clone(&service_context);
         let client = client.clone();
         let active = Active::start(&service_activity);
+        let prepared = handler::prepare(&context, &client, request);
         async move {
-            let response = handler::handle(context, client, request).await;
+            let response = handler::respond(context, client, prepared).await;
             Ok::<_, Infallible>(response.map(|body| Tracked {
                 body,
                 _active: active,

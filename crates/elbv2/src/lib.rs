@@ -246,6 +246,22 @@ pub(crate) fn reject_unsupported(parameters: &[(&str, bool)]) -> Result<(), ApiE
     }
 }
 
+/// The `(key, value)` pairs of a Modify…Attributes request, each checked by
+/// `validate` before anything is written.
+pub(crate) fn attribute_changes(
+    attributes: impl IntoIterator<Item = (Option<String>, Option<String>)>,
+    validate: fn(&str, &str) -> Result<(), ApiError>,
+) -> Result<Vec<(String, String)>, ApiError> {
+    attributes
+        .into_iter()
+        .map(|(key, value)| {
+            let (key, value) = (key.unwrap_or_default(), value.unwrap_or_default());
+            validate(&key, &value)?;
+            Ok((key, value))
+        })
+        .collect()
+}
+
 /// `Some(n)` page size in 1..=400 (the wire already checks the range), default 400.
 pub(crate) fn page_size(page_size: Option<i32>) -> usize {
     page_size.map_or(400, |size| size.clamp(1, 400) as usize)

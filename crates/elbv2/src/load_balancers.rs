@@ -14,7 +14,7 @@ use elbv2_wire::{
 
 use crate::ids::{self, load_balancer_not_found};
 use crate::records::{self, ListenerRecord, LoadBalancerRecord, RuleRecord, Versioned, Write};
-use crate::{error, paginate, reject_unsupported, tags, validation, Elbv2};
+use crate::{attribute_changes, error, paginate, reject_unsupported, tags, validation, Elbv2};
 
 pub(crate) const DELETION_PROTECTION: &str = "deletion_protection.enabled";
 pub(crate) const IDLE_TIMEOUT: &str = "idle_timeout.timeout_seconds";
@@ -387,20 +387,14 @@ impl Elbv2 {
         ctx: &RequestContext,
         request: ModifyLoadBalancerAttributesInput,
     ) -> Result<ModifyLoadBalancerAttributesOutput, ApiError> {
-        let changes: Vec<(String, String)> = request
-            .attributes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|attribute| {
-                (
-                    attribute.key.unwrap_or_default(),
-                    attribute.value.unwrap_or_default(),
-                )
-            })
-            .collect();
-        for (key, value) in &changes {
-            validate_attribute(key, value)?;
-        }
+        let changes = attribute_changes(
+            request
+                .attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|attribute| (attribute.key, attribute.value)),
+            validate_attribute,
+        )?;
         let arn = request.load_balancer_arn.unwrap_or_default();
         for _ in 0..records::MAX_CAS_ATTEMPTS {
             let mut load_balancer = self.find_load_balancer(ctx, &arn).await?;

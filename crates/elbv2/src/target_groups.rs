@@ -14,7 +14,7 @@ use elbv2_wire::{
 
 use crate::ids::{self, target_group_not_found};
 use crate::records::{self, HealthCheckSettings, TargetGroupRecord, Versioned, Write};
-use crate::{error, paginate, reject_unsupported, tags, validation, Elbv2};
+use crate::{attribute_changes, error, paginate, reject_unsupported, tags, validation, Elbv2};
 
 pub(crate) const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
 pub(crate) const ALGORITHM: &str = "load_balancing.algorithm.type";
@@ -539,20 +539,14 @@ impl Elbv2 {
         ctx: &RequestContext,
         request: ModifyTargetGroupAttributesInput,
     ) -> Result<ModifyTargetGroupAttributesOutput, ApiError> {
-        let changes: Vec<(String, String)> = request
-            .attributes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|attribute| {
-                (
-                    attribute.key.unwrap_or_default(),
-                    attribute.value.unwrap_or_default(),
-                )
-            })
-            .collect();
-        for (key, value) in &changes {
-            validate_attribute(key, value)?;
-        }
+        let changes = attribute_changes(
+            request
+                .attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|attribute| (attribute.key, attribute.value)),
+            validate_attribute,
+        )?;
         let arn = request.target_group_arn.unwrap_or_default();
         for _ in 0..records::MAX_CAS_ATTEMPTS {
             let mut group = self.find_target_group(ctx, &arn).await?;

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import pytest
 
 from berth_harness import Backend, BerthServer, api_error, unique_name
+from test_load_balancer_traffic import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -207,17 +207,6 @@ def fetch(url: str, method: str = "GET", headers: Optional[dict[str, str]] = Non
     except urllib.error.URLError as err:
         # The listener is not bound yet.
         return f"unreachable: {err.reason}"
-
-
-def wait_for(what: str, condition: Callable[[], Any], timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.25)
 
 
 def test_traffic_is_routed_by_rules(elbv2: Any, backends: tuple[Backend, Backend]) -> None:

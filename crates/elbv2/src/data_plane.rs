@@ -621,6 +621,7 @@ mod tests {
     use api::RequestContext;
 
     use super::*;
+    use crate::tests::between;
     use crate::Elbv2;
 
     struct Harness {
@@ -683,15 +684,6 @@ mod tests {
             )
             .await;
         }
-    }
-
-    fn between(text: &str, start: &str, end: &str) -> String {
-        let from = text
-            .find(start)
-            .unwrap_or_else(|| panic!("{start} in {text}"))
-            + start.len();
-        let to = from + text[from..].find(end).unwrap();
-        text[from..to].to_string()
     }
 
     #[tokio::test]

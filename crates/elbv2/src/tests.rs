@@ -76,7 +76,8 @@ impl Harness {
     }
 }
 
-fn between(text: &str, start: &str, end: &str) -> String {
+/// The text of `text` between `start` and the next `end`.
+pub(crate) fn between(text: &str, start: &str, end: &str) -> String {
     let from = text
         .find(start)
         .unwrap_or_else(|| panic!("{start} in {text}"))

@@ -1,14 +1,25 @@
 //! `berth bench load-balancer`: Berth's Application Load Balancer proxy
 //! against nginx, both in front of the same two loopback backends, loaded
-//! by the same `wrk` run.
+//! by the same `wrk` runs.
 //!
-//! Prints requests/s, the ratio Berth/nginx and p50/p99 latency, then one
-//! JSON line:
+//! Both proxies run side by side and take turns (Berth first in odd rounds,
+//! nginx first in even ones), so drift on a shared machine hits both alike;
+//! each round is a 2 s warm-up and a measured run. nginx is configured to
+//! do what a reverse proxy in the load balancer's place does to every
+//! request: pass `Host` on, add `X-Forwarded-For`, `X-Forwarded-Proto` and
+//! `X-Forwarded-Port`, and keep connections to the backends alive. It adds
+//! no trace id: Berth adds `X-Amzn-Trace-Id` to every request as ALB does,
+//! while nginx's `$request_id` draws from OpenSSL for each request and
+//! would cost it several percent, so leaving it out favours nginx.
+//!
+//! Prints each round's requests/s, p50/p99 latency and the CPU time the
+//! proxy's workers spent per request (from `/proc/…/schedstat`), the
+//! medians over the rounds and the ratio Berth/nginx of the medians, then one JSON line:
 //! `{"bench":"load-balancer","berth_rps":…,"nginx_rps":…,"ratio":…,…}`.
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,9 +47,12 @@ pub struct LoadBalancerBenchArgs {
     /// wrk connections (kept alive).
     #[arg(long, default_value_t = 64)]
     pub connections: u32,
-    /// Seconds of load per proxy (after a 2 s warm-up).
+    /// Seconds of load per proxy and round (after a 2 s warm-up).
     #[arg(long, default_value_t = 10)]
     pub duration_seconds: u32,
+    /// Rounds; each loads both proxies once and the medians are reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
     /// Worker threads of Berth's proxy (each with a single-threaded
     /// runtime) and nginx worker processes
     /// [default: the number of cores].
@@ -46,11 +60,38 @@ pub struct LoadBalancerBenchArgs {
     pub workers: Option<usize>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct WrkFigures {
     requests_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
-    errors: String,
+    /// The proxy's CPU time (all its workers) per request, in microseconds,
+    /// where the kernel tells it.
+    cpu_us_per_request: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Contender {
+    Berth,
+    Nginx,
+}
+
+impl Contender {
+    fn name(self) -> &'static str {
+        match self {
+            Contender::Berth => "berth",
+            Contender::Nginx => "nginx",
+        }
+    }
+}
+
+/// Which proxy is loaded first in round `round` (counted from 1).
+fn order(round: u32) -> [Contender; 2] {
+    if round % 2 == 1 {
+        [Contender::Berth, Contender::Nginx]
+    } else {
+        [Contender::Nginx, Contender::Berth]
+    }
 }
 
 pub fn run(args: &LoadBalancerBenchArgs) -> Result<()> {
@@ -60,7 +101,7 @@ pub fn run(args: &LoadBalancerBenchArgs) -> Result<()> {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
 
-    // The backends get their own runtime, shared by both proxies' runs.
+    // The backends get their own runtime, shared by both proxies.
     let backend_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_name("bench-backend")
@@ -73,43 +114,73 @@ pub fn run(args: &LoadBalancerBenchArgs) -> Result<()> {
     ];
 
     println!(
-        "berth bench load-balancer: 2 backends {} and {}, {workers} proxy workers, wrk -t{} -c{} -d{}s",
-        backends[0], backends[1], args.threads, args.connections, args.duration_seconds
+        "berth bench load-balancer: 2 backends {} and {}, {workers} proxy workers, \
+         wrk -t{} -c{} -d{}s, {} rounds",
+        backends[0],
+        backends[1],
+        args.threads,
+        args.connections,
+        args.duration_seconds,
+        args.rounds
     );
 
-    let berth = {
-        // The proxy serves connections on its own `workers` threads; this
-        // runtime only runs its supervisor and health checks.
-        let proxy_runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("berth-proxy")
-            .enable_all()
-            .build()
-            .context("cannot start the proxy's runtime")?;
-        let port = free_port()?;
-        let (_config, proxy) = proxy_runtime.block_on(start_berth(port, &backends, workers))?;
-        let figures = load(args, port).context("Berth's proxy")?;
-        proxy_runtime.block_on(proxy.shutdown());
-        figures
-    };
-    print_figures("berth", &berth);
+    // Berth's proxy serves connections on its own `workers` threads; this
+    // runtime only runs its supervisor and health checks.
+    let proxy_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("berth-proxy")
+        .enable_all()
+        .build()
+        .context("cannot start the proxy's runtime")?;
+    let berth_port = free_port()?;
+    let (_config, proxy) = proxy_runtime.block_on(start_berth(berth_port, &backends, workers))?;
 
-    let nginx = {
-        let port = free_port()?;
-        let directory = tempfile::Builder::new()
-            .prefix("berth-bench-nginx")
-            .tempdir()
-            .context("cannot create a directory for nginx")?;
-        let mut child = start_nginx(directory.path(), port, &backends, workers)?;
-        let figures = load(args, port).context("nginx");
-        let _ = child.kill();
-        let _ = child.wait();
-        figures?
-    };
-    print_figures("nginx", &nginx);
+    let nginx_directory = tempfile::Builder::new()
+        .prefix("berth-bench-nginx")
+        .tempdir()
+        .context("cannot create a directory for nginx")?;
+    let nginx_port = free_port()?;
+    let nginx = Nginx::start(nginx_directory.path(), nginx_port, &backends, workers)?;
 
+    let mut berth_rounds = Vec::new();
+    let mut nginx_rounds = Vec::new();
+    let mut outcome = Ok(());
+    'rounds: for round in 1..=args.rounds {
+        for contender in order(round) {
+            let (port, rounds) = match contender {
+                Contender::Berth => (berth_port, &mut berth_rounds),
+                Contender::Nginx => (nginx_port, &mut nginx_rounds),
+            };
+            let measured = match contender {
+                Contender::Berth => load(args, port, berth_workers_cpu_ns),
+                Contender::Nginx => load(args, port, || children_cpu_ns(nginx.child.id())),
+            };
+            match measured {
+                Ok((figures, errors)) => {
+                    print_figures(
+                        &format!("round {round} {}", contender.name()),
+                        &figures,
+                        &errors,
+                    );
+                    rounds.push(figures);
+                }
+                Err(err) => {
+                    outcome = Err(err.context(format!("loading {}", contender.name())));
+                    break 'rounds;
+                }
+            }
+        }
+    }
+    nginx.stop();
+    proxy_runtime.block_on(proxy.shutdown());
+    outcome?;
+
+    let berth = median_figures(&berth_rounds);
+    let nginx = median_figures(&nginx_rounds);
+    print_figures("median berth", &berth, "");
+    print_figures("median nginx", &nginx, "");
     let ratio = berth.requests_per_s / nginx.requests_per_s;
-    println!("ratio Berth/nginx: {ratio:.3} (requests/s)");
+    println!("ratio Berth/nginx: {ratio:.3} (median requests/s)");
     println!(
         "{}",
         serde_json::json!({
@@ -118,6 +189,7 @@ pub fn run(args: &LoadBalancerBenchArgs) -> Result<()> {
             "wrk_threads": args.threads,
             "connections": args.connections,
             "duration_s": args.duration_seconds,
+            "rounds": args.rounds,
             "berth_rps": round2(berth.requests_per_s),
             "nginx_rps": round2(nginx.requests_per_s),
             "ratio": (ratio * 1000.0).round() / 1000.0,
@@ -125,9 +197,39 @@ pub fn run(args: &LoadBalancerBenchArgs) -> Result<()> {
             "berth_p99_ms": round3(berth.p99_ms),
             "nginx_p50_ms": round3(nginx.p50_ms),
             "nginx_p99_ms": round3(nginx.p99_ms),
+            "berth_cpu_us_per_request": berth.cpu_us_per_request.map(round3),
+            "nginx_cpu_us_per_request": nginx.cpu_us_per_request.map(round3),
         })
     );
     Ok(())
+}
+
+/// Each figure's median over the rounds (the mean of the middle two when
+/// there is an even number).
+fn median_figures(rounds: &[WrkFigures]) -> WrkFigures {
+    WrkFigures {
+        requests_per_s: median(rounds.iter().map(|r| r.requests_per_s).collect()),
+        p50_ms: median(rounds.iter().map(|r| r.p50_ms).collect()),
+        p99_ms: median(rounds.iter().map(|r| r.p99_ms).collect()),
+        cpu_us_per_request: rounds
+            .iter()
+            .map(|r| r.cpu_us_per_request)
+            .collect::<Option<Vec<f64>>>()
+            .map(median),
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
 }
 
 fn round2(value: f64) -> f64 {
@@ -138,16 +240,21 @@ fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 
-fn print_figures(name: &str, figures: &WrkFigures) {
+fn print_figures(name: &str, figures: &WrkFigures, errors: &str) {
     println!(
-        "{name:>6}: {:>10.0} requests/s  p50 {:.3} ms  p99 {:.3} ms{}",
+        "{name:>14}: {:>10.0} requests/s  p50 {:.3} ms  p99 {:.3} ms{}{}",
         figures.requests_per_s,
         figures.p50_ms,
         figures.p99_ms,
-        if figures.errors.is_empty() {
+        figures
+            .cpu_us_per_request
+            .map_or_else(String::new, |cpu| format!(
+                "  proxy CPU {cpu:.2} µs/request"
+            )),
+        if errors.is_empty() {
             String::new()
         } else {
-            format!("  ({})", figures.errors)
+            format!("  ({errors})")
         }
     );
 }
@@ -243,14 +350,83 @@ async fn start_berth(
     Ok((sender, proxy))
 }
 
-fn start_nginx(
-    directory: &Path,
-    port: u16,
-    backends: &[SocketAddr; 2],
-    workers: usize,
-) -> Result<Child> {
+/// nginx as a reverse proxy to the backends, in its own directory.
+struct Nginx {
+    child: Child,
+    directory: PathBuf,
+    config: PathBuf,
+}
+
+impl Nginx {
+    fn start(
+        directory: &Path,
+        port: u16,
+        backends: &[SocketAddr; 2],
+        workers: usize,
+    ) -> Result<Nginx> {
+        let config = directory.join("nginx.conf");
+        std::fs::write(&config, nginx_config(directory, port, backends, workers))
+            .context("cannot write nginx.conf")?;
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(directory)
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start nginx")?;
+        let mut nginx = Nginx {
+            child,
+            directory: directory.to_path_buf(),
+            config,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(nginx);
+            }
+            if let Some(status) = nginx.child.try_wait()? {
+                bail!(
+                    "nginx exited with {status}; see {}",
+                    directory.join("error.log").display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        nginx.stop();
+        bail!("nginx did not listen on port {port} within 5 s")
+    }
+
+    /// Asks the master process to stop (it stops its workers first), and
+    /// kills it if it has not within 5 s. Killing the master outright would
+    /// leave its workers running.
+    fn stop(mut self) {
+        let _ = Command::new("nginx")
+            .arg("-p")
+            .arg(&self.directory)
+            .arg("-c")
+            .arg(&self.config)
+            .args(["-s", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_)) | Err(_)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// nginx doing to each request what a reverse proxy in the load
+/// balancer's place does: `Host` passed on, the `X-Forwarded-*` headers
+/// added, keep-alive to the backends (no trace id; see the module's note).
+fn nginx_config(directory: &Path, port: u16, backends: &[SocketAddr; 2], workers: usize) -> String {
     let dir = directory.display();
-    let config = format!(
+    format!(
         r#"worker_processes {workers};
 daemon off;
 pid {dir}/nginx.pid;
@@ -274,46 +450,88 @@ http {{
             proxy_pass http://backends;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Port $server_port;
         }}
     }}
 }}
 "#,
         backend_a = backends[0],
         backend_b = backends[1],
-    );
-    let config_path = directory.join("nginx.conf");
-    std::fs::write(&config_path, config).context("cannot write nginx.conf")?;
-    let mut child = Command::new("nginx")
-        .arg("-p")
-        .arg(directory)
-        .arg("-c")
-        .arg(&config_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("cannot start nginx")?;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(child);
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!(
-                "nginx exited with {status}; see {}",
-                directory.join("error.log").display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    bail!("nginx did not listen on port {port} within 5 s")
+    )
 }
 
-/// A 2 s warm-up, then the measured run.
-fn load(args: &LoadBalancerBenchArgs, port: u16) -> Result<WrkFigures> {
+/// A 2 s warm-up, then the measured run, with the CPU time the proxy's
+/// workers (`cpu_ns` reads their total) spent on it.
+fn load(
+    args: &LoadBalancerBenchArgs,
+    port: u16,
+    cpu_ns: impl Fn() -> Option<u64>,
+) -> Result<(WrkFigures, String)> {
     let url = format!("http://127.0.0.1:{port}/");
     run_wrk(args.threads, args.connections, 2, &url)?;
+    let cpu_before = cpu_ns();
     let output = run_wrk(args.threads, args.connections, args.duration_seconds, &url)?;
-    parse_wrk(&output)
+    let cpu_after = cpu_ns();
+    let (mut figures, errors) = parse_wrk(&output)?;
+    figures.cpu_us_per_request = match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) if figures.requests_per_s > 0.0 => {
+            let requests = figures.requests_per_s * f64::from(args.duration_seconds);
+            Some(after.saturating_sub(before) as f64 / 1000.0 / requests)
+        }
+        _ => None,
+    };
+    Ok((figures, errors))
+}
+
+/// CPU time in nanoseconds a task (a thread, or a single-threaded process)
+/// has run: the first field of `/proc/…/schedstat`.
+fn schedstat_ns(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path.join("schedstat"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// CPU time of this process's threads named `berth-lb-…` (the proxy's
+/// workers).
+fn berth_workers_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let task = task.ok()?.path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if name.starts_with("berth-lb-") {
+            total += schedstat_ns(&task)?;
+        }
+    }
+    Some(total)
+}
+
+/// CPU time of the processes whose parent is `parent` (nginx's workers).
+fn children_cpu_ns(parent: u32) -> Option<u64> {
+    let mut total = 0;
+    let mut found = false;
+    for entry in std::fs::read_dir("/proc").ok()? {
+        let path = entry.ok()?.path();
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`: comm may hold spaces, so read after
+        // its closing parenthesis.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|ppid| ppid.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            total += schedstat_ns(&path)?;
+            found = true;
+        }
+    }
+    found.then_some(total)
 }
 
 fn run_wrk(threads: u32, connections: u32, duration_seconds: u32, url: &str) -> Result<String> {
@@ -334,7 +552,8 @@ fn run_wrk(threads: u32, connections: u32, duration_seconds: u32, url: &str) -> 
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-fn parse_wrk(output: &str) -> Result<WrkFigures> {
+/// The figures, and wrk's lines about errors (empty when there were none).
+fn parse_wrk(output: &str) -> Result<(WrkFigures, String)> {
     let mut requests_per_s = None;
     let (mut p50_ms, mut p99_ms) = (None, None);
     let mut errors = Vec::new();
@@ -351,12 +570,15 @@ fn parse_wrk(output: &str) -> Result<WrkFigures> {
         }
     }
     match (requests_per_s, p50_ms, p99_ms) {
-        (Some(requests_per_s), Some(p50_ms), Some(p99_ms)) => Ok(WrkFigures {
-            requests_per_s,
-            p50_ms,
-            p99_ms,
-            errors: errors.join("; "),
-        }),
+        (Some(requests_per_s), Some(p50_ms), Some(p99_ms)) => Ok((
+            WrkFigures {
+                requests_per_s,
+                p50_ms,
+                p99_ms,
+                cpu_us_per_request: None,
+            },
+            errors.join("; "),
+        )),
         _ => bail!("cannot read wrk's output:\n{output}"),
     }
 }
@@ -396,12 +618,67 @@ mod tests {
 Requests/sec:  12345.67
 Transfer/sec:      2.00MB
 ";
-        let figures = parse_wrk(output).unwrap();
+        let (figures, errors) = parse_wrk(output).unwrap();
         assert_eq!(figures.requests_per_s, 12345.67);
         assert!((figures.p50_ms - 0.635).abs() < 1e-9);
         assert!((figures.p99_ms - 2.1).abs() < 1e-9);
-        assert_eq!(figures.errors, "Non-2xx or 3xx responses: 3");
+        assert_eq!(errors, "Non-2xx or 3xx responses: 3");
         assert_eq!(parse_duration_ms("1.50s"), Some(1500.0));
         assert!(parse_wrk("nothing").is_err());
+    }
+
+    #[test]
+    fn rounds_alternate_who_goes_first() {
+        assert_eq!(order(1), [Contender::Berth, Contender::Nginx]);
+        assert_eq!(order(2), [Contender::Nginx, Contender::Berth]);
+        assert_eq!(order(3), [Contender::Berth, Contender::Nginx]);
+    }
+
+    #[test]
+    fn medians_are_taken_figure_by_figure() {
+        let figures = |requests_per_s, p50_ms, p99_ms| WrkFigures {
+            requests_per_s,
+            p50_ms,
+            p99_ms,
+            cpu_us_per_request: Some(requests_per_s / 10.0),
+        };
+        let rounds = [
+            figures(100.0, 0.5, 3.0),
+            figures(90.0, 0.7, 1.0),
+            figures(95.0, 0.6, 2.0),
+        ];
+        assert_eq!(median_figures(&rounds), figures(95.0, 0.6, 2.0));
+        assert_eq!(median_figures(&rounds[..2]), figures(95.0, 0.6, 2.0));
+        assert!(median(Vec::new()).is_nan());
+    }
+
+    #[test]
+    fn nginx_adds_the_forwarded_headers_the_load_balancer_adds() {
+        let backends = [
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        ];
+        let config = nginx_config(Path::new("/tmp/x"), 8080, &backends, 2);
+        for header in [
+            "Host $http_host",
+            "X-Forwarded-For $proxy_add_x_forwarded_for",
+            "X-Forwarded-Proto $scheme",
+            "X-Forwarded-Port $server_port",
+        ] {
+            assert!(config.contains(header), "{header} missing from:\n{config}");
+        }
+        assert!(config.contains("server 127.0.0.1:1;") && config.contains("keepalive 64;"));
+        assert!(config.contains("worker_processes 2;"));
+    }
+
+    #[test]
+    fn cpu_time_is_read_for_threads_and_child_processes() {
+        assert!(schedstat_ns(Path::new("/proc/self")).is_some());
+        assert_eq!(berth_workers_cpu_ns(), Some(0));
+        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
+        let cpu = children_cpu_ns(std::process::id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(cpu.is_some());
     }
 }

@@ -3,11 +3,13 @@
 //! wheel entry to insert and clear), at the price of firing up to one sweep
 //! period late. The worker sweeps them on an interval.
 
-use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+
+use pin_project_lite::pin_project;
 
 /// The sweep period for deadlines `timeout` after their start: a tenth of
 /// it, between 10 ms and 1 s.
@@ -43,22 +45,19 @@ impl Deadlines {
 
     /// Runs `future` until it completes (`Some`) or `deadline_ms` (on the
     /// clock [`sweep`](Self::sweep) is given) passes (`None`).
-    pub(crate) async fn run<F: Future>(&self, deadline_ms: u64, future: F) -> Option<F::Output> {
-        let mut future = pin!(future);
-        let mut registration = Registration {
-            deadlines: self,
-            key: None,
-        };
-        poll_fn(|cx| {
-            if let Poll::Ready(output) = future.as_mut().poll(cx) {
-                return Poll::Ready(Some(output));
-            }
-            if registration.expired_or_wait(deadline_ms, cx.waker()) {
-                return Poll::Ready(None);
-            }
-            Poll::Pending
-        })
-        .await
+    ///
+    /// A plain future rather than an `async fn`: that would hold `future`
+    /// twice (as its argument and pinned), and the request futures it wraps
+    /// are large and moved on every request.
+    pub(crate) fn run<F: Future>(&self, deadline_ms: u64, future: F) -> WithDeadline<'_, F> {
+        WithDeadline {
+            future,
+            deadline_ms,
+            registration: Registration {
+                deadlines: self,
+                key: None,
+            },
+        }
     }
 
     /// Marks every deadline at or before `now_ms` as passed and wakes its
@@ -90,6 +89,34 @@ impl Deadlines {
     fn waiting(&self) -> usize {
         let slots = self.slots();
         slots.slots.len() - slots.free.len()
+    }
+}
+
+pin_project! {
+    /// A future ending with `None` once its deadline has passed.
+    pub(crate) struct WithDeadline<'a, F> {
+        #[pin]
+        future: F,
+        deadline_ms: u64,
+        registration: Registration<'a>,
+    }
+}
+
+impl<F: Future> Future for WithDeadline<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        if this
+            .registration
+            .expired_or_wait(*this.deadline_ms, cx.waker())
+        {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -15,11 +16,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::Response;
 use hyper::body::{Body, Frame, SizeHint};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use pin_project_lite::pin_project;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -336,12 +339,9 @@ async fn serve_connection(
         let client = client.clone();
         let active = Active::start(&service_activity);
         let prepared = handler::prepare(&context, &client, request);
-        async move {
-            let response = handler::respond(context, client, prepared).await;
-            Ok::<_, Infallible>(response.map(|body| Tracked {
-                body,
-                _active: active,
-            }))
+        Responding {
+            respond: handler::respond(context, client, prepared),
+            active: Some(active),
         }
     });
     let connection = context
@@ -405,6 +405,34 @@ impl Active {
 impl Drop for Active {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pin_project! {
+    /// A request's response on its way, then counted as in progress until
+    /// its body is dropped. (An `async` block would hold the arguments of
+    /// `respond` twice, and hyper moves this future on every request.)
+    struct Responding<F> {
+        #[pin]
+        respond: F,
+        active: Option<Active>,
+    }
+}
+
+impl<F: Future<Output = Response<ProxyBody>>> Future for Responding<F> {
+    type Output = Result<Response<Tracked>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.respond.poll(cx));
+        let active = this
+            .active
+            .take()
+            .expect("a response future is not polled after it completed");
+        Poll::Ready(Ok(response.map(|body| Tracked {
+            body,
+            _active: active,
+        })))
     }
 }
 

@@ -321,7 +321,7 @@ async fn serve_connection(
     stream: std::net::TcpStream,
     port: u16,
     peer: SocketAddr,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let stream = match TcpStream::from_std(stream) {
         Ok(stream) => stream,
@@ -348,28 +348,65 @@ async fn serve_connection(
         .server
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
-    let stopping = async {
-        let _ = stop.wait_for(|stop| *stop).await;
+    // The worker's stop and the idle timer are watched by a task of their
+    // own, which tells the connection through `verdict`: selecting on them
+    // here would poll both every time the connection's task wakes, twice
+    // per request.
+    let (verdict_sender, mut verdict) = oneshot::channel();
+    tokio::spawn(watch_connection(activity, stop, verdict_sender));
+    let result = tokio::select! {
+        biased;
+        result = connection.as_mut() => result,
+        verdict = &mut verdict => match verdict {
+            Ok(Verdict::Shutdown) => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+            Ok(Verdict::Close) => {
+                tracing::debug!(%peer, "closing a client connection that started no request");
+                return;
+            }
+            // The watcher is gone (the runtime is shutting down).
+            Err(_) => connection.await,
+        },
     };
-    tokio::pin!(stopping);
-    // One timer per connection instead of hyper's per-request header read
-    // timeout: a connection that starts no request for a whole period
-    // while none is in progress (idle, or dribbling a head) is closed.
+    if let Err(err) = result {
+        tracing::debug!(%peer, %err, "client connection ended with an error");
+    }
+}
+
+/// What a connection's watcher tells it.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// The worker stops: finish the requests in flight, then close.
+    Shutdown,
+    /// No request started for a whole idle period while none was in
+    /// progress (idle, or dribbling a head): close now.
+    Close,
+}
+
+/// Watches one connection until it ends: one timer per connection instead
+/// of hyper's per-request header read timeout.
+async fn watch_connection(
+    activity: Arc<Activity>,
+    mut stop: watch::Receiver<bool>,
+    mut verdict: oneshot::Sender<Verdict>,
+) {
     let idle = tokio::time::sleep(CLIENT_IDLE_TIMEOUT);
     tokio::pin!(idle);
     let mut started_seen = 0;
-    let result = loop {
+    loop {
         tokio::select! {
-            biased;
-            result = connection.as_mut() => break result,
-            () = &mut stopping => {
-                connection.as_mut().graceful_shutdown();
-                break connection.await;
+            // The connection ended.
+            () = verdict.closed() => return,
+            _ = stop.wait_for(|stop| *stop) => {
+                let _ = verdict.send(Verdict::Shutdown);
+                return;
             }
             () = &mut idle => {
                 let started = activity.started.load(Ordering::Relaxed);
                 if started == started_seen && activity.active.load(Ordering::Relaxed) == 0 {
-                    tracing::debug!(%peer, "closing a client connection that started no request");
+                    let _ = verdict.send(Verdict::Close);
                     return;
                 }
                 started_seen = started;
@@ -377,9 +414,6 @@ async fn serve_connection(
                 idle.as_mut().reset(next);
             }
         }
-    };
-    if let Err(err) = result {
-        tracing::debug!(%peer, %err, "client connection ended with an error");
     }
 }
 
@@ -459,5 +493,73 @@ impl Body for Tracked {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watched() -> (
+        Arc<Activity>,
+        watch::Sender<bool>,
+        oneshot::Receiver<Verdict>,
+        JoinHandle<()>,
+    ) {
+        let activity = Arc::new(Activity::default());
+        let (stop, stop_receiver) = watch::channel(false);
+        let (verdict, verdict_receiver) = oneshot::channel();
+        let watcher = tokio::spawn(watch_connection(
+            Arc::clone(&activity),
+            stop_receiver,
+            verdict,
+        ));
+        (activity, stop, verdict_receiver, watcher)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_starting_no_request_for_an_idle_period_is_closed() {
+        let (_activity, _stop, verdict, watcher) = watched();
+        let started = tokio::time::Instant::now();
+        assert_eq!(verdict.await, Ok(Verdict::Close));
+        assert_eq!(started.elapsed(), CLIENT_IDLE_TIMEOUT);
+        watcher.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_started_or_in_progress_keep_a_connection_open() {
+        let (activity, _stop, mut verdict, _watcher) = watched();
+        let started = tokio::time::Instant::now();
+        // A request starts and finishes in the first period.
+        drop(Active::start(&activity));
+        tokio::time::sleep(CLIENT_IDLE_TIMEOUT + Duration::from_secs(1)).await;
+        assert_eq!(verdict.try_recv(), Err(oneshot::error::TryRecvError::Empty));
+        // One starts in the second period and is still in progress through
+        // the whole third (a long response).
+        let active = Active::start(&activity);
+        tokio::time::sleep(2 * CLIENT_IDLE_TIMEOUT).await;
+        assert_eq!(verdict.try_recv(), Err(oneshot::error::TryRecvError::Empty));
+        drop(active);
+        // Then a whole period with none started and none in progress.
+        assert_eq!(verdict.await, Ok(Verdict::Close));
+        assert_eq!(started.elapsed(), 4 * CLIENT_IDLE_TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_worker_stopping_shuts_a_connection_down() {
+        let (_activity, stop, verdict, watcher) = watched();
+        stop.send(true).unwrap();
+        assert_eq!(verdict.await, Ok(Verdict::Shutdown));
+        watcher.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watcher_ends_with_its_connection() {
+        let (_activity, _stop, verdict, watcher) = watched();
+        drop(verdict);
+        tokio::time::timeout(Duration::from_secs(1), watcher)
+            .await
+            .expect("the watcher ended")
+            .unwrap();
     }
 }

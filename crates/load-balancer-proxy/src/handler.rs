@@ -135,16 +135,18 @@ pub(crate) struct Release {
     _in_flight: InFlight,
 }
 
-/// Counts one request in flight to a target until dropped.
+/// Counts one request in flight to a target (in its worker's shard) until
+/// dropped.
 pub(crate) struct InFlight {
     group: Arc<GroupRuntime>,
+    worker: usize,
     target: Target,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.group
-            .lock()
+            .shard(self.worker)
             .request_finished(self.target, clock::now_ms());
     }
 }
@@ -204,22 +206,15 @@ pub(crate) fn prepare(
     let now_ms = clock::now_ms();
     let (mut parts, body) = request.into_parts();
     let sticky_target = sticky_target(&parts.headers);
-    let decision = context.with_snapshot(|snapshot| {
-        decide(
-            snapshot,
-            &context.random,
-            client,
-            &parts,
-            sticky_target,
-            now_ms,
-        )
-    });
+    let decision = context
+        .with_snapshot(|snapshot| decide(snapshot, context, client, &parts, sticky_target, now_ms));
     let (group, selection) = match decision {
         Decision::Answer(response) => return Prepared::Answer(response),
         Decision::Forward { group, selection } => (group, selection),
     };
     let in_flight = InFlight {
         group: Arc::clone(&group),
+        worker: context.index,
         target: selection.target,
     };
     let request = if body.is_end_stream() {
@@ -347,7 +342,7 @@ pub(crate) async fn respond(
 /// Routes the request and picks its target (counted in flight).
 fn decide(
     snapshot: &Snapshot,
-    random: &RandomDraws,
+    context: &WorkerContext,
     client: &Client,
     parts: &Parts,
     sticky_target: Option<Target>,
@@ -369,7 +364,7 @@ fn decide(
         headers: &parts.headers,
         source_ip: client.peer.ip(),
     };
-    let target_group_arn = match route(listener, &view, random.next()) {
+    let target_group_arn = match route(listener, &view, context.random.next()) {
         RouteDecision::Forward { target_group_arn } => target_group_arn,
         RouteDecision::FixedResponse(fixed) => {
             return Decision::Answer(Box::new(fixed_response(fixed)))
@@ -382,7 +377,7 @@ fn decide(
     let Some(group) = snapshot.groups.get(target_group_arn) else {
         return Decision::Answer(Box::new(alb_error(StatusCode::SERVICE_UNAVAILABLE)));
     };
-    match group.lock().select(sticky_target, now_ms) {
+    match group.shard(context.index).select(sticky_target, now_ms) {
         Some(selection) => Decision::Forward {
             group: Arc::clone(group),
             selection,
@@ -450,14 +445,16 @@ impl Attempt<'_> {
             };
             attempts += 1;
             tried.push(target);
-            let next =
-                self.group
-                    .lock()
-                    .select_excluding(self.sticky_target, &tried, clock::now_ms());
+            let next = self.group.shard(self.context.index).select_excluding(
+                self.sticky_target,
+                &tried,
+                clock::now_ms(),
+            );
             match (next, failure) {
                 (Some(next), _) => {
                     in_flight = InFlight {
                         group: Arc::clone(self.group),
+                        worker: self.context.index,
                         target: next.target,
                     };
                     selection = next;
@@ -491,13 +488,15 @@ impl Attempt<'_> {
             // future (moved on every request) should not carry its state.
             None => match Box::pin(upstream::connect(addr, CONNECT_TIMEOUT)).await {
                 Ok(upstream) => {
-                    self.group.lock().record_connection_success(target);
+                    self.group
+                        .shard(self.context.index)
+                        .record_connection_success(target);
                     upstream
                 }
                 Err(err) => {
                     tracing::debug!(%addr, %err, "connecting to the target failed");
                     self.group
-                        .lock()
+                        .shard(self.context.index)
                         .record_connection_failure(target, clock::now_ms());
                     let status = match err {
                         ConnectError::TimedOut => StatusCode::GATEWAY_TIMEOUT,
@@ -524,7 +523,7 @@ impl Attempt<'_> {
                             // A fresh connection closed unanswered: the
                             // target is failing, steer clear of it for a while.
                             self.group
-                                .lock()
+                                .shard(self.context.index)
                                 .record_connection_failure(target, clock::now_ms());
                         }
                         Err((Failure::Stale, true))

@@ -28,16 +28,15 @@ pub(crate) async fn run(group: Arc<GroupRuntime>, mut config: watch::Receiver<Ta
         .build(connector);
     loop {
         let health_check = config.borrow_and_update().health_check.clone();
-        let targets = group.lock().health_check_targets();
+        let targets = group.health_check_targets();
         for target in targets {
             let client = client.clone();
             let group = Arc::clone(&group);
             let health_check = health_check.clone();
             tokio::spawn(async move {
                 let outcome = check(&client, &health_check, target).await;
-                group
-                    .lock()
-                    .record_health_check(target, outcome, clock::now_ms());
+                let now_ms = clock::now_ms();
+                group.update_all(|state| state.record_health_check(target, outcome, now_ms));
             });
         }
         let interval = Duration::from_secs(u64::from(health_check.interval_seconds));

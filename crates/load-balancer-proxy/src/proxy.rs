@@ -1,10 +1,10 @@
 //! The proxy's lifecycle: configuration snapshots in, listeners and health
 //! check tasks out.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use load_balancer::{
@@ -103,14 +103,69 @@ impl Snapshot {
 }
 
 /// A target group's live state, kept across snapshots while the group
-/// exists.
+/// exists: one [`TargetGroupState`] per worker, so the request path never
+/// shares a lock (or a cache line) with another worker. Each worker selects
+/// targets, counts requests in flight and avoids failing targets on its
+/// own, as nginx's workers and ALB's nodes do; configuration changes and
+/// health check results go to every shard alike (with the same clock
+/// reading), so their health agrees. A draining target leaves a shard once
+/// that shard has nothing in flight to it, and leaves the group when it has
+/// left every shard.
 pub(crate) struct GroupRuntime {
-    pub(crate) state: Mutex<TargetGroupState>,
+    shards: Box<[Shard]>,
 }
 
+/// One worker's state, alone on its cache lines.
+#[repr(align(128))]
+struct Shard(Mutex<TargetGroupState>);
+
 impl GroupRuntime {
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, TargetGroupState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn new(target_group: &TargetGroup, now_ms: u64, workers: usize) -> GroupRuntime {
+        GroupRuntime {
+            shards: (0..workers.max(1))
+                .map(|_| Shard(Mutex::new(TargetGroupState::new(target_group, now_ms))))
+                .collect(),
+        }
+    }
+
+    /// The state worker `worker` selects targets from.
+    pub(crate) fn shard(&self, worker: usize) -> MutexGuard<'_, TargetGroupState> {
+        let shard = &self.shards[worker % self.shards.len()];
+        shard.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies `change` to every shard.
+    pub(crate) fn update_all(&self, mut change: impl FnMut(&mut TargetGroupState)) {
+        for index in 0..self.shards.len() {
+            change(&mut self.shard(index));
+        }
+    }
+
+    /// The targets health checks go to (the same in every shard).
+    pub(crate) fn health_check_targets(&self) -> Vec<Target> {
+        self.shard(0).health_check_targets()
+    }
+
+    /// Every target registered in some shard (draining ones included),
+    /// sorted, with its health.
+    pub(crate) fn describe_target_health(&self) -> Vec<(Target, TargetHealth)> {
+        let mut health = BTreeMap::new();
+        for index in 0..self.shards.len() {
+            for (target, target_health) in self.shard(index).describe_target_health() {
+                health.entry(target).or_insert(target_health);
+            }
+        }
+        health.into_iter().collect()
+    }
+
+    /// One target's health: as the first shard it is still registered in
+    /// reports it.
+    pub(crate) fn target_health(&self, target: Target) -> TargetHealth {
+        (0..self.shards.len())
+            .map(|index| self.shard(index))
+            .find(|state| state.is_registered(target))
+            .unwrap_or_else(|| self.shard(0))
+            .target_health(target)
     }
 }
 
@@ -188,8 +243,7 @@ impl Proxy {
     ) -> Option<Vec<(Target, TargetHealth)>> {
         let snapshot = self.shared.snapshot();
         let group = snapshot.groups.get(target_group_arn)?;
-        let health = group.lock().describe_target_health();
-        Some(health)
+        Some(group.describe_target_health())
     }
 
     /// DescribeTargetHealth for one target (`unused` /
@@ -197,8 +251,7 @@ impl Proxy {
     pub fn target_health(&self, target_group_arn: &str, target: Target) -> Option<TargetHealth> {
         let snapshot = self.shared.snapshot();
         let group = snapshot.groups.get(target_group_arn)?;
-        let health = group.lock().target_health(target);
-        Some(health)
+        Some(group.target_health(target))
     }
 
     /// Stops listening (the ports are closed when this returns) and health
@@ -233,7 +286,9 @@ impl Supervisor {
                 _ = housekeeping.tick() => {
                     let now_ms = clock::now_ms();
                     for group in self.groups.values() {
-                        group.runtime.lock().complete_deregistrations(now_ms);
+                        group.runtime.update_all(|state| {
+                            state.complete_deregistrations(now_ms);
+                        });
                     }
                 }
                 _ = stop.changed() => break,
@@ -257,7 +312,8 @@ impl Supervisor {
             let arn = &target_group.target_group_arn;
             let task = match self.groups.remove(arn) {
                 Some(task) => {
-                    task.runtime.lock().apply_config(target_group, now_ms);
+                    task.runtime
+                        .update_all(|state| state.apply_config(target_group, now_ms));
                     task.config.send_if_modified(|current| {
                         let changed = current != target_group;
                         if changed {
@@ -268,9 +324,11 @@ impl Supervisor {
                     task
                 }
                 None => {
-                    let runtime = Arc::new(GroupRuntime {
-                        state: Mutex::new(TargetGroupState::new(target_group, now_ms)),
-                    });
+                    let runtime = Arc::new(GroupRuntime::new(
+                        target_group,
+                        now_ms,
+                        self.shared.options.worker_threads,
+                    ));
                     let (config, config_receiver) = watch::channel(target_group.clone());
                     let health_checks =
                         tokio::spawn(health_checks::run(Arc::clone(&runtime), config_receiver));
@@ -329,5 +387,87 @@ impl Supervisor {
             group.health_checks.abort();
         }
         self.workers.stop().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use load_balancer::{
+        HealthCheck, HealthCheckOutcome, TargetGroupAttributes, TargetHealthState,
+    };
+
+    use super::*;
+
+    fn target(port: u16) -> Target {
+        Target {
+            id: "127.0.0.1".parse().unwrap(),
+            port,
+        }
+    }
+
+    fn group(targets: &[Target]) -> TargetGroup {
+        TargetGroup {
+            target_group_arn: "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/g/0"
+                .to_string(),
+            targets: targets.to_vec(),
+            health_check: HealthCheck::default(),
+            attributes: TargetGroupAttributes::default(),
+        }
+    }
+
+    #[test]
+    fn a_draining_target_stays_until_no_worker_has_requests_in_flight_to_it() {
+        let web = target(9000);
+        let runtime = GroupRuntime::new(&group(&[web]), 0, 2);
+        let selection = runtime.shard(1).select(None, 0).unwrap();
+        assert_eq!(selection.target, web);
+
+        runtime.update_all(|state| state.apply_config(&group(&[]), 1));
+        // Worker 0 has nothing in flight to it; worker 1 still has.
+        assert!(!runtime.shard(0).is_registered(web));
+        assert_eq!(
+            runtime.target_health(web).state,
+            TargetHealthState::Draining
+        );
+        let described = runtime.describe_target_health();
+        assert_eq!(described.len(), 1);
+        assert_eq!(described[0].0, web);
+        assert_eq!(described[0].1.state, TargetHealthState::Draining);
+
+        runtime.shard(1).request_finished(web, 2);
+        assert_eq!(runtime.target_health(web).state, TargetHealthState::Unused);
+        assert!(runtime.describe_target_health().is_empty());
+    }
+
+    #[test]
+    fn health_check_results_reach_every_worker() {
+        let (web, api) = (target(9000), target(9001));
+        let runtime = GroupRuntime::new(&group(&[web, api]), 0, 3);
+        let threshold = HealthCheck::default().healthy_threshold_count;
+        for now_ms in 0..u64::from(threshold) {
+            runtime.update_all(|state| {
+                state.record_health_check(web, HealthCheckOutcome::Passed, now_ms);
+            });
+        }
+        for worker in 0..3 {
+            let state = runtime.shard(worker);
+            assert_eq!(state.target_health(web).state, TargetHealthState::Healthy);
+            assert_eq!(state.target_health(api).state, TargetHealthState::Initial);
+            // Only the healthy target is routable, in every worker.
+            assert_eq!(state.routable_targets(), vec![web]);
+        }
+        assert_eq!(runtime.health_check_targets(), vec![web, api]);
+    }
+
+    #[test]
+    fn each_worker_counts_its_own_requests_in_flight() {
+        let web = target(9000);
+        let runtime = GroupRuntime::new(&group(&[web]), 0, 2);
+        runtime.shard(0).select(None, 0).unwrap();
+        runtime.shard(0).select(None, 0).unwrap();
+        assert_eq!(runtime.shard(0).in_flight(web), 2);
+        assert_eq!(runtime.shard(1).in_flight(web), 0);
+        // A worker index past the shards wraps around.
+        assert_eq!(runtime.shard(2).in_flight(web), 2);
     }
 }

@@ -68,6 +68,9 @@ enum Command {
 /// thread touches the locks inside, so they are never contended.
 pub(crate) struct WorkerContext {
     pub(crate) shared: Arc<Shared>,
+    /// This worker's number: which shard of each target group's state it
+    /// uses.
+    pub(crate) index: usize,
     /// The configuration snapshot last seen and its generation.
     snapshot: Mutex<(u64, Arc<Snapshot>)>,
     pool: Mutex<UpstreamPool>,
@@ -78,7 +81,7 @@ pub(crate) struct WorkerContext {
 }
 
 impl WorkerContext {
-    fn new(shared: Arc<Shared>) -> WorkerContext {
+    fn new(shared: Arc<Shared>, index: usize) -> WorkerContext {
         let mut server = auto::Builder::new(TokioExecutor::new());
         server
             .http1()
@@ -94,6 +97,7 @@ impl WorkerContext {
         let snapshot = Mutex::new((shared.generation(), shared.snapshot()));
         WorkerContext {
             shared,
+            index,
             snapshot,
             pool: Mutex::new(UpstreamPool::default()),
             deadlines: Deadlines::default(),
@@ -146,7 +150,7 @@ impl Workers {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let context = Arc::new(WorkerContext::new(Arc::clone(shared)));
+            let context = Arc::new(WorkerContext::new(Arc::clone(shared), index));
             let senders = Arc::clone(&senders);
             std::thread::Builder::new()
                 .name(format!("berth-lb-{index}"))

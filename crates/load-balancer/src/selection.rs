@@ -305,6 +305,11 @@ impl TargetGroupState {
         }
     }
 
+    /// Whether `target` is registered (draining included).
+    pub fn is_registered(&self, target: Target) -> bool {
+        self.entry(target).is_some()
+    }
+
     pub fn in_flight(&self, target: Target) -> u32 {
         self.entry(target).map_or(0, |entry| entry.in_flight)
     }

@@ -283,8 +283,7 @@ pub(crate) async fn respond(
             idempotent,
         } => (outgoing, idempotent),
         PreparedRequest::WithBody { mut parts, body } => {
-            // Boxed, as connecting: most requests have no body.
-            let body = match Box::pin(upstream_body(&parts.method, body)).await {
+            let body = match upstream_body(&parts.method, body).await {
                 Ok(body) => body,
                 Err(err) => {
                     tracing::debug!(%err, "reading the request body failed");
@@ -484,9 +483,7 @@ impl Attempt<'_> {
         let reused = pooled.is_some();
         let upstream = match pooled {
             Some(upstream) => upstream,
-            // Boxed: a new connection is the rare case, and the request's
-            // future (moved on every request) should not carry its state.
-            None => match Box::pin(upstream::connect(addr, CONNECT_TIMEOUT)).await {
+            None => match upstream::connect(addr, CONNECT_TIMEOUT).await {
                 Ok(upstream) => {
                     self.group
                         .shard(self.context.index)

@@ -12,9 +12,17 @@
 //! while nginx's `$request_id` draws from OpenSSL for each request and
 //! would cost it several percent, so leaving it out favours nginx.
 //!
+//! The backends run in a process of their own (this binary again, with
+//! `--serve-backends`), apart from both proxies, so the two are set alike.
+//! They used to share Berth's process, which nginx's workers could not:
+//! a switch between threads of one process keeps the memory map, and the
+//! threads share an allocator.
+//!
 //! Prints each round's requests/s, p50/p99 latency and the CPU time the
 //! proxy's workers spent per request (from `/proc/…/schedstat`), the
-//! medians over the rounds and the ratio Berth/nginx of the medians, then one JSON line:
+//! medians over the rounds and the ratio Berth/nginx of the medians, in
+//! how many rounds Berth was ahead (each round's two runs side by side),
+//! then one JSON line:
 //! `{"bench":"load-balancer","berth_rps":…,"nginx_rps":…,"ratio":…,…}`.
 
 use std::convert::Infallible;
@@ -58,6 +66,11 @@ pub struct LoadBalancerBenchArgs {
     /// [default: the number of cores].
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Internal: serve the two backends (printing their addresses on one
+    /// line) until standard input closes. The bench runs its backends so,
+    /// in a process of their own, apart from both proxies (see above).
+    #[arg(long, hide = true)]
+    pub serve_backends: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -101,17 +114,11 @@ pub fn run(args: &LoadBalancerBenchArgs) -> Result<()> {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
 
-    // The backends get their own runtime, shared by both proxies.
-    let backend_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name("bench-backend")
-        .enable_all()
-        .build()
-        .context("cannot start the backends' runtime")?;
-    let backends = [
-        backend_runtime.block_on(start_backend())?,
-        backend_runtime.block_on(start_backend())?,
-    ];
+    if args.serve_backends {
+        return serve_backends(workers);
+    }
+    let backend_process = Backends::start(workers)?;
+    let backends = backend_process.addrs;
 
     println!(
         "berth bench load-balancer: 2 backends {} and {}, {workers} proxy workers, \
@@ -181,6 +188,11 @@ pub fn run(args: &LoadBalancerBenchArgs) -> Result<()> {
     print_figures("median nginx", &nginx, "");
     let ratio = berth.requests_per_s / nginx.requests_per_s;
     println!("ratio Berth/nginx: {ratio:.3} (median requests/s)");
+    let ahead = rounds_ahead(&berth_rounds, &nginx_rounds);
+    println!(
+        "rounds Berth ahead: {} of {} in requests/s, {} of {} in p99 (no higher)",
+        ahead.requests_per_s, ahead.rounds, ahead.p99, ahead.rounds
+    );
     println!(
         "{}",
         serde_json::json!({
@@ -199,9 +211,32 @@ pub fn run(args: &LoadBalancerBenchArgs) -> Result<()> {
             "nginx_p99_ms": round3(nginx.p99_ms),
             "berth_cpu_us_per_request": berth.cpu_us_per_request.map(round3),
             "nginx_cpu_us_per_request": nginx.cpu_us_per_request.map(round3),
+            "berth_rps_ahead_rounds": ahead.requests_per_s,
+            "berth_p99_ahead_rounds": ahead.p99,
         })
     );
     Ok(())
+}
+
+/// In how many rounds Berth served more requests/s than nginx, and had a
+/// p99 no higher: a round's two runs are next to each other in time, so
+/// this pairing sees past drift that the medians only average out.
+#[derive(Debug, PartialEq)]
+struct RoundsAhead {
+    rounds: usize,
+    requests_per_s: usize,
+    p99: usize,
+}
+
+fn rounds_ahead(berth: &[WrkFigures], nginx: &[WrkFigures]) -> RoundsAhead {
+    let pairs = || berth.iter().zip(nginx);
+    RoundsAhead {
+        rounds: pairs().count(),
+        requests_per_s: pairs()
+            .filter(|(b, n)| b.requests_per_s > n.requests_per_s)
+            .count(),
+        p99: pairs().filter(|(b, n)| b.p99_ms <= n.p99_ms).count(),
+    }
 }
 
 /// Each figure's median over the rounds (the mean of the middle two when
@@ -277,6 +312,75 @@ fn require_tool(program: &str, version_args: &[&str]) -> Result<()> {
 fn free_port() -> Result<u16> {
     let listener = StdTcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// Both backends, in a child process (`--serve-backends`) that ends when
+/// this is dropped: its standard input closes.
+struct Backends {
+    child: Child,
+    addrs: [SocketAddr; 2],
+}
+
+impl Backends {
+    fn start(workers: usize) -> Result<Backends> {
+        let mut child = Command::new(std::env::current_exe().context("cannot find berth")?)
+            .args(["bench", "load-balancer", "--serve-backends", "--workers"])
+            .arg(workers.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start the backends")?;
+        let mut line = String::new();
+        if let Some(stdout) = child.stdout.take() {
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+                .context("cannot read the backends' addresses")?;
+        }
+        let addrs: Vec<SocketAddr> = line
+            .split_whitespace()
+            .filter_map(|addr| addr.parse().ok())
+            .collect();
+        match <[SocketAddr; 2]>::try_from(addrs) {
+            Ok(addrs) => Ok(Backends { child, addrs }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the backends did not start (they said {line:?})")
+            }
+        }
+    }
+}
+
+impl Drop for Backends {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_)) | Err(_)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `--serve-backends`: both backends on a runtime of `workers` threads,
+/// their addresses on one line, until standard input closes.
+fn serve_backends(workers: usize) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("bench-backend")
+        .enable_all()
+        .build()
+        .context("cannot start the backends' runtime")?;
+    let a = runtime.block_on(start_backend())?;
+    let b = runtime.block_on(start_backend())?;
+    println!("{a} {b}");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
+    Ok(())
 }
 
 async fn start_backend() -> Result<SocketAddr> {
@@ -625,6 +729,26 @@ Transfer/sec:      2.00MB
         assert_eq!(errors, "Non-2xx or 3xx responses: 3");
         assert_eq!(parse_duration_ms("1.50s"), Some(1500.0));
         assert!(parse_wrk("nothing").is_err());
+    }
+
+    #[test]
+    fn rounds_ahead_pairs_each_round() {
+        let figures = |requests_per_s, p99_ms| WrkFigures {
+            requests_per_s,
+            p50_ms: 0.5,
+            p99_ms,
+            cpu_us_per_request: None,
+        };
+        let berth = [figures(100.0, 2.0), figures(90.0, 3.0), figures(95.0, 1.0)];
+        let nginx = [figures(99.0, 2.0), figures(91.0, 2.5), figures(94.0, 1.5)];
+        assert_eq!(
+            rounds_ahead(&berth, &nginx),
+            RoundsAhead {
+                rounds: 3,
+                requests_per_s: 2,
+                p99: 2,
+            }
+        );
     }
 
     #[test]

@@ -354,14 +354,7 @@ impl Backends {
 impl Drop for Backends {
     fn drop(&mut self) {
         drop(self.child.stdin.take());
-        for _ in 0..100 {
-            if matches!(self.child.try_wait(), Ok(Some(_)) | Err(_)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        wait_or_kill(&mut self.child);
     }
 }
 
@@ -514,15 +507,20 @@ impl Nginx {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        for _ in 0..100 {
-            if matches!(self.child.try_wait(), Ok(Some(_)) | Err(_)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        wait_or_kill(&mut self.child);
     }
+}
+
+/// Waits up to 5 s for `child` to exit, then kills it.
+fn wait_or_kill(child: &mut Child) {
+    for _ in 0..100 {
+        if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// nginx doing to each request what a reverse proxy in the load

@@ -793,17 +793,22 @@ mod tests {
         addr
     }
 
+    /// A bodiless GET (or HEAD, as far as the response's framing goes).
+    fn get(head_request: bool) -> Outgoing {
+        Outgoing::new(
+            b"GET / HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
+            UpstreamBody::Buffered(None),
+            head_request,
+        )
+    }
+
     async fn exchange(
         answer: &'static [u8],
         head_request: bool,
     ) -> (StatusCode, HeaderMap, Bytes, bool) {
         let addr = answering(answer).await;
         let upstream = connect(addr, Duration::from_secs(1)).await.unwrap();
-        let mut outgoing = Outgoing::new(
-            b"GET / HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
-            UpstreamBody::Buffered(None),
-            head_request,
-        );
+        let mut outgoing = get(head_request);
         let response = upstream.send(&mut outgoing).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
@@ -884,11 +889,7 @@ mod tests {
     }
 
     async fn send_on(upstream: Upstream) -> (HeaderMap, Upstream) {
-        let mut outgoing = Outgoing::new(
-            b"GET / HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
-            UpstreamBody::Buffered(None),
-            false,
-        );
+        let mut outgoing = get(false);
         let response = upstream.send(&mut outgoing).await.unwrap();
         let headers = response.headers().clone();
         let mut body = response.into_body();
@@ -926,11 +927,7 @@ mod tests {
         let answer: &'static [u8] = answer.leak();
         let addr = answering(answer).await;
         let upstream = connect(addr, Duration::from_secs(1)).await.unwrap();
-        let mut outgoing = Outgoing::new(
-            b"GET / HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
-            UpstreamBody::Buffered(None),
-            false,
-        );
+        let mut outgoing = get(false);
         let result = upstream.send(&mut outgoing).await;
         assert!(
             matches!(&result, Err(SendError::Failed(err)) if err.to_string().contains("too many headers")),
@@ -943,11 +940,7 @@ mod tests {
     async fn a_connection_closed_unanswered_is_told_apart() {
         let addr = target(0).await;
         let upstream = connect(addr, Duration::from_secs(1)).await.unwrap();
-        let mut outgoing = Outgoing::new(
-            b"GET / HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
-            UpstreamBody::Buffered(None),
-            false,
-        );
+        let mut outgoing = get(false);
         let result = upstream.send(&mut outgoing).await;
         assert!(
             matches!(result, Err(SendError::Unanswered(_) | SendError::Unsent(_))),

@@ -59,7 +59,10 @@ pub struct LoadBalancerBenchArgs {
     #[arg(long, default_value_t = 10)]
     pub duration_seconds: u32,
     /// Rounds; each loads both proxies once and the medians are reported.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    /// On a machine the proxies share with wrk and the backends, one
+    /// round's p99 swings by 2x for either proxy; the default fifteen
+    /// rounds (about six minutes) keep the medians steady.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
     /// Worker threads of Berth's proxy (each with a single-threaded
     /// runtime) and nginx worker processes

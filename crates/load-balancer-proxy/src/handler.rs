@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use load_balancer::{
     decode_stickiness_cookie, route, FixedResponse, RequestView, RouteDecision, Selection, Target,
-    STICKINESS_COOKIE_NAME,
+    TargetGroupState, STICKINESS_COOKIE_NAME,
 };
 
 use crate::clock::{self, RandomDraws};
@@ -406,6 +406,11 @@ enum Failure {
 type Forwarded = (Response<UpstreamResponseBody>, Release, Selection);
 
 impl Attempt<'_> {
+    /// This worker's shard of the target group's state.
+    fn state(&self) -> MutexGuard<'_, TargetGroupState> {
+        self.group.shard(self.context.index)
+    }
+
     /// Sends `outgoing` to the selected target. When connecting fails
     /// (nothing was sent) the target is marked and the request goes to
     /// another one; so it does when a connection closes before any response
@@ -444,11 +449,9 @@ impl Attempt<'_> {
             };
             attempts += 1;
             tried.push(target);
-            let next = self.group.shard(self.context.index).select_excluding(
-                self.sticky_target,
-                &tried,
-                clock::now_ms(),
-            );
+            let next = self
+                .state()
+                .select_excluding(self.sticky_target, &tried, clock::now_ms());
             match (next, failure) {
                 (Some(next), _) => {
                     in_flight = InFlight {
@@ -485,15 +488,12 @@ impl Attempt<'_> {
             Some(upstream) => upstream,
             None => match upstream::connect(addr, CONNECT_TIMEOUT).await {
                 Ok(upstream) => {
-                    self.group
-                        .shard(self.context.index)
-                        .record_connection_success(target);
+                    self.state().record_connection_success(target);
                     upstream
                 }
                 Err(err) => {
                     tracing::debug!(%addr, %err, "connecting to the target failed");
-                    self.group
-                        .shard(self.context.index)
+                    self.state()
                         .record_connection_failure(target, clock::now_ms());
                     let status = match err {
                         ConnectError::TimedOut => StatusCode::GATEWAY_TIMEOUT,
@@ -519,8 +519,7 @@ impl Attempt<'_> {
                         if !reused {
                             // A fresh connection closed unanswered: the
                             // target is failing, steer clear of it for a while.
-                            self.group
-                                .shard(self.context.index)
+                            self.state()
                                 .record_connection_failure(target, clock::now_ms());
                         }
                         Err((Failure::Stale, true))

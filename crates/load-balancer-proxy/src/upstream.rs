@@ -162,8 +162,8 @@ pub(crate) struct Upstream {
     /// Bytes received and not consumed yet.
     buffer: BytesMut,
     /// Where each field's name and value lie in the response head being
-    /// parsed; kept with the connection so that parsing allocates and
-    /// zeroes nothing.
+    /// parsed; kept with the connection so that parsing zeroes nothing and
+    /// allocates only for the connection's first response.
     spans: Vec<Span>,
 }
 

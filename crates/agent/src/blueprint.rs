@@ -186,6 +186,7 @@ impl TaskBlueprint {
                         placed.push(&container.name);
                     }
                 }
+                break;
             }
         }
         placed
@@ -475,6 +476,25 @@ pub fn task_blueprint(
         .container_definitions
         .as_deref()
         .unwrap_or_default();
+    // The control plane validates task definitions, but the agent must not
+    // trust its session stream to: an unnamed container has no Docker name.
+    if definitions.iter().any(|c| c.name.is_none()) {
+        return Err(unsupported(
+            "Invalid task definition: a container definition has no name; register the task \
+             definition again with a name for every container.",
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(name) = definitions
+        .iter()
+        .filter_map(|c| c.name.as_deref())
+        .find(|name| !seen.insert(*name))
+    {
+        return Err(unsupported(format!(
+            "Invalid task definition: more than one container definition is named '{name}'; \
+             register the task definition again with a unique name for every container."
+        )));
+    }
     let docker_names: BTreeMap<&str, String> = definitions
         .iter()
         .filter_map(|c| c.name.as_deref())

@@ -106,6 +106,15 @@ impl LineBuffer {
     }
 }
 
+/// Decodes one session line: `None` for a blank line (skipped), otherwise
+/// the message or why it is not one.
+pub fn decode_session_line(line: &[u8]) -> Option<Result<AgentMessage, String>> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    Some(serde_json::from_slice(line).map_err(|e| format!("bad message: {e}")))
+}
+
 /// The open session: [`AgentMessage`]s as the control plane sends them.
 pub struct SessionStream {
     body: Incoming,
@@ -121,12 +130,9 @@ impl SessionStream {
         };
         loop {
             while let Some(line) = self.lines.next_line() {
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
+                if let Some(message) = decode_session_line(&line) {
+                    return message.map(Some).map_err(protocol);
                 }
-                return serde_json::from_slice(&line)
-                    .map(Some)
-                    .map_err(|e| protocol(format!("bad message: {e}")));
             }
             match self.body.frame().await {
                 None => return Ok(None),
@@ -337,5 +343,21 @@ mod tests {
         assert_eq!(lines.next_line().unwrap(), b"{\"b\":2}");
         assert_eq!(lines.next_line().unwrap(), b"");
         assert_eq!(lines.next_line(), None);
+    }
+
+    #[test]
+    fn session_lines_decode_to_messages() {
+        assert_eq!(decode_session_line(b" \t"), None);
+        assert_eq!(
+            decode_session_line(b"{\"type\":\"heartbeat\",\"atMs\":5}"),
+            Some(Ok(AgentMessage::Heartbeat { at_ms: 5 }))
+        );
+        let error = decode_session_line(b"{\"type\":\"gossip\"}")
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            error.starts_with("bad message: unknown variant `gossip`"),
+            "{error}"
+        );
     }
 }

@@ -37,6 +37,10 @@ use crate::SchedulerError;
 
 /// The longest expression ECS accepts.
 pub const MAX_EXPRESSION_CHARS: usize = 2000;
+/// The deepest nesting of parentheses and `not` accepted: the parser and
+/// the evaluator recurse once per level, and requests are parsed on threads
+/// with small stacks.
+pub const MAX_NESTING_DEPTH: usize = 100;
 
 /// What an expression is evaluated against: one container instance.
 pub trait QueryTarget {
@@ -224,6 +228,7 @@ impl Expr {
             tokens: &tokens,
             next: 0,
             end: chars.len(),
+            depth: 0,
             depends_on_tasks: false,
         };
         let root = parser
@@ -465,6 +470,8 @@ struct Parser<'a> {
     tokens: &'a [Token],
     next: usize,
     end: usize,
+    /// Parentheses and `not`s open around the current token.
+    depth: usize,
     depends_on_tasks: bool,
 }
 
@@ -512,6 +519,28 @@ impl Parser<'_> {
         let Some(token) = self.advance() else {
             return Err(self.unexpected_end("a subject such as attribute:ecs.instance-type"));
         };
+        let opens = matches!(token.kind, TokenKind::Not | TokenKind::LeftParen);
+        if opens {
+            if self.depth == MAX_NESTING_DEPTH {
+                return Err((
+                    token.position,
+                    format!(
+                        "the expression nests parentheses and 'not' deeper than {MAX_NESTING_DEPTH} levels"
+                    ),
+                ));
+            }
+            self.depth += 1;
+        }
+        let node = self.nested(token);
+        if opens {
+            self.depth -= 1;
+        }
+        node
+    }
+
+    /// What follows `token` in [`Parser::unary`]; `depth` already counts it
+    /// if it opens a level.
+    fn nested(&mut self, token: Token) -> ParseResult<Node> {
         match token.kind {
             TokenKind::Not => Ok(Node::Not(Box::new(self.unary()?))),
             TokenKind::LeftParen => {
@@ -1038,5 +1067,40 @@ mod tests {
         assert_eq!(parse_timestamp_ms("1900-02-29"), None);
         assert_eq!(parse_timestamp_ms("2018-6-18"), None);
         assert_eq!(parse_timestamp_ms("2018-06-18T25:00:00Z"), None);
+    }
+
+    #[test]
+    fn nesting_is_limited_so_parsing_fits_a_small_stack() {
+        // Found with the fuzz target fuzz/fuzz_targets/cluster_query.rs run
+        // on a 2 MiB stack: 993 '(' in a 2000-character filter overflowed
+        // it (tokio's worker threads, where ListContainerInstances parses
+        // filters, have such stacks) and aborted the whole server.
+        let nested = |open: &str, depth: usize, close: &str| {
+            format!("{}stack == prod{}", open.repeat(depth), close.repeat(depth))
+        };
+        let chain = vec!["stack==prod"; 150].join("&&");
+        let deepest = [
+            nested("(", MAX_NESTING_DEPTH, ")"),
+            nested("not ", MAX_NESTING_DEPTH, ""),
+            chain.clone(),
+        ];
+        let too_deep = [
+            (nested("(", 993, ")"), MAX_NESTING_DEPTH),
+            (nested("! ", 993, ""), 2 * MAX_NESTING_DEPTH),
+            (nested("(!", 600, ")"), MAX_NESTING_DEPTH),
+        ];
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                for expression in &deepest {
+                    check(expression, true);
+                }
+                for (expression, position) in &too_deep {
+                    check_error(expression, *position, "deeper than 100 levels");
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }

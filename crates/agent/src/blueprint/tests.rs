@@ -625,3 +625,37 @@ fn names_are_docker_safe() {
     assert_eq!(cluster_name("arn:aws:ecs:us-east-1:0:cluster/prod"), "prod");
     assert_eq!(cluster_name("prod"), "prod");
 }
+
+#[test]
+fn a_container_without_a_name_stops_the_task_instead_of_panicking() {
+    // Found by fuzz/fuzz_targets/agent_session.rs: a desired task whose
+    // second container definition had no "name" made the reconciler index
+    // the Docker names by "" and panic, taking the agent down.
+    let definition = json!({"containerDefinitions": [
+        {"name": "web", "image": "busybox", "memory": 64},
+        {"image": "busybox", "memory": 32, "essential": false}
+    ]});
+    assert_eq!(
+        reason(definition, json!({})),
+        "Invalid task definition: a container definition has no name; register the task \
+         definition again with a name for every container."
+    );
+}
+
+#[test]
+fn containers_with_the_same_name_stop_the_task_instead_of_hanging() {
+    // Found by fuzz/fuzz_targets/agent_session.rs: two container
+    // definitions named "init" made `start_order` loop forever (its names
+    // never covered every container), hanging the agent's reconciler.
+    let definition = json!({"containerDefinitions": [
+        {"name": "web", "image": "busybox", "memory": 64,
+         "dependsOn": [{"containerName": "init", "condition": "SUCCESS"}]},
+        {"name": "init", "image": "busybox", "memory": 32, "essential": false},
+        {"name": "init", "image": "busybox", "memory": 32, "essential": false}
+    ]});
+    assert_eq!(
+        reason(definition, json!({})),
+        "Invalid task definition: more than one container definition is named 'init'; \
+         register the task definition again with a unique name for every container."
+    );
+}

@@ -12,6 +12,7 @@ INACTIVE).
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,10 @@ def test_create_service_shows_what_ecs_shows(ecs, cluster: str, family: str) -> 
     assert service["schedulingStrategy"] == "REPLICA"
     assert service["deploymentController"] == {"type": "ECS"}
     assert service["deploymentConfiguration"] == {
-        "deploymentCircuitBreaker": {"enable": False, "rollback": False},
+        "deploymentCircuitBreaker": {
+            "enable": False, "rollback": False, "resetOnHealthyTask": True,
+            "thresholdConfiguration": {"type": "BOUNDED_PERCENT", "value": 50},
+        },
         "maximumPercent": 200,
         "minimumHealthyPercent": 100,
     }
@@ -122,7 +126,10 @@ def test_create_service_shows_what_ecs_shows(ecs, cluster: str, family: str) -> 
 def test_create_service_with_every_supported_option(ecs, cluster: str, family: str) -> None:
     sent = {
         "deploymentConfiguration": {
-            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+            "deploymentCircuitBreaker": {
+                "enable": True, "rollback": True, "resetOnHealthyTask": False,
+                "thresholdConfiguration": {"type": "COUNT", "value": 4},
+            },
             "maximumPercent": 150,
             "minimumHealthyPercent": 50,
         },
@@ -317,6 +324,70 @@ def test_list_services_pages_and_filters(ecs, cluster: str, family: str) -> None
         api_error(INVALID, ecs.list_services, cluster=cluster, maxResults=bad)
     api_error(INVALID, ecs.list_services, cluster=cluster, nextToken="not-a-token")
     api_error("ClusterNotFoundException", ecs.list_services, cluster=unique_name("nowhere"))
+
+
+def test_counts_are_what_the_tasks_say_when_nothing_can_be_placed(ecs, cluster: str, family: str) -> None:
+    """A planned launch that places nothing leaves no task behind, so no
+    pending count either (issue 13: pendingCount stayed at 2 with no task)."""
+    create(ecs, cluster, family, "unplaced", desiredCount=2)
+    deadline = time.monotonic() + 30
+    while not any("was unable to place a task" in e["message"]
+                  for e in describe_one(ecs, cluster, "unplaced")["events"]):
+        assert time.monotonic() < deadline, "the service controller never tried to place"
+        time.sleep(0.2)
+    for desired in (2, 0):
+        ecs.update_service(cluster=cluster, service="unplaced", desiredCount=desired)
+        # A few controller passes (at least one a second).
+        until = time.monotonic() + 2.5
+        while time.monotonic() < until:
+            service = describe_one(ecs, cluster, "unplaced")
+            assert (service["runningCount"], service["pendingCount"]) == (0, 0), service
+            assert [(d["runningCount"], d["pendingCount"]) for d in service["deployments"]] == [(0, 0)]
+            assert service["deployments"][0]["desiredCount"] == desired
+            time.sleep(0.2)
+    assert ecs.list_tasks(cluster=cluster)["taskArns"] == []
+    described = ecs.describe_clusters(clusters=[cluster])["clusters"][0]
+    assert (described["pendingTasksCount"], described["runningTasksCount"]) == (0, 0)
+
+
+def test_circuit_breaker_threshold_configuration(ecs, cluster: str, family: str) -> None:
+    """`resetOnHealthyTask` and `thresholdConfiguration`, with AWS's defaults
+    (true; BOUNDED_PERCENT 50) when omitted."""
+    plain = create(ecs, cluster, family, "plain", desiredCount=10,
+                   deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True}})
+    assert plain["deploymentConfiguration"]["deploymentCircuitBreaker"] == {
+        "enable": True, "rollback": True, "resetOnHealthyTask": True,
+        "thresholdConfiguration": {"type": "BOUNDED_PERCENT", "value": 50},
+    }
+    counted = create(ecs, cluster, family, "counted", desiredCount=10, deploymentConfiguration={
+        "deploymentCircuitBreaker": {"enable": True, "rollback": False, "resetOnHealthyTask": False,
+                                     "thresholdConfiguration": {"type": "COUNT", "value": 7}}})
+    breaker = counted["deploymentConfiguration"]["deploymentCircuitBreaker"]
+    assert breaker["resetOnHealthyTask"] is False
+    assert breaker["thresholdConfiguration"] == {"type": "COUNT", "value": 7}
+    assert describe_one(ecs, cluster, "counted")["deploymentConfiguration"][
+        "deploymentCircuitBreaker"]["thresholdConfiguration"] == {"type": "COUNT", "value": 7}
+
+    def threshold(service: str) -> int:
+        arn = ecs.list_service_deployments(cluster=cluster, service=service)["serviceDeployments"][0][
+            "serviceDeploymentArn"]
+        return ecs.describe_service_deployments(serviceDeploymentArns=[arn])["serviceDeployments"][0][
+            "deploymentCircuitBreaker"]["threshold"]
+
+    assert threshold("counted") == 7
+    assert threshold("plain") == 5  # 50% of 10
+    ecs.update_service(cluster=cluster, service="plain", deploymentConfiguration={"deploymentCircuitBreaker": {
+        "enable": True, "rollback": True, "thresholdConfiguration": {"type": "UNBOUNDED_PERCENT", "value": 20}}},
+        forceNewDeployment=True)
+    assert threshold("plain") == 2  # 20% of 10, without the minimum of 3
+
+    error = api_error(INVALID, ecs.update_service, cluster=cluster, service="plain", deploymentConfiguration={
+        "deploymentCircuitBreaker": {"enable": True, "rollback": True,
+                                     "thresholdConfiguration": {"type": "COUNT", "value": 0}}})
+    assert "thresholdConfiguration.value must be 1 or greater" in error.message
+    # Refused updates change nothing.
+    assert describe_one(ecs, cluster, "plain")["deploymentConfiguration"]["deploymentCircuitBreaker"][
+        "thresholdConfiguration"] == {"type": "UNBOUNDED_PERCENT", "value": 20}
 
 
 def test_update_service(ecs, cluster: str, family: str) -> None:

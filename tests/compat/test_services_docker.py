@@ -74,6 +74,11 @@ def test_service_reaches_a_steady_state_the_cli_waiter_sees(node: BerthNode, ecs
     node.aws("ecs", "wait", "services-stable", "--cluster", "default", "--services", name, home=tmp_path, timeout_s=120)
     described = service(ecs, name)
     assert described["runningCount"] == 2 and described["pendingCount"] == 0
+    # The deployment completes once its tasks have settled: RUNNING for the
+    # settle period (10 s), which the waiter does not wait for.
+    wait_until("the deployment to complete",
+               lambda: service(ecs, name)["deployments"][0]["rolloutState"] == "COMPLETED", timeout_s=30)
+    described = service(ecs, name)
     [deployment] = described["deployments"]
     assert deployment["status"] == "PRIMARY" and deployment["rolloutState"] == "COMPLETED"
     assert deployment["rolloutStateReason"] == f"ECS deployment {deployment['id']} completed."
@@ -134,7 +139,10 @@ def test_a_broken_image_is_rolled_back_by_the_circuit_breaker(ecs: Any) -> None:
         cluster="default", serviceName=name, taskDefinition=good, desiredCount=1,
         deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True}},
     )
-    ecs.get_waiter("services_stable").wait(cluster="default", services=[name], WaiterConfig=STABLE)
+    # A rollback needs a COMPLETED deployment: it completes once its task has
+    # settled (RUNNING for 10 s).
+    wait_until("the first deployment to complete",
+               lambda: service(ecs, name)["deployments"][0]["rolloutState"] == "COMPLETED", timeout_s=60)
     good_deployment = service(ecs, name)["deployments"][0]["id"]
     broken = ecs.register_task_definition(family=name, containerDefinitions=[
         {"name": "main", "image": "berth-test/does-not-exist:latest", "memory": 64},
@@ -300,3 +308,118 @@ def test_tasks_of_a_lost_agent_are_replaced_and_its_stale_copies_stopped_when_it
         leftovers = docker("ps", "-aq", "--filter", f"label=com.amazonaws.ecs.cluster={cluster}", check=False).stdout.split()
         if leftovers:
             docker("rm", "-f", *leftovers, check=False)
+
+
+CRASHING_IMAGE = "berth-test/crashing:latest"
+
+
+@pytest.fixture(scope="module")
+def crashing_image(image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The busybox image whose only process exits 1 a second after it starts:
+    its tasks reach RUNNING, then their essential container fails."""
+    if docker("image", "inspect", CRASHING_IMAGE, check=False).returncode != 0:
+        context = tmp_path_factory.mktemp("crashing-image")
+        (context / "Dockerfile").write_text(
+            f'FROM {image}\nCMD ["sh", "-c", "sleep 1; exit 1"]\n'
+        )
+        docker("build", "-q", "-t", CRASHING_IMAGE, str(context))
+    return CRASHING_IMAGE
+
+
+def deployment_tasks(ecs: Any, name: str, task_definition: str) -> list[dict[str, Any]]:
+    """Every task of the service's task definition, running or stopped."""
+    tasks = service_tasks(ecs, name) + service_tasks(ecs, name, desired="STOPPED")
+    return [t for t in {t["taskArn"]: t for t in tasks}.values() if t["taskDefinitionArn"] == task_definition]
+
+
+def test_a_crash_looping_revision_trips_the_breaker_and_rolls_back_within_the_minimum(
+    ecs: Any, crashing_image: str
+) -> None:
+    """The revision's essential container exits 1 a second after RUNNING. Its
+    tasks count as failed because they never settle, so the old deployment is
+    not drained, the new one never completes, the breaker trips after its
+    threshold (3 for a desired count of 3) and rolls back, and only a handful
+    of containers are ever started."""
+    name = unique_name("crashloop")
+    good = register(ecs, name)
+    ecs.create_service(
+        cluster="default", serviceName=name, taskDefinition=good, desiredCount=3,
+        deploymentConfiguration={
+            "minimumHealthyPercent": 50, "maximumPercent": 200,
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+        },
+    )
+    # A rollback needs a COMPLETED deployment: the first one completes once
+    # its tasks have settled (RUNNING for 10 s).
+    wait_until("the first deployment to complete",
+               lambda: service(ecs, name)["deployments"][0]["rolloutState"] == "COMPLETED", timeout_s=60)
+    good_deployment = service(ecs, name)["deployments"][0]["id"]
+    crashing = ecs.register_task_definition(family=name, containerDefinitions=[
+        {"name": "main", "image": crashing_image, "memory": 64, "essential": True},
+    ])["taskDefinition"]["taskDefinitionArn"]
+    started = time.monotonic()
+    ecs.update_service(cluster="default", service=name, taskDefinition=crashing)
+
+    fewest_good_running, most_failed, crashing_completed = 3, 0, False
+    while True:
+        good_running = [t for t in service_tasks(ecs, name)
+                        if t["taskDefinitionArn"] == good and t["lastStatus"] == "RUNNING"]
+        fewest_good_running = min(fewest_good_running, len(good_running))
+        described = service(ecs, name)
+        for deployment in described["deployments"]:
+            if deployment["taskDefinition"] == crashing:
+                most_failed = max(most_failed, deployment["failedTasks"])
+                crashing_completed |= deployment["rolloutState"] == "COMPLETED"
+        [primary, *others] = described["deployments"]
+        if (not others and primary["id"] == good_deployment and primary["rolloutState"] == "COMPLETED"
+                and described["runningCount"] == 3):
+            break
+        assert time.monotonic() - started < 100, (described["deployments"], described["events"][:15])
+        time.sleep(0.2)
+    print(f"crash loop rolled back in {time.monotonic() - started:.1f} s")
+
+    # minimumHealthyPercent 50 of 3: at least 2 old tasks ran all along.
+    assert fewest_good_running >= 2
+    assert not crashing_completed
+    assert most_failed >= 3
+    events = messages(ecs, name)
+    assert any(m.endswith("deployment failed: tasks failed to start.") for m in events), events
+    assert f"(service {name}) rolling back to deployment {good_deployment}." in events
+    # The breaker stopped the loop: at most its threshold (3) of failures
+    # plus the desired count (3) in flight when it tripped.
+    launched = deployment_tasks(ecs, name, crashing)
+    assert 3 <= len(launched) <= 6, len(launched)
+    assert all(t["desiredStatus"] == "STOPPED" for t in launched)
+    assert sum(t.get("stopCode") == "EssentialContainerExited" for t in launched) >= 3
+    summaries = ecs.list_service_deployments(cluster="default", service=name)["serviceDeployments"]
+    [failed] = [d for d in summaries if d["status"].startswith("ROLLBACK")]
+    detail = ecs.describe_service_deployments(serviceDeploymentArns=[failed["serviceDeploymentArn"]])
+    breaker = detail["serviceDeployments"][0]["deploymentCircuitBreaker"]
+    assert breaker["status"] == "TRIGGERED" and breaker["failureCount"] >= 3 and breaker["threshold"] == 3
+    tasks = service_tasks(ecs, name)
+    assert len(tasks) == 3 and all(t["taskDefinitionArn"] == good for t in tasks)
+    delete(ecs, name)
+
+
+def test_a_crash_looping_service_is_throttled(ecs: Any, crashing_image: str) -> None:
+    """Without a circuit breaker a service whose tasks crash a second after
+    RUNNING keeps retrying, but the service throttle spaces the launches out
+    (10 s after three failures in a row, doubling per failure)."""
+    name = unique_name("throttle")
+    crashing = ecs.register_task_definition(family=name, containerDefinitions=[
+        {"name": "main", "image": crashing_image, "memory": 64},
+    ])["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster="default", serviceName=name, taskDefinition=crashing, desiredCount=1)
+    throttled = f"(service {name}) is unable to consistently start tasks successfully."
+    wait_until("the throttle event", lambda: throttled in messages(ecs, name), timeout_s=60)
+    at_throttle = len(deployment_tasks(ecs, name, crashing))
+    assert at_throttle >= 3
+    time.sleep(25)
+    # Within 25 s of the throttle: one launch after 10 s, the next after
+    # another 20 s at the earliest, so at most two more tasks.
+    launched = len(deployment_tasks(ecs, name, crashing))
+    assert launched <= at_throttle + 2, (at_throttle, launched)
+    described = service(ecs, name)
+    assert described["deployments"][0]["failedTasks"] >= 3
+    assert described["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+    delete(ecs, name)

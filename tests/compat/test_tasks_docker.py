@@ -354,3 +354,30 @@ def test_agents_on_one_engine_survive_a_control_plane_restart(
         leftovers = docker("ps", "-aq", "--filter", f"label=com.amazonaws.ecs.cluster={cluster}", check=False).stdout.split()
         if leftovers:
             docker("rm", "-f", *leftovers, check=False)
+
+
+def test_a_running_task_keeps_and_changes_its_tags(ecs: Any) -> None:
+    task_definition = register(ecs, [container(command=["sleep", "300"], stopTimeout=2)],
+                               tags=[{"key": "team", "value": "core"}])
+    task_arn = run(ecs, task_definition, propagateTags="TASK_DEFINITION", enableECSManagedTags=True,
+                   tags=[{"key": "job", "value": "tags"}])
+    wait_running(ecs, task_arn)
+    # The agent's reports rewrote the task; its tags are still there.
+    expected = {("team", "core"), ("job", "tags"), ("aws:ecs:clusterName", "default")}
+
+    def tags_now() -> set[tuple[str, str]]:
+        listed = ecs.list_tags_for_resource(resourceArn=task_arn)["tags"]
+        described = ecs.describe_tasks(cluster="default", tasks=[task_arn], include=["TAGS"])["tasks"][0]
+        assert {(t["key"], t["value"]) for t in described["tags"]} == {(t["key"], t["value"]) for t in listed}
+        return {(t["key"], t["value"]) for t in listed}
+
+    assert tags_now() == expected
+    ecs.tag_resource(resourceArn=task_arn, tags=[{"key": "phase", "value": "running"}])
+    ecs.untag_resource(resourceArn=task_arn, tagKeys=["job"])
+    expected = {("team", "core"), ("phase", "running"), ("aws:ecs:clusterName", "default")}
+    assert tags_now() == expected
+    # Tagging is no state change: the task keeps running, and stops normally.
+    assert describe(ecs, task_arn)["lastStatus"] == "RUNNING"
+    ecs.stop_task(cluster="default", task=task_arn)
+    assert wait_stopped(ecs, task_arn)["lastStatus"] == "STOPPED"
+    assert tags_now() == expected

@@ -487,7 +487,7 @@ impl Ecs {
         if counts.registered_container_instances > 0 {
             return Err(ApiError::client(
                 "ClusterContainsContainerInstancesException",
-                "The Cluster cannot be deleted while Container Instances are active or draining.",
+                "The Cluster cannot be deleted while Container Instances are active. Draining instances count too: deregister them first.",
             ));
         }
         if counts.active_services > 0 || counts.draining_services > 0 {

@@ -498,6 +498,11 @@ impl Ecs {
             .await?
             .value;
         let references = request.container_instances.clone().unwrap_or_default();
+        if references.is_empty() {
+            return Err(ApiError::invalid_parameter(
+                "Container Instances cannot be empty.",
+            ));
+        }
         if references.len() > MAX_DESCRIBE_CONTAINER_INSTANCES {
             return Err(ApiError::invalid_parameter(format!(
                 "containerInstances can have at most {MAX_DESCRIBE_CONTAINER_INSTANCES} items."

@@ -17,6 +17,7 @@ use ecs_wire::{Compatibility, HealthStatus, PropagateTags, TaskStopCode};
 use model::cluster::Cluster;
 use model::container_instance::{ContainerInstance, ContainerInstanceStatus};
 use model::task::{DesiredStatus, Task, TaskStatus};
+use model::task_definition::TaskDefinitionReference;
 use rand::{Rng, SeedableRng};
 
 use crate::records::{self, Versioned};
@@ -177,7 +178,17 @@ impl Ecs {
             .get(&group)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let mut tasks: Vec<ObservedTask> = stored_tasks.iter().map(observe_task).collect();
+        let settle_periods = self.settle_periods(ctx, stored_tasks).await?;
+        let mut tasks: Vec<ObservedTask> = stored_tasks
+            .iter()
+            .map(|task| {
+                let settle_period_ms = settle_periods
+                    .get(&task.task_definition_arn)
+                    .copied()
+                    .unwrap_or(deployments::DEFAULT_SETTLE_PERIOD_MS);
+                observe_task(task, settle_period_ms)
+            })
+            .collect();
         // The load balancers' part: registrations, draining, and the health
         // of registered tasks as their targets' health checks see it.
         let container_health: BTreeMap<String, TaskHealth> = tasks
@@ -248,6 +259,13 @@ impl Ecs {
             .count();
         for launch in &plan.launches {
             let outcome = self.launch(ctx, cluster, service, launch).await?;
+            // Count what was started, not what was planned: the counts stay
+            // what the stored tasks say when placement fails.
+            scheduling.record_started(
+                &launch.deployment_id,
+                outcome.started.len() as u32,
+                ctx.now_ms,
+            );
             if !outcome.started.is_empty() {
                 pass.tasks_launched += outcome.started.len();
                 scheduling.steady_state = false;
@@ -288,6 +306,47 @@ impl Ecs {
         Ok(())
     }
 
+    /// The settle period of the tasks of each task definition the service's
+    /// tasks use ([`deployments::settle_period_ms`]: from the essential
+    /// containers' health check `startPeriod`s). A task definition that is
+    /// gone gets the default.
+    async fn settle_periods(
+        &self,
+        ctx: &RequestContext,
+        tasks: &[Task],
+    ) -> Result<BTreeMap<String, i64>, ApiError> {
+        let mut periods = BTreeMap::new();
+        for task in tasks {
+            if periods.contains_key(&task.task_definition_arn) {
+                continue;
+            }
+            let start_periods: Vec<i32> =
+                match TaskDefinitionReference::parse(&task.task_definition_arn) {
+                    Ok(reference) => self
+                        .resolve_task_definition(ctx, &reference)
+                        .await?
+                        .map(|record| {
+                            record
+                                .value
+                                .task_definition
+                                .container_definitions
+                                .unwrap_or_default()
+                                .iter()
+                                .filter(|c| c.essential != Some(false))
+                                .filter_map(|c| c.health_check.as_ref()?.start_period)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    Err(_) => Vec::new(),
+                };
+            periods.insert(
+                task.task_definition_arn.clone(),
+                deployments::settle_period_ms(start_periods),
+            );
+        }
+        Ok(periods)
+    }
+
     /// Starts a planned launch: REPLICA tasks wherever the scheduler places
     /// them (the service's constraints and strategy), a DAEMON task on its
     /// instance.
@@ -323,6 +382,7 @@ impl Ecs {
                         Compatibility::Ec2
                     },
                     service_tags: Some(&service.tags),
+                    service_name: Some(&service.scheduling.service_name),
                 },
             )
             .await;
@@ -489,7 +549,19 @@ fn daemon_constraints(service: &ServiceRecord) -> Vec<scheduler::Expr> {
         .collect()
 }
 
-fn observe_task(task: &Task) -> ObservedTask {
+/// An essential container exited with a non-zero code or was killed for
+/// running out of memory.
+fn essential_container_failed(task: &Task) -> bool {
+    task.containers.iter().any(|c| {
+        c.essential
+            && (c.exit_code.is_some_and(|code| code != 0)
+                || c.reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("OutOfMemoryError")))
+    })
+}
+
+fn observe_task(task: &Task, settle_period_ms: i64) -> ObservedTask {
     let phase = match task.last_status {
         TaskStatus::Running => TaskPhase::Running,
         TaskStatus::Stopped => TaskPhase::Stopped,
@@ -520,6 +592,9 @@ fn observe_task(task: &Task) -> ObservedTask {
             StopCause::FailedHealthChecks
         }
         Some(TaskStopCode::ServiceSchedulerInitiated) => StopCause::Requested,
+        Some(TaskStopCode::EssentialContainerExited) if essential_container_failed(task) => {
+            StopCause::EssentialContainerFailed
+        }
         _ => StopCause::Failed,
     });
     ObservedTask {
@@ -531,6 +606,7 @@ fn observe_task(task: &Task) -> ObservedTask {
         health,
         created_at_ms: task.created_at_ms,
         started_at_ms: task.started_at_ms,
+        settle_period_ms,
         stopped_at_ms: task.stopped_at_ms,
         stop_cause,
         load_balancer_failure: None,
@@ -694,8 +770,13 @@ mod tests {
         assert_eq!(again.tasks_launched, 0);
 
         report_running(&h, &tasks).await;
+        // RUNNING through the settle period: COMPLETED.
         h.ecs
-            .reconcile_services("000000000000", NOW_MS + 1, 3)
+            .reconcile_services(
+                "000000000000",
+                NOW_MS + deployments::DEFAULT_SETTLE_PERIOD_MS,
+                3,
+            )
             .await
             .unwrap();
         let service = stored(&h).await.scheduling;
@@ -875,6 +956,154 @@ mod tests {
                 .iter()
                 .any(|m| m.ends_with(" Amazon ECS replaced 1 tasks due to an unhealthy status.")),
             "{messages:?}"
+        );
+    }
+
+    /// Writes the service back after `change` (as UpdateService would).
+    async fn change_service(h: &test_support::Harness, change: impl FnOnce(&mut ServiceRecord)) {
+        let key = keys::service("us-east-1", "default", "web");
+        let current = records::get::<ServiceRecord>(h.ecs.store(), &key)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut record = current.value.clone();
+        change(&mut record);
+        assert!(records::Write::new()
+            .expect(&key, current.mod_revision)
+            .put(&key, &record)
+            .commit(h.ecs.store())
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_service_that_places_nothing_has_no_pending_tasks() {
+        // Issue 13: pendingCount stayed 2 with no task, and after desired 0.
+        let h = cluster_with_service(0, 2).await;
+        for n in 0..2 {
+            let pass = h
+                .ecs
+                .reconcile_services("000000000000", NOW_MS + n, 1)
+                .await
+                .unwrap();
+            assert_eq!(pass.tasks_launched, 0);
+            let service = stored(&h).await.scheduling;
+            assert_eq!((service.pending_count, service.running_count), (0, 0));
+            assert_eq!(service.primary().pending_count, 0);
+        }
+        change_service(&h, |record| {
+            record.scheduling.update(
+                deployments::ServiceUpdate {
+                    desired_count: Some(0),
+                    ..Default::default()
+                },
+                "ecs-svc/1000000000000000009".into(),
+                NOW_MS + 5,
+            );
+        })
+        .await;
+        h.ecs
+            .reconcile_services("000000000000", NOW_MS + 10, 2)
+            .await
+            .unwrap();
+        let service = stored(&h).await.scheduling;
+        assert_eq!((service.pending_count, service.running_count), (0, 0));
+        assert_eq!(service.primary().desired_count, 0);
+    }
+
+    #[tokio::test]
+    async fn a_task_whose_essential_container_crashes_before_it_settles_is_a_failed_task() {
+        let h = cluster_with_service(1, 1).await;
+        h.ecs
+            .reconcile_services("000000000000", NOW_MS, 1)
+            .await
+            .unwrap();
+        let [task] = service_tasks(&h).await.try_into().unwrap();
+        report_running(&h, std::slice::from_ref(&task)).await;
+        h.ok(
+            "SubmitTaskStateChange",
+            json!({"task": task["taskArn"], "status": "STOPPED",
+                "containers": [{"containerName": "web", "status": "STOPPED", "exitCode": 1}]}),
+        )
+        .await;
+        let described = h
+            .ok("DescribeTasks", json!({"tasks": [task["taskArn"]]}))
+            .await["tasks"][0]
+            .clone();
+        let ms = |field: &str| (described[field].as_f64().unwrap() * 1000.0) as i64;
+        // It ran for less than the default settle period (10 s).
+        assert!(ms("stoppedAt") - ms("startedAt") < deployments::DEFAULT_SETTLE_PERIOD_MS);
+        h.ecs
+            .reconcile_services("000000000000", ms("stoppedAt") + 1, 2)
+            .await
+            .unwrap();
+        let service = stored(&h).await.scheduling;
+        assert_eq!(service.primary().failed_tasks, 1);
+        assert_eq!(service.throttle.consecutive_failures, 1);
+    }
+
+    #[tokio::test]
+    async fn the_settle_period_comes_from_the_health_checks_start_period() {
+        let h = cluster_with_service(1, 1).await;
+        let registered = h
+            .ok(
+                "RegisterTaskDefinition",
+                json!({"family": "web", "containerDefinitions": [{"name": "web", "image": "busybox", "cpu": 256, "memory": 128,
+                    "healthCheck": {"command": ["CMD", "true"], "startPeriod": 25}}]}),
+            )
+            .await;
+        let arn = registered["taskDefinition"]["taskDefinitionArn"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        change_service(&h, |record| {
+            record.scheduling.update(
+                deployments::ServiceUpdate {
+                    task_definition_arn: Some(arn),
+                    ..Default::default()
+                },
+                "ecs-svc/1000000000000000002".into(),
+                NOW_MS,
+            );
+        })
+        .await;
+        h.ecs
+            .reconcile_services("000000000000", NOW_MS, 1)
+            .await
+            .unwrap();
+        let [task] = service_tasks(&h).await.try_into().unwrap();
+        h.ok(
+            "SubmitTaskStateChange",
+            json!({"task": task["taskArn"], "status": "RUNNING",
+                "containers": [{"containerName": "web", "status": "RUNNING", "runtimeId": "c", "healthStatus": "HEALTHY"}]}),
+        )
+        .await;
+        let started_ms = (h
+            .ok("DescribeTasks", json!({"tasks": [task["taskArn"]]}))
+            .await["tasks"][0]["startedAt"]
+            .as_f64()
+            .unwrap()
+            * 1000.0) as i64;
+        let pass = h
+            .ecs
+            .reconcile_services("000000000000", started_ms + 15_000, 2)
+            .await
+            .unwrap();
+        assert_eq!(pass.wake_at_ms, Some(started_ms + 25_000));
+        let service = stored(&h).await.scheduling;
+        assert_eq!(
+            service.primary().rollout_state,
+            deployments::RolloutState::InProgress
+        );
+        h.ecs
+            .reconcile_services("000000000000", started_ms + 25_000, 3)
+            .await
+            .unwrap();
+        let service = stored(&h).await.scheduling;
+        assert_eq!(
+            service.primary().rollout_state,
+            deployments::RolloutState::Completed,
+            "{service:#?}"
         );
     }
 

@@ -550,6 +550,7 @@ mod tests {
 
     #[tokio::test]
     async fn tasks_are_registered_counted_healthy_by_their_targets_and_drained_before_stopping() {
+        const SETTLED: i64 = deployments::DEFAULT_SETTLE_PERIOD_MS;
         let fake = Arc::new(FakeTargetGroups::default());
         let h = service_behind_a_load_balancer(Arc::clone(&fake)).await;
         assert_eq!(
@@ -580,8 +581,9 @@ mod tests {
         let primary = service(&h).await.scheduling.primary().clone();
         assert_eq!(primary.rollout_state, deployments::RolloutState::InProgress);
 
+        // Healthy, and RUNNING through the settle period: COMPLETED.
         fake.observe_all(&registered, TargetObservation::Healthy);
-        pass(&h, NOW_MS + 3).await;
+        pass(&h, NOW_MS + SETTLED + 3).await;
         let scheduling = service(&h).await.scheduling;
         assert_eq!(
             scheduling.primary().rollout_state,
@@ -600,7 +602,7 @@ mod tests {
             json!({"service": "web", "desiredCount": 1}),
         )
         .await;
-        pass(&h, NOW_MS + 4).await;
+        pass(&h, NOW_MS + SETTLED + 4).await;
         let leaving = tasks(&h, "STOPPED").await;
         assert_eq!(leaving.len(), 1);
         assert_eq!(leaving[0]["lastStatus"], "DEACTIVATING");
@@ -608,7 +610,7 @@ mod tests {
             agent_view(&h, &leaving[0]["taskArn"]).await,
             ("RUNNING".to_string(), "RUNNING".to_string())
         );
-        pass(&h, NOW_MS + 5).await;
+        pass(&h, NOW_MS + SETTLED + 5).await;
         assert_eq!(fake.registered().len(), 1);
         let events = messages(&h).await;
         assert!(events
@@ -622,12 +624,12 @@ mod tests {
             .cloned()
             .collect();
         fake.observe_all(&gone, TargetObservation::Draining);
-        pass(&h, NOW_MS + 6).await;
+        pass(&h, NOW_MS + SETTLED + 6).await;
         assert_eq!(tasks(&h, "STOPPED").await[0]["lastStatus"], "DEACTIVATING");
 
         // Drained: the containers may stop now.
         fake.observe_all(&gone, TargetObservation::NotServed);
-        pass(&h, NOW_MS + 7).await;
+        pass(&h, NOW_MS + SETTLED + 7).await;
         assert_eq!(tasks(&h, "STOPPED").await[0]["lastStatus"], "STOPPING");
         assert_eq!(
             agent_view(&h, &leaving[0]["taskArn"]).await,

@@ -116,7 +116,9 @@ async fn create_service_answers_what_ecs_shows() {
     assert_eq!(service["deploymentController"], json!({"type": "ECS"}));
     assert_eq!(
         service["deploymentConfiguration"],
-        json!({"deploymentCircuitBreaker": {"enable": false, "rollback": false},
+        json!({"deploymentCircuitBreaker": {"enable": false, "rollback": false,
+                   "resetOnHealthyTask": true,
+                   "thresholdConfiguration": {"type": "BOUNDED_PERCENT", "value": 50}},
                "maximumPercent": 200, "minimumHealthyPercent": 100})
     );
     assert_eq!(service["placementConstraints"], json!([]));
@@ -200,7 +202,9 @@ async fn create_service_options_are_recorded_and_shown() {
     assert_eq!(service["deployments"][0]["launchType"], "EXTERNAL");
     assert_eq!(
         service["deploymentConfiguration"],
-        json!({"deploymentCircuitBreaker": {"enable": true, "rollback": true},
+        json!({"deploymentCircuitBreaker": {"enable": true, "rollback": true,
+                   "resetOnHealthyTask": true,
+                   "thresholdConfiguration": {"type": "BOUNDED_PERCENT", "value": 50}},
                "maximumPercent": 150, "minimumHealthyPercent": 50})
     );
     assert_eq!(service["placementConstraints"].as_array().unwrap().len(), 2);
@@ -220,7 +224,9 @@ async fn create_service_options_are_recorded_and_shown() {
     assert_eq!(daemon["desiredCount"], 0);
     assert_eq!(
         daemon["deploymentConfiguration"],
-        json!({"deploymentCircuitBreaker": {"enable": false, "rollback": false},
+        json!({"deploymentCircuitBreaker": {"enable": false, "rollback": false,
+                   "resetOnHealthyTask": true,
+                   "thresholdConfiguration": {"type": "BOUNDED_PERCENT", "value": 50}},
                "maximumPercent": 100, "minimumHealthyPercent": 0})
     );
     let daemon_zero = h
@@ -641,7 +647,9 @@ async fn update_service_scales_and_starts_deployments() {
         .clone();
     assert_eq!(
         configured["deploymentConfiguration"],
-        json!({"deploymentCircuitBreaker": {"enable": false, "rollback": false},
+        json!({"deploymentCircuitBreaker": {"enable": false, "rollback": false,
+                   "resetOnHealthyTask": true,
+                   "thresholdConfiguration": {"type": "BOUNDED_PERCENT", "value": 50}},
                "maximumPercent": 200, "minimumHealthyPercent": 50})
     );
     assert_eq!(configured["healthCheckGracePeriodSeconds"], 10);

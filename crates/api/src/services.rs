@@ -16,8 +16,9 @@
 use std::collections::BTreeMap;
 
 use deployments::{
-    CircuitBreaker, Deployment, DeploymentConfiguration, DeploymentOutcome, NewService,
-    RolloutState, SchedulingStrategy, Service, ServiceStatus, ServiceUpdate,
+    CircuitBreaker, Deployment, DeploymentConfiguration, DeploymentOutcome, FailureThreshold,
+    NewService, RolloutState, SchedulingStrategy, Service, ServiceStatus, ServiceUpdate,
+    ThresholdType,
 };
 use ecs_wire::{
     Compatibility, CreateServiceRequest, CreateServiceResponse, DeleteServiceRequest,
@@ -256,6 +257,11 @@ pub(crate) fn merge_deployment_configuration(
         config.circuit_breaker = CircuitBreaker {
             enable: breaker.enable.unwrap_or(false),
             rollback: breaker.rollback.unwrap_or(false),
+            reset_on_healthy_task: breaker.reset_on_healthy_task.unwrap_or(true),
+            threshold: match &breaker.threshold_configuration {
+                Some(threshold) => failure_threshold(threshold)?,
+                None => FailureThreshold::default(),
+            },
         };
     }
     match strategy {
@@ -283,6 +289,37 @@ pub(crate) fn merge_deployment_configuration(
         )));
     }
     Ok(config)
+}
+
+/// `deploymentCircuitBreaker.thresholdConfiguration`: both members are
+/// required, and the value must be at least 1.
+fn failure_threshold(
+    wire: &ecs_wire::ThresholdConfiguration,
+) -> Result<FailureThreshold, ApiError> {
+    const MEMBER: &str = "deploymentConfiguration.deploymentCircuitBreaker.thresholdConfiguration";
+    let Some(threshold_type) = wire.type_ else {
+        return Err(ApiError::invalid_parameter(format!(
+            "{MEMBER}.type can not be blank."
+        )));
+    };
+    let Some(value) = wire.value else {
+        return Err(ApiError::invalid_parameter(format!(
+            "{MEMBER}.value can not be blank."
+        )));
+    };
+    if value < 1 {
+        return Err(ApiError::invalid_parameter(format!(
+            "{MEMBER}.value must be 1 or greater; {value} was given."
+        )));
+    }
+    Ok(FailureThreshold {
+        threshold_type: match threshold_type {
+            ecs_wire::ThresholdType::Count => ThresholdType::Count,
+            ecs_wire::ThresholdType::BoundedPercent => ThresholdType::BoundedPercent,
+            ecs_wire::ThresholdType::UnboundedPercent => ThresholdType::UnboundedPercent,
+        },
+        value: value as u32,
+    })
 }
 
 /// A service's placement constraints and strategy, as given, after checking
@@ -426,6 +463,15 @@ fn deployment_configuration_to_wire(
         deployment_circuit_breaker: Some(ecs_wire::DeploymentCircuitBreaker {
             enable: Some(config.circuit_breaker.enable),
             rollback: Some(config.circuit_breaker.rollback),
+            reset_on_healthy_task: Some(config.circuit_breaker.reset_on_healthy_task),
+            threshold_configuration: Some(ecs_wire::ThresholdConfiguration {
+                type_: Some(match config.circuit_breaker.threshold.threshold_type {
+                    ThresholdType::Count => ecs_wire::ThresholdType::Count,
+                    ThresholdType::BoundedPercent => ecs_wire::ThresholdType::BoundedPercent,
+                    ThresholdType::UnboundedPercent => ecs_wire::ThresholdType::UnboundedPercent,
+                }),
+                value: Some(count(config.circuit_breaker.threshold.value)),
+            }),
         }),
         maximum_percent: Some(count(config.maximum_percent)),
         minimum_healthy_percent: Some(count(config.minimum_healthy_percent)),
@@ -783,6 +829,7 @@ fn service_deployment_to_wire(
             status: Some(breaker_status),
             failure_count: Some(count(deployment.failed_tasks)),
             threshold: Some(count(deployments::circuit_breaker_threshold(
+                &breaker,
                 deployment.desired_count,
             ))),
         }),
@@ -959,6 +1006,7 @@ impl Ecs {
                         _ => Compatibility::Ec2,
                     },
                     service_tags: Some(check.service_tags),
+                    service_name: Some(check.service_name),
                 },
             )
             .await?;

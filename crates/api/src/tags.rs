@@ -9,18 +9,53 @@ use ecs_wire::{
 };
 use model::arn::EcsArn;
 use model::cluster::Cluster;
+use model::container_instance::ContainerInstance;
 use model::tags::Tag;
+use model::task::Task;
 use model::task_definition::{TaskDefinitionRecord, TaskDefinitionReference};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::records::{self, Versioned, Write, MAX_CAS_ATTEMPTS};
 use crate::services::ServiceRecord;
 use crate::{keys, ApiError, Ecs, RequestContext};
 
-/// A taggable resource, located in the store.
+/// A taggable resource, located in the store. Tasks and container
+/// instances are records that hold their own `tags`, like the others.
 enum Resource {
     Cluster { key: String },
     TaskDefinition { key: String },
     Service { key: String },
+    Task { key: String },
+    ContainerInstance { key: String, cluster_name: String },
+}
+
+/// A stored record whose tags TagResource changes in place.
+trait Tagged: Serialize + DeserializeOwned {
+    fn tags_mut(&mut self) -> &mut Vec<Tag>;
+}
+
+impl Tagged for Task {
+    fn tags_mut(&mut self) -> &mut Vec<Tag> {
+        &mut self.tags
+    }
+}
+
+impl Tagged for ContainerInstance {
+    fn tags_mut(&mut self) -> &mut Vec<Tag> {
+        &mut self.tags
+    }
+}
+
+/// `<cluster>/<id>` of a task or container instance ARN. The old format
+/// without the cluster cannot be tagged, as on ECS.
+fn cluster_and_id(resource_id: &str) -> Result<(&str, &str), ApiError> {
+    resource_id
+        .split_once('/')
+        .filter(|(cluster, id)| !cluster.is_empty() && !id.is_empty() && !id.contains('/'))
+        .ok_or_else(|| {
+            ApiError::invalid_parameter("Long arn format must be used for tagging operations")
+        })
 }
 
 fn not_found(arn: &str) -> ApiError {
@@ -32,7 +67,12 @@ fn not_found(arn: &str) -> ApiError {
 
 impl Ecs {
     fn locate(&self, ctx: &RequestContext, resource_arn: &str) -> Result<Resource, ApiError> {
-        let arn = EcsArn::parse(resource_arn)?;
+        let arn = EcsArn::parse(resource_arn).map_err(|_| {
+            ApiError::invalid_parameter(format!(
+                "The ARN provided is invalid. '{resource_arn}' is not an Amazon ECS resource ARN such as arn:aws:ecs:{}:{}:cluster/default.",
+                ctx.region, ctx.account_id
+            ))
+        })?;
         if arn.region != ctx.region || arn.account_id != ctx.account_id {
             return Err(ApiError::invalid_parameter(format!(
                 "The resource ARN '{resource_arn}' is not in this account and region ({}, {}).",
@@ -63,8 +103,51 @@ impl Ecs {
                     key: keys::service(&ctx.region, cluster, name),
                 })
             }
+            "task" => {
+                let (cluster, id) = cluster_and_id(&arn.resource_id)?;
+                Ok(Resource::Task {
+                    key: keys::task(&ctx.region, cluster, id),
+                })
+            }
+            "container-instance" => {
+                let (cluster, id) = cluster_and_id(&arn.resource_id)?;
+                Ok(Resource::ContainerInstance {
+                    key: keys::container_instance(&ctx.region, cluster, id),
+                    cluster_name: cluster.to_string(),
+                })
+            }
             _ => Err(not_found(resource_arn)),
         }
+    }
+
+    /// A task or container instance record, which must exist.
+    async fn load_tagged<T: Tagged>(
+        &self,
+        resource_arn: &str,
+        key: &str,
+    ) -> Result<Versioned<T>, ApiError> {
+        records::get::<T>(self.store(), key)
+            .await?
+            .ok_or_else(|| not_found(resource_arn))
+    }
+
+    /// Compare-and-swap of a task's or container instance's tags; only the
+    /// record itself changes (an agent's desired tasks do not depend on tags).
+    async fn write_record_tags<T: Tagged>(
+        &self,
+        resource_arn: &str,
+        key: &str,
+        change: &impl Fn(&[Tag]) -> Result<Vec<Tag>, ApiError>,
+    ) -> Result<bool, ApiError> {
+        let current = self.load_tagged::<T>(resource_arn, key).await?;
+        let mut record = current.value;
+        let tags = change(record.tags_mut())?;
+        *record.tags_mut() = tags;
+        Write::new()
+            .expect(key, current.mod_revision)
+            .put(key, &record)
+            .commit(self.store())
+            .await
     }
 
     /// A service that is not INACTIVE.
@@ -142,6 +225,20 @@ impl Ecs {
                         .commit(self.store())
                         .await?
                 }
+                Resource::Task { key } => {
+                    self.write_record_tags::<Task>(resource_arn, key, &change)
+                        .await?
+                }
+                Resource::ContainerInstance { key, cluster_name } => {
+                    let written = self
+                        .write_record_tags::<ContainerInstance>(resource_arn, key, &change)
+                        .await?;
+                    if written {
+                        // Placement compares the instance record it read.
+                        self.placement_cache().invalidate(&ctx.region, cluster_name);
+                    }
+                    written
+                }
             };
             if written {
                 return Ok(());
@@ -192,6 +289,13 @@ impl Ecs {
                     .tags
             }
             Resource::Service { key } => self.load_tagged_service(&arn, &key).await?.value.tags,
+            Resource::Task { key } => self.load_tagged::<Task>(&arn, &key).await?.value.tags,
+            Resource::ContainerInstance { key, .. } => {
+                self.load_tagged::<ContainerInstance>(&arn, &key)
+                    .await?
+                    .value
+                    .tags
+            }
         };
         Ok(ListTagsForResourceResponse {
             tags: Some(model::tags::to_wire(&tags)),

@@ -292,11 +292,15 @@ impl Ecs {
         };
         const DOES_NOT_EXIST: &str =
             "The specified task definition does not exist. Specify a valid account, family, revision and try again.";
+        // A family without a revision (or anything else that names no
+        // revision) is refused before any lookup, whether the family exists.
+        const INVALID_IDENTIFIER: &str =
+            "The specified task definition identifier is invalid. Specify a valid name or ARN and try again.";
         for text in &references {
             let Ok(TaskDefinitionReference::FamilyRevision(family, revision)) =
                 TaskDefinitionReference::parse(text)
             else {
-                failures.push(failure(text, DOES_NOT_EXIST));
+                failures.push(failure(text, INVALID_IDENTIFIER));
                 continue;
             };
             let outcome = self

@@ -609,3 +609,319 @@ async fn start_task_places_on_the_named_instances() {
         .await;
     assert_eq!(e.code, "InvalidParameterException");
 }
+
+#[tokio::test]
+async fn empty_identifier_lists_are_refused() {
+    let h = Harness::new().await;
+    h.register_instance(1024, 1000, "zone-a").await;
+    h.ok("RegisterTaskDefinition", web(0)).await;
+    for (op, body, message) in [
+        (
+            "DescribeTasks",
+            json!({"tasks": []}),
+            "Tasks cannot be empty.",
+        ),
+        (
+            "DescribeContainerInstances",
+            json!({"containerInstances": []}),
+            "Container Instances cannot be empty.",
+        ),
+        (
+            "StartTask",
+            json!({"taskDefinition": "web", "containerInstances": []}),
+            "Container Instances cannot be empty.",
+        ),
+    ] {
+        let e = h.err(op, body).await;
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            ("InvalidParameterException", message),
+            "{op}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn run_task_with_an_inactive_task_definition_answers_as_ecs() {
+    let h = Harness::new().await;
+    h.register_instance(1024, 1000, "zone-a").await;
+    h.ok("RegisterTaskDefinition", web(0)).await;
+    h.ok(
+        "DeregisterTaskDefinition",
+        json!({"taskDefinition": "web:1"}),
+    )
+    .await;
+    let e = h.err("RunTask", json!({"taskDefinition": "web:1"})).await;
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        ("InvalidParameterException", "TaskDefinition is inactive")
+    );
+    let e = h
+        .err(
+            "StopTask",
+            json!({"task": "0123456789abcdef0123456789abcdef"}),
+        )
+        .await;
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            "InvalidParameterException",
+            "The referenced task was not found."
+        )
+    );
+}
+
+fn tagged(pairs: &[(&str, &str)]) -> Value {
+    Value::Array(
+        pairs
+            .iter()
+            .map(|(k, v)| json!({"key": k, "value": v}))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn tasks_carry_their_tags() {
+    let h = Harness::new().await;
+    let instance = h.register_instance(4096, 4000, "zone-a").await;
+    let mut td = web(0);
+    td["tags"] = tagged(&[("team", "core"), ("env", "dev")]);
+    h.ok("RegisterTaskDefinition", td).await;
+
+    // No tags asked for: an empty list, as ECS answers.
+    let plain = h.ok("RunTask", json!({"taskDefinition": "web"})).await;
+    assert_eq!(plain["tasks"][0]["tags"], json!([]));
+
+    // Propagated from the task definition, the request's own tags win, and
+    // the managed tag names the cluster.
+    let run = h
+        .ok(
+            "RunTask",
+            json!({"taskDefinition": "web", "tags": tagged(&[("env", "prod")]),
+                   "propagateTags": "TASK_DEFINITION", "enableECSManagedTags": true}),
+        )
+        .await;
+    let expected = tagged(&[
+        ("team", "core"),
+        ("env", "prod"),
+        ("aws:ecs:clusterName", "default"),
+    ]);
+    assert_eq!(run["tasks"][0]["tags"], expected);
+    let task_arn = run["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+
+    // DescribeTasks shows them only with include TAGS.
+    let described = h.ok("DescribeTasks", json!({"tasks": [&task_arn]})).await;
+    assert_eq!(described["tasks"][0]["tags"], json!([]));
+    let described = h
+        .ok(
+            "DescribeTasks",
+            json!({"tasks": [&task_arn], "include": ["TAGS"]}),
+        )
+        .await;
+    assert_eq!(described["tasks"][0]["tags"], expected);
+
+    // NONE and no propagateTags propagate nothing.
+    let none = h
+        .ok(
+            "RunTask",
+            json!({"taskDefinition": "web", "propagateTags": "NONE", "tags": tagged(&[("a", "1")])}),
+        )
+        .await;
+    assert_eq!(none["tasks"][0]["tags"], tagged(&[("a", "1")]));
+
+    // SERVICE is for a service's tasks only; reserved keys are the user's to avoid.
+    for body in [
+        json!({"taskDefinition": "web", "propagateTags": "SERVICE"}),
+        json!({"taskDefinition": "web", "tags": tagged(&[("aws:mine", "x")])}),
+    ] {
+        assert_eq!(
+            h.err("RunTask", body).await.code,
+            "InvalidParameterException"
+        );
+    }
+
+    // StartTask applies the same rules.
+    let started = h
+        .ok(
+            "StartTask",
+            json!({"taskDefinition": "web", "containerInstances": [&instance],
+                   "propagateTags": "TASK_DEFINITION", "tags": tagged(&[("b", "2")])}),
+        )
+        .await;
+    assert_eq!(
+        started["tasks"][0]["tags"],
+        tagged(&[("team", "core"), ("env", "dev"), ("b", "2")])
+    );
+}
+
+#[tokio::test]
+async fn tag_resource_on_tasks_and_container_instances() {
+    let h = Harness::new().await;
+    let instance = h.register_instance(4096, 4000, "zone-a").await;
+    h.ok("RegisterTaskDefinition", web(0)).await;
+    let run = h
+        .ok(
+            "RunTask",
+            json!({"taskDefinition": "web", "enableECSManagedTags": true, "tags": tagged(&[("a", "1")])}),
+        )
+        .await;
+    let task_arn = run["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    let h = &h;
+    let list = |arn: String| async move {
+        h.ok("ListTagsForResource", json!({"resourceArn": arn}))
+            .await["tags"]
+            .clone()
+    };
+    assert_eq!(
+        list(task_arn.clone()).await,
+        tagged(&[("a", "1"), ("aws:ecs:clusterName", "default")])
+    );
+    h.ok(
+        "TagResource",
+        json!({"resourceArn": &task_arn, "tags": tagged(&[("a", "10"), ("b", "2")])}),
+    )
+    .await;
+    h.ok(
+        "UntagResource",
+        json!({"resourceArn": &task_arn, "tagKeys": ["a", "absent"]}),
+    )
+    .await;
+    let expected = tagged(&[("aws:ecs:clusterName", "default"), ("b", "2")]);
+    assert_eq!(list(task_arn.clone()).await, expected);
+    // The stored task holds them: DescribeTasks reads the same record.
+    let described = h
+        .ok(
+            "DescribeTasks",
+            json!({"tasks": [&task_arn], "include": ["TAGS"]}),
+        )
+        .await;
+    assert_eq!(described["tasks"][0]["tags"], expected);
+    // Managed tags cannot be removed; fifty user tags fit beside them.
+    assert_eq!(
+        h.err(
+            "UntagResource",
+            json!({"resourceArn": &task_arn, "tagKeys": ["aws:ecs:clusterName"]}),
+        )
+        .await
+        .code,
+        "InvalidParameterException"
+    );
+    let forty_nine: Vec<Value> = (0..49)
+        .map(|i| json!({"key": format!("k{i}"), "value": "v"}))
+        .collect();
+    h.ok(
+        "TagResource",
+        json!({"resourceArn": &task_arn, "tags": forty_nine}),
+    )
+    .await;
+    assert_eq!(
+        h.err(
+            "TagResource",
+            json!({"resourceArn": &task_arn, "tags": tagged(&[("one-too-many", "v")])}),
+        )
+        .await
+        .code,
+        "InvalidParameterException"
+    );
+
+    // Tagging a task does not disturb what its agent is told to run.
+    let version = described["tasks"][0]["version"].clone();
+    let again = h.ok("DescribeTasks", json!({"tasks": [&task_arn]})).await;
+    assert_eq!(again["tasks"][0]["version"], version);
+
+    // Unknown tasks, and the old ARN format without the cluster.
+    let missing =
+        "arn:aws:ecs:us-east-1:000000000000:task/default/0123456789abcdef0123456789abcdef";
+    let e = h
+        .err(
+            "TagResource",
+            json!({"resourceArn": missing, "tags": tagged(&[("a", "1")])}),
+        )
+        .await;
+    assert_eq!(e.code, "ResourceNotFoundException");
+    let e = h
+        .err(
+            "ListTagsForResource",
+            json!({"resourceArn": "arn:aws:ecs:us-east-1:000000000000:task/0123456789abcdef0123456789abcdef"}),
+        )
+        .await;
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            "InvalidParameterException",
+            "Long arn format must be used for tagging operations"
+        )
+    );
+
+    // Container instances are tagged the same way.
+    h.ok(
+        "TagResource",
+        json!({"resourceArn": &instance, "tags": tagged(&[("rack", "r1")])}),
+    )
+    .await;
+    assert_eq!(list(instance.clone()).await, tagged(&[("rack", "r1")]));
+    let described = h
+        .ok(
+            "DescribeContainerInstances",
+            json!({"containerInstances": [&instance], "include": ["TAGS"]}),
+        )
+        .await;
+    assert_eq!(
+        described["containerInstances"][0]["tags"],
+        tagged(&[("rack", "r1")])
+    );
+    // A tagged instance still takes tasks.
+    let run = h.ok("RunTask", json!({"taskDefinition": "web"})).await;
+    assert_eq!(run["tasks"][0]["containerInstanceArn"], instance);
+}
+
+#[tokio::test]
+async fn service_tasks_get_the_services_tags() {
+    let h = Harness::new().await;
+    h.register_instance(4096, 4000, "zone-a").await;
+    let mut td = web(0);
+    td["tags"] = tagged(&[("from", "task-definition")]);
+    h.ok("RegisterTaskDefinition", td).await;
+    h.ok(
+        "CreateService",
+        json!({"serviceName": "api", "taskDefinition": "web", "desiredCount": 1,
+               "tags": tagged(&[("from", "service")]), "propagateTags": "SERVICE",
+               "enableECSManagedTags": true}),
+    )
+    .await;
+    h.ok(
+        "CreateService",
+        json!({"serviceName": "worker", "taskDefinition": "web", "desiredCount": 1,
+               "tags": tagged(&[("from", "service")]), "propagateTags": "TASK_DEFINITION"}),
+    )
+    .await;
+    h.ok(
+        "CreateService",
+        json!({"serviceName": "plain", "taskDefinition": "web", "desiredCount": 1,
+               "tags": tagged(&[("from", "service")])}),
+    )
+    .await;
+    h.ecs
+        .reconcile_services("000000000000", ctx().now_ms, 7)
+        .await
+        .unwrap();
+    for (service, expected) in [
+        (
+            "api",
+            tagged(&[
+                ("from", "service"),
+                ("aws:ecs:clusterName", "default"),
+                ("aws:ecs:serviceName", "api"),
+            ]),
+        ),
+        ("worker", tagged(&[("from", "task-definition")])),
+        ("plain", json!([])),
+    ] {
+        let arns = h.ok("ListTasks", json!({"serviceName": service})).await["taskArns"].clone();
+        assert_eq!(arns.as_array().unwrap().len(), 1, "{service}: {arns}");
+        let described = h
+            .ok("DescribeTasks", json!({"tasks": arns, "include": ["TAGS"]}))
+            .await;
+        assert_eq!(described["tasks"][0]["tags"], expected, "{service}");
+    }
+}

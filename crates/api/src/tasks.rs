@@ -19,7 +19,7 @@ use model::tags::Tag;
 use model::task::{
     ContainerStatus, DesiredStatus, NetworkBinding, Reservation, Task, TaskContainer, TaskStatus,
 };
-use model::task_definition::TaskDefinitionReference;
+use model::task_definition::{TaskDefinitionRecord, TaskDefinitionReference};
 use serde::{Deserialize, Serialize};
 use store::{Compare, Op, Txn};
 
@@ -59,6 +59,9 @@ pub(crate) struct LaunchRequest<'a> {
     /// A service's launch: its tags (for `propagateTags: SERVICE`); its task
     /// definition may have been deregistered since (ECS keeps running it).
     pub service_tags: Option<&'a [Tag]>,
+    /// A service's launch: the service's name (`aws:ecs:serviceName` when
+    /// `enableECSManagedTags`).
+    pub service_name: Option<&'a str>,
 }
 
 /// Everything new tasks of one RunTask/StartTask are built from.
@@ -108,6 +111,31 @@ fn seconds(ms: Option<i64>) -> Option<f64> {
 
 fn millis(seconds: Option<f64>) -> Option<i64> {
     seconds.map(|s| (s * 1000.0).round() as i64)
+}
+
+/// The tags a new task starts with: propagated from its task definition
+/// (`propagateTags: TASK_DEFINITION`) or, for a service's task, from the
+/// service (`SERVICE`), then the request's own tags, then ECS's managed tags
+/// (`enableECSManagedTags`: the cluster's name, and the service's).
+fn tags_for_new_task(
+    cluster: &Cluster,
+    task_definition_tags: &[Tag],
+    request: &LaunchRequest<'_>,
+) -> Result<Vec<Tag>, ApiError> {
+    let requested = model::tags::from_wire(request.tags.unwrap_or_default());
+    let propagated = match (request.propagate_tags, request.service_tags) {
+        (None | Some(PropagateTags::None), _) => &[][..],
+        (Some(PropagateTags::TaskDefinition), _) => task_definition_tags,
+        (Some(PropagateTags::Service), Some(service_tags)) => service_tags,
+        (Some(PropagateTags::Service), None) => {
+            return Err(ApiError::invalid_parameter(
+                "propagateTags SERVICE is only valid for a service's tasks; use TASK_DEFINITION or NONE.",
+            ))
+        }
+    };
+    let managed = (request.enable_ecs_managed_tags == Some(true))
+        .then_some((cluster.cluster_name.as_str(), request.service_name));
+    Ok(model::tags::task_tags(propagated, &requested, managed)?)
 }
 
 /// A field of the task definition Berth cannot honour yet: refused at
@@ -355,7 +383,12 @@ impl Ecs {
             stopped_at: seconds(task.stopped_at_ms),
             stopped_reason: task.stopped_reason.clone(),
             stopping_at: seconds(task.stopping_at_ms),
-            tags: include_tags.then(|| model::tags::to_wire(&task.tags)),
+            // Without `include: [TAGS]` ECS answers an empty list.
+            tags: Some(if include_tags {
+                model::tags::to_wire(&task.tags)
+            } else {
+                vec![]
+            }),
             task_arn: Some(task_arn),
             task_definition_arn: Some(task.task_definition_arn.clone()),
             version: Some(task.version),
@@ -368,7 +401,7 @@ impl Ecs {
         &self,
         ctx: &RequestContext,
         reference: &str,
-    ) -> Result<TaskDefinition, ApiError> {
+    ) -> Result<TaskDefinitionRecord, ApiError> {
         let parsed = TaskDefinitionReference::parse(reference)
             .map_err(|_| ApiError::client_exception("TaskDefinition not found."))?;
         let record = self
@@ -376,11 +409,9 @@ impl Ecs {
             .await?
             .ok_or_else(|| ApiError::client_exception("TaskDefinition not found."))?;
         if record.value.status() != TaskDefinitionStatus::Active {
-            return Err(ApiError::client_exception(
-                "TaskDefinition is inactive. Register a new revision or use an ACTIVE one.",
-            ));
+            return Err(ApiError::invalid_parameter("TaskDefinition is inactive"));
         }
-        Ok(record.value.task_definition)
+        Ok(record.value)
     }
 
     /// The task definition a service's deployment names: deregistered
@@ -389,7 +420,7 @@ impl Ecs {
         &self,
         ctx: &RequestContext,
         reference: &str,
-    ) -> Result<TaskDefinition, ApiError> {
+    ) -> Result<TaskDefinitionRecord, ApiError> {
         let parsed = TaskDefinitionReference::parse(reference)
             .map_err(|_| ApiError::client_exception("TaskDefinition not found."))?;
         let record = self
@@ -401,7 +432,7 @@ impl Ecs {
                 "TaskDefinition is being deleted; update the service to another revision.",
             ));
         }
-        Ok(record.value.task_definition)
+        Ok(record.value)
     }
 
     /// A new task from a prepared launch, not yet placed.
@@ -505,7 +536,10 @@ impl Ecs {
                 "enableExecuteCommand is not supported by Berth yet.",
             ));
         }
-        let task_definition = match request.service_tags {
+        let TaskDefinitionRecord {
+            task_definition,
+            tags: task_definition_tags,
+        } = match request.service_tags {
             None => {
                 self.runnable_task_definition(ctx, request.task_definition.unwrap_or_default())
                     .await?
@@ -537,17 +571,7 @@ impl Ecs {
                 task_definition.family.as_deref().unwrap_or_default()
             )
         });
-        let tags = self
-            .tags_for_new_task(
-                ctx,
-                cluster,
-                &task_definition,
-                request.tags,
-                request.propagate_tags,
-                request.enable_ecs_managed_tags,
-                request.service_tags,
-            )
-            .await?;
+        let tags = tags_for_new_task(cluster, &task_definition_tags, &request)?;
         Ok(Launch {
             task_definition,
             containers,
@@ -621,6 +645,7 @@ impl Ecs {
                         _ => Compatibility::Ec2,
                     },
                     service_tags: None,
+                    service_name: None,
                 },
             )
             .await?;
@@ -673,7 +698,7 @@ impl Ecs {
                         placed
                             .tasks
                             .iter()
-                            .map(|t| self.task_to_wire(ctx, t, false))
+                            .map(|t| self.task_to_wire(ctx, t, true))
                             .collect(),
                     ),
                     failures: Some(
@@ -695,49 +720,6 @@ impl Ecs {
         ))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn tags_for_new_task(
-        &self,
-        ctx: &RequestContext,
-        cluster: &Cluster,
-        task_definition: &TaskDefinition,
-        request_tags: Option<&[ecs_wire::Tag]>,
-        propagate: Option<PropagateTags>,
-        managed: Option<bool>,
-        service_tags: Option<&[Tag]>,
-    ) -> Result<Vec<Tag>, ApiError> {
-        let mut tags = model::tags::from_wire(request_tags.unwrap_or_default());
-        model::tags::validate_tags(&tags)?;
-        match propagate {
-            Some(PropagateTags::TaskDefinition) => {
-                let reference = TaskDefinitionReference::FamilyRevision(
-                    task_definition.family.clone().unwrap_or_default(),
-                    task_definition.revision.unwrap_or_default().into(),
-                );
-                if let Some(record) = self.resolve_task_definition(ctx, &reference).await? {
-                    tags = model::tags::merge_tags(&record.value.tags, &tags)?;
-                }
-            }
-            Some(PropagateTags::None) | None => {}
-            Some(PropagateTags::Service) if service_tags.is_some() => {
-                tags = model::tags::merge_tags(service_tags.unwrap_or_default(), &tags)?;
-            }
-            Some(other) => {
-                return Err(ApiError::invalid_parameter(format!(
-                    "propagateTags {} is only valid for a service's tasks.",
-                    other.as_str()
-                )))
-            }
-        }
-        if managed == Some(true) {
-            tags.push(Tag {
-                key: "aws:ecs:clusterName".into(),
-                value: cluster.cluster_name.clone(),
-            });
-        }
-        Ok(tags)
-    }
-
     /// The answer to a RunTask retried with the same clientToken.
     async fn run_task_replay(
         &self,
@@ -748,7 +730,7 @@ impl Ecs {
         let mut tasks = Vec::new();
         for id in &token.task_ids {
             if let Some(task) = self.load_task(ctx, &cluster.cluster_name, id).await? {
-                tasks.push(self.task_to_wire(ctx, &task.value, false));
+                tasks.push(self.task_to_wire(ctx, &task.value, true));
             }
         }
         Ok(RunTaskResponse {
@@ -807,9 +789,14 @@ impl Ecs {
             .await?
             .value;
         let references = request.container_instances.clone().unwrap_or_default();
-        if references.is_empty() || references.len() > 10 {
+        if references.is_empty() {
             return Err(ApiError::invalid_parameter(
-                "containerInstances must name between 1 and 10 container instances.",
+                "Container Instances cannot be empty.",
+            ));
+        }
+        if references.len() > 10 {
+            return Err(ApiError::invalid_parameter(
+                "containerInstances can have at most 10 items.",
             ));
         }
         let launch = self
@@ -828,6 +815,7 @@ impl Ecs {
                     enable_execute_command: request.enable_execute_command,
                     launch_type: Compatibility::Ec2,
                     service_tags: None,
+                    service_name: None,
                 },
             )
             .await?;
@@ -840,7 +828,7 @@ impl Ecs {
                 .start_on_instance(ctx, &cluster.cluster_name, &launch, &id)
                 .await?
             {
-                Ok(task) => tasks.push(self.task_to_wire(ctx, &task, false)),
+                Ok(task) => tasks.push(self.task_to_wire(ctx, &task, true)),
                 Err(reason) => failures.push(Failure {
                     arn: Some(arn),
                     reason: Some(reason),
@@ -1045,11 +1033,7 @@ impl Ecs {
                 &reason,
             )
             .await?
-            .ok_or_else(|| {
-                ApiError::invalid_parameter(format!(
-                    "The referenced task was not found: {reference}"
-                ))
-            })?;
+            .ok_or_else(|| ApiError::invalid_parameter("The referenced task was not found."))?;
         Ok(StopTaskResponse {
             task: Some(self.task_to_wire(ctx, &task, false)),
         })
@@ -1065,6 +1049,9 @@ impl Ecs {
             .await?
             .value;
         let references = request.tasks.clone().unwrap_or_default();
+        if references.is_empty() {
+            return Err(ApiError::invalid_parameter("Tasks cannot be empty."));
+        }
         if references.len() > MAX_DESCRIBE_TASKS {
             return Err(ApiError::invalid_parameter(format!(
                 "tasks can have at most {MAX_DESCRIBE_TASKS} items."

@@ -319,6 +319,21 @@ async fn task_definition_lifecycle() {
         "The specified task definition does not exist. Specify a valid account, family, revision and try again.",
     ]);
     assert_eq!(deleted["failures"][0]["arn"], "app:1");
+    // A family without a revision names no revision to delete, known or not.
+    let revisionless = h
+        .ok(
+            "DeleteTaskDefinitions",
+            json!({"taskDefinitions": ["app", "never-registered"]}),
+        )
+        .await;
+    assert_eq!(revisionless["taskDefinitions"], json!([]));
+    assert_eq!(
+        revisionless["failures"],
+        json!([
+            {"arn": "app", "reason": "The specified task definition identifier is invalid. Specify a valid name or ARN and try again."},
+            {"arn": "never-registered", "reason": "The specified task definition identifier is invalid. Specify a valid name or ARN and try again."},
+        ])
+    );
 
     // Revisions are never reused.
     h.ok(

@@ -20,7 +20,7 @@ mod plan;
 mod service;
 
 pub use events::*;
-pub use plan::plan;
+pub use plan::{plan, settle_period_ms, DEFAULT_SETTLE_PERIOD_MS};
 pub use service::*;
 
 /// How many events a service keeps (newest first), as ECS does.
@@ -54,10 +54,76 @@ pub enum SchedulingStrategy {
     Daemon,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// How the circuit breaker's failure threshold is computed from
+/// `thresholdConfiguration.value` (ECS's `ThresholdType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ThresholdType {
+    /// `value` is the threshold itself.
+    Count,
+    /// `value` percent of the desired count, rounded up, within 3..=200.
+    BoundedPercent,
+    /// `value` percent of the desired count, rounded up, without bounds
+    /// (at least 1: a threshold of 0 would fail a deployment with no
+    /// failure).
+    UnboundedPercent,
+}
+
+impl ThresholdType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThresholdType::Count => "COUNT",
+            ThresholdType::BoundedPercent => "BOUNDED_PERCENT",
+            ThresholdType::UnboundedPercent => "UNBOUNDED_PERCENT",
+        }
+    }
+}
+
+/// `deploymentCircuitBreaker.thresholdConfiguration`; ECS's default is
+/// `BOUNDED_PERCENT` 50.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureThreshold {
+    pub threshold_type: ThresholdType,
+    pub value: u32,
+}
+
+impl Default for FailureThreshold {
+    fn default() -> FailureThreshold {
+        FailureThreshold {
+            threshold_type: ThresholdType::BoundedPercent,
+            value: 50,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `deploymentCircuitBreaker`. The defaults are ECS's: off, no rollback,
+/// `resetOnHealthyTask` true, threshold `BOUNDED_PERCENT` 50.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CircuitBreaker {
     pub enable: bool,
     pub rollback: bool,
+    /// A task of the deployment that settles (RUNNING and healthy through
+    /// its settle period, see [`settle_period_ms`]) resets the
+    /// deployment's `failedTasks` to 0; false: failures add up over the
+    /// whole deployment.
+    #[serde(default = "default_true")]
+    pub reset_on_healthy_task: bool,
+    #[serde(default)]
+    pub threshold: FailureThreshold,
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> CircuitBreaker {
+        CircuitBreaker {
+            enable: false,
+            rollback: false,
+            reset_on_healthy_task: true,
+            threshold: FailureThreshold::default(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +271,11 @@ pub struct Service {
     /// Stopped tasks already counted as failures (pruned to tasks still
     /// observed), so each failure counts once.
     pub counted_failures: BTreeSet<String>,
+    /// Tasks seen settled: RUNNING and healthy through their settle period
+    /// (pruned to tasks still observed). A settled task's later exit is not
+    /// a failure of its deployment.
+    #[serde(default)]
+    pub settled_tasks: BTreeSet<String>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -239,8 +310,11 @@ pub enum StopCause {
     Requested,
     /// Stopped by the service scheduler for failing its health checks.
     FailedHealthChecks,
-    /// Anything else: an essential container exited, the image could not be
-    /// pulled, the container could not start, OOM, removed behind Berth's
+    /// An essential container exited with a non-zero exit code or was
+    /// killed for running out of memory.
+    EssentialContainerFailed,
+    /// Anything else: an essential container exited with 0, the image could
+    /// not be pulled, the container could not start, removed behind Berth's
     /// back.
     Failed,
 }
@@ -259,6 +333,9 @@ pub struct ObservedTask {
     pub created_at_ms: i64,
     /// When it reached RUNNING (None if it never did).
     pub started_at_ms: Option<i64>,
+    /// How long it must stay RUNNING and healthy before it counts as
+    /// settled ([`settle_period_ms`]).
+    pub settle_period_ms: i64,
     pub stopped_at_ms: Option<i64>,
     /// Set once the task is STOPPED.
     pub stop_cause: Option<StopCause>,

@@ -14,6 +14,10 @@
 //!   yet chosen) container instance, and not stopped by this tick;
 //! - *healthy*: live, RUNNING, and passing (or without) container health
 //!   checks;
+//! - *settled*: RUNNING and healthy through its settle period
+//!   ([`settle_period_ms`]); the PRIMARY deployment's tasks count toward
+//!   minimumHealthyPercent and its completion only once settled (older
+//!   deployments' tasks count while healthy);
 //! - *counted*: counted toward maximumPercent: not STOPPED and not on a lost
 //!   container instance, whatever its desiredStatus (ECS counts RUNNING,
 //!   PENDING and STOPPING tasks).
@@ -39,10 +43,45 @@ pub const THROTTLE_BASE_DELAY_MS: i64 = 10_000;
 pub const THROTTLE_MAX_DELAY_MS: i64 = 27 * 60 * 1000;
 
 /// How many failed tasks make the deployment circuit breaker fail a
-/// deployment: `0.5 * desired count`, rounded up, within 3..=200 (AWS's
-/// documented bounds).
-pub fn circuit_breaker_threshold(desired_count: u32) -> u32 {
-    desired_count.div_ceil(2).clamp(3, 200)
+/// deployment, from its `thresholdConfiguration` and the desired count:
+/// `COUNT` is the value itself; the percentages are `value` percent of the
+/// desired count rounded up, `BOUNDED_PERCENT` within 3..=200 (AWS's
+/// documented bounds; the default, 50, gives `0.5 * desired count`),
+/// `UNBOUNDED_PERCENT` at least 1.
+pub fn circuit_breaker_threshold(breaker: &CircuitBreaker, desired_count: u32) -> u32 {
+    let value = breaker.threshold.value;
+    let percent = || {
+        let product = u64::from(value) * u64::from(desired_count);
+        u32::try_from(product.div_ceil(100)).unwrap_or(u32::MAX)
+    };
+    match breaker.threshold.threshold_type {
+        ThresholdType::Count => value.max(1),
+        ThresholdType::BoundedPercent => percent().clamp(3, 200),
+        ThresholdType::UnboundedPercent => percent().max(1),
+    }
+}
+
+/// Berth's settle period when no essential container's health check asks
+/// for a longer `startPeriod`.
+pub const DEFAULT_SETTLE_PERIOD_MS: i64 = 10_000;
+
+/// Berth's rule: a task *settles* once it has been RUNNING for its settle
+/// period and is healthy at its end (its essential containers' health
+/// checks pass, or it has none). The settle period is the longest
+/// `startPeriod` (seconds) of its essential containers' health checks, and
+/// never less than [`DEFAULT_SETTLE_PERIOD_MS`].
+///
+/// Until it settles a task of the PRIMARY deployment does not count toward
+/// minimumHealthyPercent nor toward the deployment's completion, and if an
+/// essential container exits with a non-zero code (or is killed for memory)
+/// before then, the task is a failed task of its deployment (`failedTasks`,
+/// the circuit breaker) and a failure for the service throttle, as a task
+/// that never reached RUNNING is.
+pub fn settle_period_ms(health_check_start_periods_s: impl IntoIterator<Item = i32>) -> i64 {
+    health_check_start_periods_s
+        .into_iter()
+        .map(|s| i64::from(s.max(0)) * 1000)
+        .fold(DEFAULT_SETTLE_PERIOD_MS, i64::max)
 }
 
 /// How long the service throttle delays launches after
@@ -72,8 +111,9 @@ pub fn plan(
     now_ms: i64,
 ) -> Plan {
     let mut tick = Tick::new(service, tasks, instances, now_ms);
-    let accounting = failures::account(&mut tick.service, &tick.tasks);
-    failures::update_throttle(&mut tick.service, &tick.tasks, now_ms, &accounting);
+    let accounting = failures::account(&mut tick.service, &tick.tasks, now_ms);
+    failures::update_throttle(&mut tick.service, now_ms, &accounting);
+    tick.wake_when_tasks_settle();
     let desired_count = match service.scheduling_strategy {
         SchedulingStrategy::Replica => tick.replica_desired_count(),
         SchedulingStrategy::Daemon => daemon::desired_count(&tick),
@@ -181,6 +221,25 @@ impl<'a> Tick<'a> {
 
     fn is_healthy(&self, task: &ObservedTask) -> bool {
         self.is_live(task) && is_running_healthy(task)
+    }
+
+    /// RUNNING and healthy, and it has been through its settle period: what
+    /// counts toward minimumHealthyPercent and a deployment's completion.
+    fn is_settled(&self, task: &ObservedTask) -> bool {
+        is_running_healthy(task) && self.service.settled_tasks.contains(&task.task_id)
+    }
+
+    /// Plans again when a RUNNING, healthy task's settle period ends.
+    fn wake_when_tasks_settle(&mut self) {
+        let settle_at: Vec<i64> = self
+            .tasks
+            .iter()
+            .filter(|t| is_running_healthy(t) && !self.is_settled(t))
+            .filter_map(|t| t.started_at_ms.map(|s| s + t.settle_period_ms))
+            .collect();
+        for at_ms in settle_at {
+            self.wake_at(at_ms);
+        }
     }
 
     fn is_counted(&self, task: &ObservedTask) -> bool {
@@ -318,11 +377,13 @@ impl<'a> Tick<'a> {
         self.update_counts(desired_count);
         self.retire_finished_deployments();
         let launched = self.launched_count();
-        let primary_healthy = self
+        // COMPLETED once the desired count of PRIMARY tasks has settled:
+        // RUNNING and healthy through the settle period.
+        let primary_settled = self
             .live_tasks()
             .iter()
             .filter(|t| Self::in_deployment(t, &self.service.primary().id))
-            .filter(|t| is_running_healthy(t))
+            .filter(|t| self.is_settled(t))
             .count() as u32;
         let active = self.service.status == ServiceStatus::Active;
         let only_primary = self.service.deployments.len() == 1;
@@ -333,7 +394,7 @@ impl<'a> Tick<'a> {
             && launched == 0
             && primary.pending_count == 0
             && primary.running_count == desired_count
-            && primary_healthy == desired_count
+            && primary_settled == desired_count
         {
             let primary = self.service.primary_mut();
             primary.rollout_state = RolloutState::Completed;
@@ -396,7 +457,6 @@ impl<'a> Tick<'a> {
 
     fn update_counts(&mut self, desired_count: u32) {
         let live = self.live_tasks();
-        let launched = self.launched_count();
         self.service.desired_count = match self.service.scheduling_strategy {
             SchedulingStrategy::Replica => self.service.desired_count,
             SchedulingStrategy::Daemon => desired_count,
@@ -411,8 +471,10 @@ impl<'a> Tick<'a> {
                 .count() as u32;
             deployment.running_count =
                 mine.filter(|t| t.phase == TaskPhase::Running).count() as u32;
+            // Planned launches are not counted: the shell counts the tasks
+            // it starts (`Service::record_started`), so the counts are
+            // always what the stored tasks say.
             if index == 0 {
-                deployment.pending_count += launched;
                 deployment.desired_count = desired_count;
             } else {
                 deployment.desired_count = 0;

@@ -95,6 +95,7 @@ impl Service {
             steady_state: false,
             throttle: Throttle::default(),
             counted_failures: BTreeSet::new(),
+            settled_tasks: BTreeSet::new(),
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
         }
@@ -198,6 +199,20 @@ impl Service {
             },
         );
         self.events.truncate(MAX_EVENTS);
+    }
+
+    /// Counts tasks the shell has just launched for a deployment (they are
+    /// PENDING in the store now): the counts stay what the stored tasks
+    /// say, whether a planned launch placed all, some or none of its tasks.
+    pub fn record_started(&mut self, deployment_id: &str, count: u32, now_ms: i64) {
+        if count == 0 {
+            return;
+        }
+        if let Some(deployment) = self.deployments.iter_mut().find(|d| d.id == deployment_id) {
+            deployment.pending_count += count;
+            deployment.updated_at_ms = now_ms;
+            self.pending_count += count;
+        }
     }
 
     /// Moves a deployment with no tasks left out of `deployments`.

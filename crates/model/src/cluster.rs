@@ -147,7 +147,7 @@ pub fn validate_capacity_providers(
     for name in capacity_providers {
         if !BUILT_IN_CAPACITY_PROVIDERS.contains(&name.as_str()) {
             return Err(ModelError::invalid_parameter(format!(
-                "The specified capacity provider '{name}' does not exist. Specify a valid capacity provider (Berth knows {}) and try again.",
+                "The specified capacity provider does not exist. Specify a valid name or ARN and try again. '{name}' is not one of Berth's capacity providers ({}).",
                 BUILT_IN_CAPACITY_PROVIDERS.join(", ")
             )));
         }
@@ -229,7 +229,11 @@ mod tests {
             &[item("FARGATE", 1, 1), item("FARGATE_SPOT", 4, 0)]
         )
         .is_ok());
-        assert!(validate_capacity_providers(&["mine".into()], &[]).is_err());
+        let unknown = validate_capacity_providers(&["mine".into()], &[]).unwrap_err();
+        // ECS's own wording first, then which provider it was.
+        assert!(unknown.message().starts_with(
+            "The specified capacity provider does not exist. Specify a valid name or ARN and try again. 'mine'"
+        ));
         assert!(validate_capacity_providers(&fargate[..1], &[item("FARGATE_SPOT", 1, 0)]).is_err());
         assert!(validate_capacity_providers(&fargate, &[item("FARGATE", 1001, 0)]).is_err());
         assert!(validate_capacity_providers(

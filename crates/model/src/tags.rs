@@ -48,7 +48,7 @@ pub fn validate_tag_key(key: &str) -> Result<(), ModelError> {
             "Invalid tag key '{key}': keys are 1 to {MAX_TAG_KEY_LEN} characters of letters, digits, spaces and + - = . _ : / @."
         )));
     }
-    if key.to_ascii_lowercase().starts_with("aws:") {
+    if is_aws_managed(key) {
         return Err(ModelError::invalid_parameter(format!(
             "Invalid tag key '{key}': the aws: prefix is reserved for AWS use."
         )));
@@ -67,13 +67,53 @@ pub fn merge_tags(existing: &[Tag], added: &[Tag]) -> Result<Vec<Tag>, ModelErro
             None => merged.push(tag.clone()),
         }
     }
-    if merged.len() > MAX_TAGS_PER_RESOURCE {
+    let counted = merged.iter().filter(|t| !is_aws_managed(&t.key)).count();
+    if counted > MAX_TAGS_PER_RESOURCE {
         return Err(ModelError::invalid_parameter(format!(
-            "Too many tags: the resource would have {} tags; a resource can have at most {MAX_TAGS_PER_RESOURCE}.",
-            merged.len()
+            "Too many tags: the resource would have {counted} tags; a resource can have at most {MAX_TAGS_PER_RESOURCE}."
         )));
     }
     Ok(merged)
+}
+
+/// Keys with the reserved `aws:` prefix (any case) belong to AWS, e.g. the
+/// ECS managed tags; they do not count toward the per-resource limit.
+pub fn is_aws_managed(key: &str) -> bool {
+    key.get(..4)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("aws:"))
+}
+
+/// `aws:ecs:clusterName`, the managed tag ECS puts on every task launched
+/// with `enableECSManagedTags`.
+pub const MANAGED_CLUSTER_NAME_KEY: &str = "aws:ecs:clusterName";
+/// `aws:ecs:serviceName`, the managed tag on the tasks of a service.
+pub const MANAGED_SERVICE_NAME_KEY: &str = "aws:ecs:serviceName";
+
+/// The tags a new task starts with: the propagated tags (from its task
+/// definition or its service), overridden key by key by the tags given in
+/// the request, then ECS's managed tags when `managed` names the cluster
+/// (and the service, for a service's task).
+pub fn task_tags(
+    propagated: &[Tag],
+    requested: &[Tag],
+    managed: Option<(&str, Option<&str>)>,
+) -> Result<Vec<Tag>, ModelError> {
+    validate_tags(requested)?;
+    let mut tags = merge_tags(&[], propagated)?;
+    tags = merge_tags(&tags, requested)?;
+    if let Some((cluster_name, service_name)) = managed {
+        tags.push(Tag {
+            key: MANAGED_CLUSTER_NAME_KEY.into(),
+            value: cluster_name.into(),
+        });
+        if let Some(service_name) = service_name {
+            tags.push(Tag {
+                key: MANAGED_SERVICE_NAME_KEY.into(),
+                value: service_name.into(),
+            });
+        }
+    }
+    Ok(tags)
 }
 
 /// UntagResource: removes the given keys (absent keys are ignored, as ECS does).
@@ -132,6 +172,38 @@ mod tests {
         let left =
             remove_tags(&[tag("a", "1"), tag("b", "2")], &["b".into(), "zz".into()]).unwrap();
         assert_eq!(left, vec![tag("a", "1")]);
+    }
+
+    #[test]
+    fn new_task_tags() {
+        // Requested tags override propagated ones; managed tags come last.
+        let tags = task_tags(
+            &[tag("team", "core"), tag("env", "dev")],
+            &[tag("env", "prod")],
+            Some(("prod-cluster", Some("api"))),
+        )
+        .unwrap();
+        assert_eq!(
+            tags,
+            vec![
+                tag("team", "core"),
+                tag("env", "prod"),
+                tag("aws:ecs:clusterName", "prod-cluster"),
+                tag("aws:ecs:serviceName", "api"),
+            ]
+        );
+        assert_eq!(
+            task_tags(&[], &[tag("a", "1")], Some(("c", None))).unwrap(),
+            vec![tag("a", "1"), tag("aws:ecs:clusterName", "c")]
+        );
+        assert_eq!(task_tags(&[], &[], None).unwrap(), vec![]);
+        assert!(task_tags(&[], &[tag("aws:x", "1")], None).is_err());
+        // Fifty tags of the user's own plus the managed ones fit.
+        let fifty: Vec<Tag> = (0..50).map(|i| tag(&format!("k{i}"), "v")).collect();
+        let tags = task_tags(&[], &fifty, Some(("c", Some("s")))).unwrap();
+        assert_eq!(tags.len(), 52);
+        assert!(merge_tags(&tags, &[tag("k1", "again")]).is_ok());
+        assert!(merge_tags(&tags, &[tag("k50", "v")]).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ecs_wire::{
-    Attribute, Compatibility, ContainerDefinition, LogDriver, NetworkMode,
+    Attribute, Compatibility, ContainerDefinition, LogDriver, NetworkMode, PidMode,
     RegisterTaskDefinitionRequest, TaskDefinition, TaskDefinitionStatus,
 };
 use serde::{Deserialize, Serialize};
@@ -738,6 +738,9 @@ fn fargate_incompatibility(
     if request.ipc_mode.is_some() {
         return Some("Tasks using the Fargate launch type do not support ipcMode.".into());
     }
+    if request.pid_mode == Some(PidMode::Host) {
+        return Some("Tasks using the Fargate launch type do not support pidMode 'host'. The supported value for pidMode is 'task'.".into());
+    }
     None
 }
 
@@ -805,6 +808,7 @@ pub fn build_task_definition(
         registered_by: Some(registration.registered_by.to_string()),
         ephemeral_storage: request.ephemeral_storage.clone(),
         enable_fault_injection: request.enable_fault_injection,
+        trusted_execution_configuration: request.trusted_execution_configuration.clone(),
     }
 }
 

@@ -40,6 +40,13 @@ pub(super) fn decide(tick: &mut Tick<'_>, desired_count: u32) {
     let min_healthy = minimum_healthy(desired_count, config.minimum_healthy_percent);
     let max_tasks = maximum_tasks(desired_count, config.maximum_percent).max(desired_count);
     let primary_id = tick.service.primary().id.clone();
+    // What counts as healthy: RUNNING and healthy tasks, and for the
+    // PRIMARY deployment only settled ones (see `replica`).
+    let settled = tick.service.settled_tasks.clone();
+    let counts_as_healthy = |t: &ObservedTask| {
+        is_running_healthy(t)
+            && (!Tick::in_deployment(t, &primary_id) || settled.contains(&t.task_id))
+    };
 
     let mut by_instance: BTreeMap<&str, OnInstance<'_>> = BTreeMap::new();
     for task in tick.live_tasks() {
@@ -64,7 +71,7 @@ pub(super) fn decide(tick: &mut Tick<'_>, desired_count: u32) {
     for slot in by_instance.values_mut() {
         slot.primary.sort_by_key(|t| {
             (
-                Reverse(is_running_healthy(t)),
+                Reverse(counts_as_healthy(t)),
                 t.created_at_ms,
                 t.task_id.clone(),
             )
@@ -84,19 +91,19 @@ pub(super) fn decide(tick: &mut Tick<'_>, desired_count: u32) {
             s.primary
                 .iter()
                 .chain(&s.retiring)
-                .any(|t| is_running_healthy(t))
+                .any(|t| counts_as_healthy(t))
         })
         .count() as u32;
     let mut candidates: Vec<(&ObservedTask, bool)> = Vec::new();
     for slot in by_instance.values() {
-        let covered = slot.primary.iter().any(|t| is_running_healthy(t));
+        let covered = slot.primary.iter().any(|t| counts_as_healthy(t));
         for task in &slot.retiring {
             candidates.push((task, covered));
         }
     }
     candidates.sort_by_key(|(t, covered)| {
         (
-            is_running_healthy(t),
+            counts_as_healthy(t),
             !covered,
             Reverse(tick.deployment_index(t)),
             t.created_at_ms,
@@ -105,10 +112,10 @@ pub(super) fn decide(tick: &mut Tick<'_>, desired_count: u32) {
     });
     for (task, covered) in candidates {
         let instance = task.container_instance_id.as_deref().unwrap_or_default();
-        if is_running_healthy(task) && !covered {
+        if counts_as_healthy(task) && !covered {
             let others_healthy = by_instance[instance].retiring.iter().any(|t| {
                 t.task_id != task.task_id
-                    && is_running_healthy(t)
+                    && counts_as_healthy(t)
                     && !tick.stopped.contains(t.task_id.as_str())
             });
             if !others_healthy {

@@ -1,107 +1,159 @@
 //! Failure accounting, the service throttle and the deployment circuit
 //! breaker.
 //!
-//! - A STOPPED task that failed (not stopped on purpose) is counted once
-//!   (`Service::counted_failures`).
-//! - The circuit breaker counts, per deployment (`failedTasks`), tasks that
-//!   failed before reaching RUNNING (AWS's stage 1) and tasks stopped for
-//!   failing their health checks (stage 2). A task that ran and then exited
-//!   does not count.
-//! - The throttle counts only tasks that failed before reaching RUNNING: AWS
-//!   "Tasks that are stopped after they reach the RUNNING state don't start
-//!   the throttle logic". It resets when a task of the PRIMARY deployment
-//!   reaches RUNNING after the last such failure, and on a new deployment.
+//! - A RUNNING, healthy task that has been RUNNING for its settle period
+//!   settles ([`crate::settle_period_ms`]; `Service::settled_tasks`).
+//! - A STOPPED task that failed is counted once (`Service::counted_failures`)
+//!   as a *launch failure* when it never reached RUNNING, or when an
+//!   essential container exited non-zero (or was killed for memory) before
+//!   the task settled: a crash loop is caught even though its tasks reach
+//!   RUNNING (AWS's breaker misses those; Berth's rule is stricter). A task
+//!   stopped for failing its health checks is a *health-check failure*.
+//! - The circuit breaker counts both, per deployment (`failedTasks`); with
+//!   `resetOnHealthyTask` (the default) a task of the deployment that
+//!   settles resets the count to 0.
+//! - The throttle counts launch failures in a row; a task of the PRIMARY
+//!   deployment that settles resets it, and so does a new deployment.
+//!   Health-check failures do not start it (as on AWS).
+//!
+//! Failures and settlements seen in one tick are applied in the order they
+//! happened (stoppedAt; startedAt plus the settle period).
 
-use crate::plan::{throttle_delay_ms, THROTTLE_FAILURE_THRESHOLD};
+use crate::plan::{is_running_healthy, throttle_delay_ms, THROTTLE_FAILURE_THRESHOLD};
 use crate::*;
 
 /// What failure accounting found this tick.
 pub(super) struct Accounting {
-    /// Failures counted for the first time that never reached RUNNING.
-    pub new_start_failures: u32,
+    /// Launch failures counted for the first time.
+    pub new_launch_failures: u32,
 }
 
-fn is_failure(task: &ObservedTask) -> bool {
-    task.phase == TaskPhase::Stopped
-        && matches!(
-            task.stop_cause,
-            Some(StopCause::Failed | StopCause::FailedHealthChecks)
-        )
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// Never reached RUNNING, or crashed before it settled.
+    Launch,
+    /// Stopped by the scheduler for failing its health checks.
+    HealthChecks,
 }
 
-fn is_start_failure(task: &ObservedTask) -> bool {
-    is_failure(task) && task.stop_cause == Some(StopCause::Failed) && task.started_at_ms.is_none()
+/// Whether a task that reached RUNNING had settled before it stopped: seen
+/// settled, or (when no pass saw it, e.g. the control plane was down) it ran
+/// without health checks for its whole settle period.
+fn had_settled(service: &Service, task: &ObservedTask) -> bool {
+    if service.settled_tasks.contains(&task.task_id) {
+        return true;
+    }
+    match (task.started_at_ms, task.stopped_at_ms) {
+        (Some(started), Some(stopped)) => {
+            task.health == TaskHealth::NoHealthCheck && stopped - started >= task.settle_period_ms
+        }
+        _ => false,
+    }
 }
 
-/// Counts new failures into the deployments' `failed_tasks` and the
-/// throttle; prunes `counted_failures` to observed tasks.
-pub(super) fn account(service: &mut Service, tasks: &[&ObservedTask]) -> Accounting {
-    let mut accounting = Accounting {
-        new_start_failures: 0,
-    };
-    let mut failed: Vec<&ObservedTask> = tasks.iter().copied().filter(|t| is_failure(t)).collect();
-    failed.sort_by(|a, b| {
-        (a.stopped_at_ms, a.created_at_ms, &a.task_id).cmp(&(
-            b.stopped_at_ms,
-            b.created_at_ms,
-            &b.task_id,
-        ))
-    });
-    for task in failed {
+fn failure(service: &Service, task: &ObservedTask) -> Option<Failure> {
+    if task.phase != TaskPhase::Stopped {
+        return None;
+    }
+    match task.stop_cause? {
+        StopCause::FailedHealthChecks => Some(Failure::HealthChecks),
+        StopCause::Failed | StopCause::EssentialContainerFailed if task.started_at_ms.is_none() => {
+            Some(Failure::Launch)
+        }
+        StopCause::EssentialContainerFailed if !had_settled(service, task) => Some(Failure::Launch),
+        _ => None,
+    }
+}
+
+/// Settles tasks, counts new failures into the deployments' `failed_tasks`
+/// and the throttle, resets them on settled tasks; prunes
+/// `counted_failures` and `settled_tasks` to observed tasks.
+pub(super) fn account(service: &mut Service, tasks: &[&ObservedTask], now_ms: i64) -> Accounting {
+    enum Event<'t> {
+        Failed(&'t ObservedTask, Failure),
+        Settled(&'t ObservedTask),
+    }
+    let mut events: Vec<(i64, &str, Event)> = Vec::new();
+    for task in tasks.iter().copied() {
         if service.counted_failures.contains(&task.task_id) {
             continue;
         }
-        let Some(deployment) = service
-            .deployments
-            .iter_mut()
-            .find(|d| Some(d.id.as_str()) == task.deployment_id.as_deref())
-        else {
-            continue;
-        };
-        service.counted_failures.insert(task.task_id.clone());
-        let start_failure = is_start_failure(task);
-        if start_failure || task.stop_cause == Some(StopCause::FailedHealthChecks) {
-            deployment.failed_tasks += 1;
-        }
-        if start_failure {
-            accounting.new_start_failures += 1;
-            service.throttle.consecutive_failures += 1;
+        if let Some(kind) = failure(service, task) {
+            let at_ms = task.stopped_at_ms.unwrap_or(task.created_at_ms);
+            events.push((at_ms, &task.task_id, Event::Failed(task, kind)));
         }
     }
-    service
-        .counted_failures
-        .retain(|id| tasks.iter().any(|t| &t.task_id == id));
+    for task in tasks.iter().copied() {
+        if service.settled_tasks.contains(&task.task_id) || !is_running_healthy(task) {
+            continue;
+        }
+        if let Some(at_ms) = task
+            .started_at_ms
+            .map(|s| s + task.settle_period_ms)
+            .filter(|at| *at <= now_ms)
+        {
+            events.push((at_ms, &task.task_id, Event::Settled(task)));
+        }
+    }
+    events.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+
+    let mut accounting = Accounting {
+        new_launch_failures: 0,
+    };
+    for (_, _, event) in events {
+        match event {
+            Event::Failed(task, kind) => {
+                let Some(deployment) = service
+                    .deployments
+                    .iter_mut()
+                    .find(|d| Some(d.id.as_str()) == task.deployment_id.as_deref())
+                else {
+                    continue;
+                };
+                service.counted_failures.insert(task.task_id.clone());
+                deployment.failed_tasks += 1;
+                if kind == Failure::Launch {
+                    accounting.new_launch_failures += 1;
+                    service.throttle.consecutive_failures += 1;
+                }
+            }
+            Event::Settled(task) => {
+                service.settled_tasks.insert(task.task_id.clone());
+                let primary_id = service.primary().id.clone();
+                if let Some(deployment) = service
+                    .deployments
+                    .iter_mut()
+                    .find(|d| Some(d.id.as_str()) == task.deployment_id.as_deref())
+                {
+                    if deployment
+                        .deployment_configuration
+                        .circuit_breaker
+                        .reset_on_healthy_task
+                        && deployment.rollout_state != RolloutState::Failed
+                    {
+                        deployment.failed_tasks = 0;
+                    }
+                }
+                if task.deployment_id.as_deref() == Some(primary_id.as_str()) {
+                    service.throttle = Throttle::default();
+                    accounting.new_launch_failures = 0;
+                }
+            }
+        }
+    }
+    let observed = |id: &String| tasks.iter().any(|t| &t.task_id == id);
+    service.counted_failures.retain(observed);
+    service.settled_tasks.retain(observed);
     accounting
 }
 
-/// Resets the throttle once a PRIMARY task reached RUNNING after the last
-/// start failure; delays launches once failures reach the threshold.
-pub(super) fn update_throttle(
-    service: &mut Service,
-    tasks: &[&ObservedTask],
-    now_ms: i64,
-    accounting: &Accounting,
-) {
-    let last_failure_ms = tasks
-        .iter()
-        .filter(|t| is_start_failure(t))
-        .map(|t| t.stopped_at_ms.unwrap_or(t.created_at_ms))
-        .max();
-    let primary_id = service.primary().id.clone();
-    let started_since = tasks.iter().any(|t| {
-        t.deployment_id.as_deref() == Some(primary_id.as_str())
-            && t.started_at_ms
-                .is_some_and(|s| last_failure_ms.is_none_or(|f| s > f))
-    });
-    if service.throttle.consecutive_failures > 0 && started_since {
-        service.throttle = Throttle::default();
-        return;
-    }
-    if accounting.new_start_failures == 0 {
+/// Delays launches once launch failures in a row reach the threshold.
+pub(super) fn update_throttle(service: &mut Service, now_ms: i64, accounting: &Accounting) {
+    if accounting.new_launch_failures == 0 {
         return;
     }
     let failures = service.throttle.consecutive_failures;
-    let before = failures - accounting.new_start_failures;
+    let before = failures - accounting.new_launch_failures;
     if failures >= THROTTLE_FAILURE_THRESHOLD {
         service.throttle.launch_not_before_ms = now_ms + throttle_delay_ms(failures);
         if before < THROTTLE_FAILURE_THRESHOLD {
@@ -124,7 +176,7 @@ pub(super) fn circuit_breaker(service: &mut Service, desired_count: u32, now_ms:
     let breaker = primary.deployment_configuration.circuit_breaker;
     if !breaker.enable
         || primary.rollout_state != RolloutState::InProgress
-        || primary.failed_tasks < circuit_breaker_threshold(desired_count)
+        || primary.failed_tasks < circuit_breaker_threshold(&breaker, desired_count)
     {
         return;
     }

@@ -5,6 +5,7 @@
 use std::cmp::Reverse;
 
 use crate::plan::{is_running_healthy, Host, Tick};
+use crate::ObservedTask;
 
 /// `ceil(desired * minimumHealthyPercent / 100)`: ECS rounds the minimum up.
 pub(super) fn minimum_healthy(desired_count: u32, percent: u32) -> u32 {
@@ -21,6 +22,15 @@ pub(super) fn decide(tick: &mut Tick<'_>, desired_count: u32) {
     let min_healthy = minimum_healthy(desired_count, config.minimum_healthy_percent);
     let max_tasks = maximum_tasks(desired_count, config.maximum_percent).max(desired_count);
     let primary_id = tick.service.primary().id.clone();
+    // What counts toward minimumHealthyPercent: RUNNING and healthy tasks,
+    // and for the PRIMARY deployment only settled ones (RUNNING and healthy
+    // through their settle period), so that tasks that crash soon after
+    // starting never let the old ones go.
+    let settled = tick.service.settled_tasks.clone();
+    let counts_as_healthy = |t: &ObservedTask| {
+        is_running_healthy(t)
+            && (!Tick::in_deployment(t, &primary_id) || settled.contains(&t.task_id))
+    };
 
     let live = tick.live_tasks();
     let (mut keep, mut retiring): (Vec<_>, Vec<_>) = live
@@ -32,7 +42,7 @@ pub(super) fn decide(tick: &mut Tick<'_>, desired_count: u32) {
     if keep.len() as u32 > desired_count {
         keep.sort_by_key(|t| {
             (
-                Reverse(is_running_healthy(t)),
+                Reverse(counts_as_healthy(t)),
                 t.created_at_ms,
                 t.task_id.clone(),
             )
@@ -53,11 +63,11 @@ pub(super) fn decide(tick: &mut Tick<'_>, desired_count: u32) {
     // Stop retiring tasks: the ones that are not healthy at once, the
     // healthy ones while minimumHealthyPercent allows, oldest deployment
     // first.
-    let mut healthy_count = keep.iter().filter(|t| is_running_healthy(t)).count() as u32
-        + retiring.iter().filter(|t| is_running_healthy(t)).count() as u32;
+    let mut healthy_count = keep.iter().filter(|t| counts_as_healthy(t)).count() as u32
+        + retiring.iter().filter(|t| counts_as_healthy(t)).count() as u32;
     retiring.sort_by_key(|t| {
         (
-            is_running_healthy(t),
+            counts_as_healthy(t),
             Reverse(tick.deployment_index(t)),
             t.created_at_ms,
             t.task_id.clone(),
@@ -65,7 +75,7 @@ pub(super) fn decide(tick: &mut Tick<'_>, desired_count: u32) {
     });
     let mut blocked = false;
     for task in retiring {
-        if is_running_healthy(task) {
+        if counts_as_healthy(task) {
             if healthy_count <= min_healthy {
                 blocked = true;
                 continue;
@@ -81,7 +91,7 @@ pub(super) fn decide(tick: &mut Tick<'_>, desired_count: u32) {
     let in_flight = tick
         .tasks
         .iter()
-        .any(|t| tick.is_counted(t) && !tick.is_healthy(t));
+        .any(|t| tick.is_counted(t) && !(tick.is_healthy(t) && counts_as_healthy(t)));
     if blocked && wanted > 0 && room == 0 && tick.launch_allowed() && !in_flight {
         tick.blocked_by_configuration = true;
     }

@@ -19,12 +19,16 @@ pub(super) enum Behaviour {
     FailsToStart,
     /// RUNNING, then its health check fails.
     FailsHealthChecks,
+    /// No health check; RUNNING, then its essential container exits 1
+    /// `CRASH_DELAY_MS` later (a crash loop).
+    CrashesAfterStart,
 }
 
 pub(super) const STEP_MS: i64 = 1_000;
 const START_DELAY_MS: i64 = 3_000;
 const HEALTH_DELAY_MS: i64 = 4_000;
 const STOP_DELAY_MS: i64 = 2_000;
+const CRASH_DELAY_MS: i64 = 1_000;
 
 struct SimTask {
     observed: ObservedTask,
@@ -176,7 +180,7 @@ impl Sim {
             task.phase = TaskPhase::Stopped;
             task.desired_stopped = true;
             task.stopped_at_ms = Some(now_ms);
-            task.stop_cause = Some(StopCause::Failed);
+            task.stop_cause = Some(StopCause::EssentialContainerFailed);
         }
     }
 
@@ -345,6 +349,7 @@ impl Sim {
                             health: TaskHealth::Unknown,
                             created_at_ms: self.now_ms,
                             started_at_ms: None,
+                            settle_period_ms: DEFAULT_SETTLE_PERIOD_MS,
                             stopped_at_ms: None,
                             stop_cause: None,
                             load_balancer_failure: None,
@@ -359,6 +364,11 @@ impl Sim {
             self.launches_total += launch.count;
             self.launch_log.push((self.now_ms, launch.count));
             if !started.is_empty() {
+                self.service.record_started(
+                    &launch.deployment_id,
+                    started.len() as u32,
+                    self.now_ms,
+                );
                 let message = started_tasks_message(&self.service.service_name, &started);
                 self.service.record_event(self.now_ms, message);
             }
@@ -443,10 +453,22 @@ impl Sim {
                         t.phase = TaskPhase::Running;
                         t.started_at_ms = Some(now_ms);
                         t.health = match task.behaviour {
-                            Behaviour::NoHealthCheck => TaskHealth::NoHealthCheck,
+                            Behaviour::NoHealthCheck | Behaviour::CrashesAfterStart => {
+                                TaskHealth::NoHealthCheck
+                            }
                             _ => TaskHealth::Unknown,
                         };
                     }
+                }
+                TaskPhase::Running
+                    if task.behaviour == Behaviour::CrashesAfterStart
+                        && t.started_at_ms
+                            .is_some_and(|s| now_ms >= s + CRASH_DELAY_MS) =>
+                {
+                    t.phase = TaskPhase::Stopped;
+                    t.desired_stopped = true;
+                    t.stopped_at_ms = Some(now_ms);
+                    t.stop_cause = Some(StopCause::EssentialContainerFailed);
                 }
                 TaskPhase::Running if t.health == TaskHealth::Unknown => {
                     let started_ms = t.started_at_ms.unwrap_or(t.created_at_ms);
@@ -464,11 +486,17 @@ impl Sim {
 
     // ----------------------------------------------------------- invariants
 
-    fn is_healthy(&self, task: &ObservedTask) -> bool {
+    /// RUNNING and healthy, and for the PRIMARY deployment RUNNING for its
+    /// settle period: what counts toward minimumHealthyPercent.
+    fn is_healthy(&self, task: &ObservedTask, primary_id: &str) -> bool {
         matches!(task.phase, TaskPhase::Running)
             && !task.desired_stopped
             && !self.is_lost(task)
             && matches!(task.health, TaskHealth::NoHealthCheck | TaskHealth::Healthy)
+            && (task.deployment_id.as_deref() != Some(primary_id)
+                || task
+                    .started_at_ms
+                    .is_some_and(|s| s + task.settle_period_ms <= self.now_ms))
     }
 
     fn daemon_eligible(&self, id: &str) -> bool {
@@ -563,7 +591,9 @@ impl Sim {
                         .is_some_and(|id| self.daemon_eligible(id)))
         };
         let healthy_units = |keep: &dyn Fn(&ObservedTask) -> bool| -> u32 {
-            let healthy = tasks.iter().filter(|t| self.is_healthy(t) && keep(t));
+            let healthy = tasks
+                .iter()
+                .filter(|t| self.is_healthy(t, primary_id) && keep(t));
             if daemon {
                 let instances: BTreeSet<&str> = healthy
                     .filter_map(|t| t.container_instance_id.as_deref())
@@ -686,6 +716,91 @@ mod scenarios {
         assert_eq!(sim.launches_total, 3);
     }
 
+    /// Issue 13's crash loop: a revision whose essential container exits 1
+    /// a second after RUNNING, rolled out to 3 tasks with the breaker, its
+    /// rollback and minimumHealthyPercent 50.
+    #[test]
+    fn a_crash_looping_revision_trips_the_breaker_without_draining_the_old_tasks() {
+        let mut sim = replica(3, 3);
+        sim.configure(
+            50,
+            200,
+            CircuitBreaker {
+                enable: true,
+                rollback: true,
+                ..CircuitBreaker::default()
+            },
+        );
+        steady(&mut sim);
+        let crashing = sim.update_task_definition(Behaviour::CrashesAfterStart);
+        let mut most_failed = 0;
+        let rolled_back = sim.run_until(10 * MINUTE_MS, |s| {
+            s.is_steady() && s.service.primary().id == "ecs-svc/1"
+        });
+        // Every step's invariants (minimumHealthyPercent among them) were
+        // checked by the simulator.
+        assert!(rolled_back, "{:#?}", sim.messages());
+        for deployment in sim.service.all_deployments() {
+            if deployment.id == crashing {
+                most_failed = most_failed.max(deployment.failed_tasks);
+                assert_eq!(deployment.rollout_state, RolloutState::Failed);
+                assert_ne!(deployment.outcome, Some(DeploymentOutcome::Successful));
+            }
+        }
+        assert!(most_failed >= 3, "failedTasks {most_failed}");
+        let crashing_launched = sim
+            .tasks
+            .values()
+            .filter(|t| t.observed.deployment_id.as_deref() == Some(crashing.as_str()))
+            .count();
+        // The threshold (3) of failures plus the desired count in flight.
+        assert!((3..=6).contains(&crashing_launched), "{crashing_launched}");
+        assert!(sim.has_event(&deployment_failed_message("web", &crashing)));
+        assert!(sim.has_event(&rolling_back_message("web", "ecs-svc/1")));
+        assert_eq!(
+            live_task_definitions(&sim),
+            BTreeSet::from(["td:1".to_string()])
+        );
+        // minimumHealthyPercent 50 of 3: one old task was stopped (2 of 3
+        // stay), and none more, since the new tasks never settled.
+        assert_eq!(sim.stops_total, 1);
+    }
+
+    #[test]
+    fn a_crash_looping_service_is_throttled() {
+        let mut sim = Sim::new(
+            SchedulingStrategy::Replica,
+            2,
+            2,
+            Behaviour::CrashesAfterStart,
+        );
+        sim.run_for(10 * MINUTE_MS);
+        assert!(sim.has_event(&unable_to_start_tasks_message("web")));
+        // 3 failures in a row, then 10 s, 20 s, 40 s, 80 s, 160 s, 320 s
+        // between launches: 2 tasks per launch, far from one every second.
+        assert!(sim.launches_total <= 2 + 2 * 8, "{}", sim.launches_total);
+        let gaps: Vec<i64> = sim.launch_log.windows(2).map(|w| w[1].0 - w[0].0).collect();
+        assert!(gaps.windows(2).all(|w| w[1] > w[0]), "{gaps:?}");
+        assert!(*gaps.last().unwrap() >= 80_000, "{gaps:?}");
+        assert_eq!(
+            sim.service.primary().rollout_state,
+            RolloutState::InProgress
+        );
+        assert!(sim.service.primary().failed_tasks >= 3);
+        assert_eq!(sim.service.running_count, 0);
+    }
+
+    #[test]
+    fn a_task_that_ran_past_its_settle_period_is_replaced_without_a_failure() {
+        let mut sim = replica(1, 1);
+        steady(&mut sim);
+        let task = sim.live_task_ids()[0].clone();
+        sim.kill(&task);
+        steady(&mut sim);
+        assert_eq!(sim.service.primary().failed_tasks, 0);
+        assert_eq!(sim.service.throttle, Throttle::default());
+    }
+
     fn rolling_update(min: u32, max: u32) -> Sim {
         let mut sim = replica(4, 3);
         sim.configure(min, max, CircuitBreaker::default());
@@ -742,6 +857,7 @@ mod scenarios {
             CircuitBreaker {
                 enable: true,
                 rollback: true,
+                ..CircuitBreaker::default()
             },
         );
         steady(&mut sim);
@@ -757,7 +873,7 @@ mod scenarios {
         assert_eq!(failed.rollout_state, RolloutState::Failed);
         // The four tasks fail together: all are counted.
         assert_eq!(failed.failed_tasks, 4);
-        assert!(failed.failed_tasks >= circuit_breaker_threshold(4));
+        assert!(failed.failed_tasks >= circuit_breaker_threshold(&CircuitBreaker::default(), 4));
         assert!(sim.has_event(&deployment_failed_message("web", &broken)));
         assert!(sim.has_event(&rolling_back_message("web", "ecs-svc/1")));
         assert_eq!(
@@ -777,6 +893,7 @@ mod scenarios {
             CircuitBreaker {
                 enable: true,
                 rollback: false,
+                ..CircuitBreaker::default()
             },
         );
         steady(&mut sim);
@@ -806,6 +923,7 @@ mod scenarios {
             CircuitBreaker {
                 enable: true,
                 rollback: true,
+                ..CircuitBreaker::default()
             },
         );
         steady(&mut sim);
@@ -978,6 +1096,7 @@ mod scenarios {
             CircuitBreaker {
                 enable: true,
                 rollback: true,
+                ..CircuitBreaker::default()
             },
         );
         steady(&mut sim);
@@ -1019,6 +1138,7 @@ mod properties {
             Just(Behaviour::NoHealthCheck),
             Just(Behaviour::FailsToStart),
             Just(Behaviour::FailsHealthChecks),
+            Just(Behaviour::CrashesAfterStart),
         ]
     }
 
@@ -1131,7 +1251,7 @@ mod properties {
             delete_at_end in any::<bool>(),
         ) {
             let strategy = if daemon { SchedulingStrategy::Daemon } else { SchedulingStrategy::Replica };
-            let breaker = CircuitBreaker { enable: breaker.0, rollback: breaker.1 };
+            let breaker = CircuitBreaker { enable: breaker.0, rollback: breaker.1, ..CircuitBreaker::default() };
             let mut sim = Sim::new(strategy, if daemon { 0 } else { desired_count }, 3, Behaviour::Healthy);
             sim.configure(
                 sim.service.deployment_configuration.minimum_healthy_percent,

@@ -44,6 +44,7 @@ fn with_breaker(mut service: Service, rollback: bool) -> Service {
     let breaker = CircuitBreaker {
         enable: true,
         rollback,
+        ..CircuitBreaker::default()
     };
     service.deployment_configuration.circuit_breaker = breaker;
     for deployment in &mut service.deployments {
@@ -87,6 +88,7 @@ fn task(id: &str, deployment_id: &str) -> ObservedTask {
         health: TaskHealth::NoHealthCheck,
         created_at_ms,
         started_at_ms: Some(created_at_ms + 1),
+        settle_period_ms: DEFAULT_SETTLE_PERIOD_MS,
         stopped_at_ms: None,
         stop_cause: None,
         load_balancer_failure: None,
@@ -228,7 +230,7 @@ fn circuit_breaker_threshold_is_half_the_desired_count_within_3_and_200() {
         (1000, 200),
     ] {
         assert_eq!(
-            circuit_breaker_threshold(desired),
+            circuit_breaker_threshold(&CircuitBreaker::default(), desired),
             threshold,
             "desired {desired}"
         );
@@ -267,16 +269,22 @@ fn minimum_rounds_up_and_maximum_rounds_down() {
 fn a_new_service_launches_its_desired_count_once() {
     let service = replica(3);
     let plan = check(&service, &[], &cluster(), "launch ecs-svc/1 td:1 x3");
-    assert_eq!(plan.service.pending_count, 3);
-    assert_eq!(plan.service.primary().pending_count, 3);
+    // Counts are what the tasks say: none exists until the shell starts
+    // them and counts what it started.
+    assert_eq!(plan.service.pending_count, 0);
+    assert_eq!(plan.service.primary().pending_count, 0);
+    let mut started = plan.service.clone();
+    started.record_started(D1, 3, NOW);
+    assert_eq!(started.pending_count, 3);
+    assert_eq!(started.primary().pending_count, 3);
     // The same observation after the launches: nothing more to do.
     let tasks = [
         task("a", D1).pending(),
         task("b", D1).pending(),
         task("c", D1).pending(),
     ];
-    let again = check(&plan.service, &tasks, &cluster(), "");
-    assert_eq!(again.service, plan.service);
+    let again = check(&started, &tasks, &cluster(), "");
+    assert_eq!(again.service, started);
 }
 
 #[test]
@@ -537,7 +545,7 @@ fn tasks_on_lost_instances_are_stopped_and_replaced_at_once() {
          stop c: Task stopped because its container instance was deregistered",
     );
     assert_eq!(plan.service.running_count, 1);
-    assert_eq!(plan.service.pending_count, 2);
+    assert_eq!(plan.service.pending_count, 0);
     // When the agent comes back its task is leaving and counts toward the
     // maximum, but is no longer the service's.
     let back = [
@@ -647,9 +655,12 @@ fn each_failure_is_counted_once() {
     let service = replica(2);
     let tasks = [
         task("a", D1).stopped(StopCause::Failed, false),
+        // Exited 0 after RUNNING: not a failure.
         task("b", D1).stopped(StopCause::Failed, true),
         task("c", D1).stopped(StopCause::FailedHealthChecks, true),
         task("d", D1).stopped(StopCause::Requested, true),
+        // Exited non-zero 0.5 s after RUNNING, before settling: a failure.
+        task("e", D1).stopped(StopCause::EssentialContainerFailed, true),
     ];
     let plan = check(&service, &tasks, &cluster(), "launch ecs-svc/1 td:1 x2");
     let counted: Vec<&str> = plan
@@ -658,11 +669,12 @@ fn each_failure_is_counted_once() {
         .iter()
         .map(String::as_str)
         .collect();
-    assert_eq!(counted, ["a", "b", "c"]);
-    // Failed before RUNNING and failed health checks trip the breaker;
-    // only failing before RUNNING feeds the throttle.
-    assert_eq!(plan.service.primary().failed_tasks, 2);
-    assert_eq!(plan.service.throttle.consecutive_failures, 1);
+    assert_eq!(counted, ["a", "c", "e"]);
+    // Failed before RUNNING, crashed before settling and failed health
+    // checks trip the breaker; the health-check failure does not feed the
+    // throttle.
+    assert_eq!(plan.service.primary().failed_tasks, 3);
+    assert_eq!(plan.service.throttle.consecutive_failures, 2);
 
     let again = check(
         &plan.service,
@@ -670,7 +682,7 @@ fn each_failure_is_counted_once() {
         &cluster(),
         "launch ecs-svc/1 td:1 x2",
     );
-    assert_eq!(again.service.primary().failed_tasks, 2);
+    assert_eq!(again.service.primary().failed_tasks, 3);
     // Failures no longer observed are forgotten.
     let later = check(
         &plan.service,
@@ -724,7 +736,7 @@ fn the_throttle_delays_launches_after_three_start_failures_and_grows() {
 }
 
 #[test]
-fn the_throttle_resets_when_a_primary_task_reaches_running() {
+fn the_throttle_resets_when_a_primary_task_settles() {
     let mut service = replica(2);
     service.throttle = Throttle {
         consecutive_failures: 5,
@@ -732,16 +744,14 @@ fn the_throttle_resets_when_a_primary_task_reaches_running() {
     };
     service.counted_failures.insert("a".into());
     let failed = task("a", D1).stopped(StopCause::Failed, false);
-    let before = task("b", D1).started_at(failed.stopped_at_ms.unwrap() - 1);
-    let plan = check(&service, &[failed.clone(), before], &cluster(), "");
+    // RUNNING for 5 s of its 10 s settle period: the throttle holds, and
+    // the planner asks to be woken when the period ends.
+    let running = task("b", D1).started_at(NOW - 5_000);
+    let plan = check(&service, &[failed.clone(), running.clone()], &cluster(), "");
     assert_eq!(plan.service.throttle.consecutive_failures, 5);
-    let after = task("b", D1).started_at(failed.stopped_at_ms.unwrap() + 1);
-    let plan = check(
-        &service,
-        &[failed, after],
-        &cluster(),
-        "launch ecs-svc/1 td:1 x1",
-    );
+    assert_eq!(plan.wake_at_ms, Some(NOW + 5_000));
+    let plan = crate::plan(&plan.service, &[failed, running], &cluster(), NOW + 5_000);
+    assert_eq!(summary(&plan), "launch ecs-svc/1 td:1 x1");
     assert_eq!(plan.service.throttle, Throttle::default());
 }
 
@@ -981,5 +991,229 @@ fn a_daemon_update_with_50_200_keeps_half_the_instances_healthy() {
         &covered,
         &instances,
         &format!("stop a: {reason}\nstop b: {reason}"),
+    );
+}
+
+// ------------------------------------------------------ settling (issue 13)
+
+#[test]
+fn circuit_breaker_threshold_follows_the_threshold_configuration() {
+    let breaker = |threshold_type, value| CircuitBreaker {
+        threshold: FailureThreshold {
+            threshold_type,
+            value,
+        },
+        ..CircuitBreaker::default()
+    };
+    for (threshold_type, value, desired, threshold) in [
+        (ThresholdType::BoundedPercent, 50, 3, 3),
+        (ThresholdType::BoundedPercent, 50, 10, 5),
+        (ThresholdType::BoundedPercent, 20, 10, 3),
+        (ThresholdType::BoundedPercent, 100, 1000, 200),
+        (ThresholdType::UnboundedPercent, 20, 10, 2),
+        (ThresholdType::UnboundedPercent, 33, 10, 4),
+        (ThresholdType::UnboundedPercent, 100, 1000, 1000),
+        (ThresholdType::UnboundedPercent, 50, 0, 1),
+        (ThresholdType::Count, 1, 10, 1),
+        (ThresholdType::Count, 7, 0, 7),
+    ] {
+        assert_eq!(
+            circuit_breaker_threshold(&breaker(threshold_type, value), desired),
+            threshold,
+            "{threshold_type:?} {value} of {desired}"
+        );
+    }
+    assert_eq!(
+        CircuitBreaker::default().threshold,
+        FailureThreshold {
+            threshold_type: ThresholdType::BoundedPercent,
+            value: 50
+        }
+    );
+    assert!(CircuitBreaker::default().reset_on_healthy_task);
+}
+
+#[test]
+fn the_settle_period_is_the_longest_start_period_and_at_least_the_default() {
+    assert_eq!(settle_period_ms([]), DEFAULT_SETTLE_PERIOD_MS);
+    assert_eq!(settle_period_ms([0, 5]), DEFAULT_SETTLE_PERIOD_MS);
+    assert_eq!(settle_period_ms([30, 60, -1]), 60_000);
+}
+
+/// `task` RUNNING since `ms_ago` before NOW.
+fn running_for(id: &str, deployment_id: &str, ms_ago: i64) -> ObservedTask {
+    let mut task = task(id, deployment_id).started_at(NOW - ms_ago);
+    task.created_at_ms = NOW - ms_ago - 1;
+    task
+}
+
+/// `task` that crashed (essential container, exit 1) at NOW after running
+/// for `ran_ms`.
+fn crashed_after(id: &str, deployment_id: &str, ran_ms: i64) -> ObservedTask {
+    let mut task = running_for(id, deployment_id, ran_ms);
+    task.phase = TaskPhase::Stopped;
+    task.desired_stopped = true;
+    task.stopped_at_ms = Some(NOW);
+    task.stop_cause = Some(StopCause::EssentialContainerFailed);
+    task
+}
+
+#[test]
+fn a_task_that_crashes_before_it_settles_is_a_failed_task() {
+    let service = with_breaker(replica(2), false);
+    let tasks = [
+        crashed_after("a", D1, 2_000),
+        // Ran through its settle period: its exit is not its deployment's
+        // failure.
+        crashed_after("b", D1, 60_000),
+        // Health-checked, RUNNING for a minute but never seen settled (it
+        // was never healthy): a failure.
+        crashed_after("c", D1, 60_000).health(TaskHealth::Unknown),
+    ];
+    let plan = check(&service, &tasks, &cluster(), "launch ecs-svc/1 td:1 x2");
+    assert_eq!(plan.service.primary().failed_tasks, 2);
+    assert_eq!(plan.service.throttle.consecutive_failures, 2);
+    let counted: Vec<&str> = plan
+        .service
+        .counted_failures
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(counted, ["a", "c"]);
+
+    // A health-checked task seen settled is not a failure when it crashes.
+    let mut seen = replica(1);
+    let healthy = running_for("d", D1, 30_000).health(TaskHealth::Healthy);
+    seen = run(&seen, &[healthy], &cluster()).service;
+    assert!(seen.settled_tasks.contains("d"));
+    let crashed = crashed_after("d", D1, 30_000).health(TaskHealth::Unhealthy);
+    let plan = check(&seen, &[crashed], &cluster(), "launch ecs-svc/1 td:1 x1");
+    assert_eq!(plan.service.primary().failed_tasks, 0);
+    assert!(plan.service.settled_tasks.contains("d"));
+}
+
+#[test]
+fn a_settled_task_resets_the_failed_count_unless_reset_on_healthy_task_is_off() {
+    for (reset, expected) in [(true, 0), (false, 2)] {
+        let mut service = with_breaker(replica(2), false);
+        service.primary_mut().failed_tasks = 2;
+        service
+            .primary_mut()
+            .deployment_configuration
+            .circuit_breaker
+            .reset_on_healthy_task = reset;
+        // Settled 5 s ago, after both counted failures.
+        let tasks = [running_for("a", D1, 15_000), running_for("b", D1, 1_000)];
+        let plan = run(&service, &tasks, &cluster());
+        assert_eq!(
+            plan.service.primary().failed_tasks,
+            expected,
+            "resetOnHealthyTask {reset}"
+        );
+    }
+    // Failures after the task settled count again.
+    let mut service = with_breaker(replica(2), false);
+    service.primary_mut().failed_tasks = 2;
+    let tasks = [running_for("a", D1, 15_000), crashed_after("b", D1, 1_000)];
+    let plan = run(&service, &tasks, &cluster());
+    assert_eq!(plan.service.primary().failed_tasks, 1);
+}
+
+#[test]
+fn unsettled_tasks_do_not_count_toward_minimum_healthy_percent() {
+    let service = updated(completed(configured(replica(3), 50, 200)));
+    let old = [task("a", D1), task("b", D1), task("c", D1)];
+    // The new tasks run but have not settled: only one old task may go
+    // (2 of 3 is the minimum), not all three.
+    let new = [
+        running_for("x", D2, 2_000),
+        running_for("y", D2, 2_000),
+        running_for("z", D2, 2_000),
+    ];
+    let tasks: Vec<ObservedTask> = old.iter().chain(&new).cloned().collect();
+    let plan = check(
+        &service,
+        &tasks,
+        &cluster(),
+        &format!("stop a: {}", scaling(D1)),
+    );
+    assert_eq!(plan.wake_at_ms, Some(NOW + 8_000));
+    assert_eq!(
+        plan.service.primary().rollout_state,
+        RolloutState::InProgress
+    );
+    // Once they have settled, the rest go.
+    let later = crate::plan(&plan.service, &tasks[1..], &cluster(), NOW + 8_000);
+    assert_eq!(
+        summary(&later),
+        format!("stop b: {}\nstop c: {}", scaling(D1), scaling(D1))
+    );
+}
+
+#[test]
+fn a_deployment_completes_only_once_its_tasks_have_settled() {
+    let service = replica(2);
+    let tasks = [running_for("a", D1, 1_000), running_for("b", D1, 3_000)];
+    let plan = check(&service, &tasks, &cluster(), "");
+    assert_eq!(plan.service.running_count, 2);
+    assert_eq!(
+        plan.service.primary().rollout_state,
+        RolloutState::InProgress
+    );
+    assert!(!plan.service.steady_state);
+    assert_eq!(plan.wake_at_ms, Some(NOW + 7_000));
+    let settling = crate::plan(&plan.service, &tasks, &cluster(), NOW + 7_000);
+    assert_eq!(
+        settling.service.primary().rollout_state,
+        RolloutState::InProgress
+    );
+    let settled = crate::plan(&settling.service, &tasks, &cluster(), NOW + 9_000);
+    assert_eq!(
+        settled.service.primary().rollout_state,
+        RolloutState::Completed
+    );
+    assert!(settled.service.steady_state);
+}
+
+#[test]
+fn a_launch_that_places_nothing_leaves_the_counts_at_zero() {
+    let service = replica(2);
+    // No container instance: the shell starts none of the planned tasks.
+    let plan = check(&service, &[], &[], "launch ecs-svc/1 td:1 x2");
+    let mut after = plan.service.clone();
+    after.record_started(D1, 0, NOW);
+    assert_eq!((after.pending_count, after.running_count), (0, 0));
+    after.update(
+        ServiceUpdate {
+            desired_count: Some(0),
+            ..ServiceUpdate::default()
+        },
+        "unused".into(),
+        NOW,
+    );
+    let scaled = check(&after, &[], &[], "");
+    assert_eq!(
+        (scaled.service.pending_count, scaled.service.running_count),
+        (0, 0)
+    );
+    assert_eq!(scaled.service.primary().pending_count, 0);
+    assert_eq!(scaled.service.primary().desired_count, 0);
+}
+
+#[test]
+fn old_tasks_that_have_not_settled_still_count_toward_the_minimum() {
+    // UpdateService while the first deployment is still settling: its
+    // RUNNING tasks are not stopped at once, only down to the minimum.
+    let service = updated(configured(replica(3), 50, 200));
+    let tasks = [
+        running_for("a", D1, 2_000),
+        running_for("b", D1, 2_000),
+        running_for("c", D1, 2_000),
+    ];
+    check(
+        &service,
+        &tasks,
+        &cluster(),
+        &format!("launch ecs-svc/2 td:2 x3\nstop a: {}", scaling(D1)),
     );
 }

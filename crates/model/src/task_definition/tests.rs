@@ -156,6 +156,41 @@ fn fargate_rules() {
         fargate(json!({"containerDefinitions": [{"name": "web", "image": "i", "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g", "awslogs-region": "us-east-1"}}}]})),
         Some("Fargate requires task definition to have execution role ARN to support log driver awslogs."),
     );
+    check(
+        fargate(json!({"pidMode": "host"})),
+        Some("Tasks using the Fargate launch type do not support pidMode 'host'. The supported value for pidMode is 'task'."),
+    );
+    check(fargate(json!({"pidMode": "task"})), None);
+    // Without FARGATE required, pidMode host is an EC2-only task definition.
+    check(
+        json!({"family": "a", "pidMode": "host", "containerDefinitions": [web(json!({}))]}),
+        None,
+    );
+}
+
+#[test]
+fn pid_mode_host_is_not_fargate_compatible() {
+    let fargate_ready = |pid_mode: &str| {
+        request(
+            json!({"family": "a", "networkMode": "awsvpc", "cpu": "256", "memory": "512",
+            "pidMode": pid_mode, "containerDefinitions": [{"name": "web", "image": "i"}]}),
+        )
+    };
+    let compatibilities = |body: &RegisterTaskDefinitionRequest| {
+        build_task_definition(
+            body,
+            &Registration {
+                task_definition_arn: "arn:aws:ecs:us-east-1:000000000000:task-definition/a:1",
+                revision: 1,
+                registered_by: "arn:aws:iam::000000000000:root",
+                now_ms: 0,
+            },
+        )
+        .compatibilities
+        .unwrap_or_default()
+    };
+    assert!(compatibilities(&fargate_ready("task")).contains(&Compatibility::Fargate));
+    assert!(!compatibilities(&fargate_ready("host")).contains(&Compatibility::Fargate));
 }
 
 #[test]

@@ -118,6 +118,25 @@ def test_rules_lifecycle(elbv2: Any) -> None:
     api_error("TargetGroupNotFound", elbv2.create_rule, ListenerArn=listener, Priority=11,
               Conditions=path_is("/x"), Actions=forward(api.replace("/tg-", "/tg-x")))
     api_error("ListenerNotFound", elbv2.describe_rules, ListenerArn=listener + "0")
+    # The legacy Values form takes a single path pattern (or host name); more go in the config.
+    failure = api_error("ValidationError", elbv2.create_rule, ListenerArn=listener, Priority=11,
+                        Conditions=[{"Field": "path-pattern", "Values": ["/a", "/b"]}],
+                        Actions=forward(api))
+    assert failure.message.startswith(
+        "Values can hold only one value for a condition of type 'path-pattern'")
+    # Authentication actions are refused for what they are.
+    failure = api_error("ValidationError", elbv2.create_rule, ListenerArn=listener, Priority=11,
+                        Conditions=path_is("/login"),
+                        Actions=[{"Type": "authenticate-oidc", "Order": 1,
+                                  "AuthenticateOidcConfig": {
+                                      "Issuer": "https://idp.example.com",
+                                      "AuthorizationEndpoint": "https://idp.example.com/auth",
+                                      "TokenEndpoint": "https://idp.example.com/token",
+                                      "UserInfoEndpoint": "https://idp.example.com/user",
+                                      "ClientId": "berth"}},
+                                 {"Type": "forward", "TargetGroupArn": api, "Order": 2}])
+    assert failure.message.startswith(
+        "Berth does not support actions of type 'authenticate-oidc'"), failure.message
     api_error("RuleNotFound", elbv2.describe_rules, RuleArns=[rule["RuleArn"] + "0"])
     api_error("OperationNotPermitted", elbv2.delete_rule, RuleArn=default["RuleArn"])
     api_error("OperationNotPermitted", elbv2.set_rule_priorities,

@@ -422,6 +422,7 @@ async fn start_berth(
                 }],
             })],
             rules: vec![],
+            response_server_enabled: true,
         }],
         target_groups: vec![TargetGroup {
             target_group_arn: target_group_arn.to_string(),
@@ -435,6 +436,7 @@ async fn start_berth(
             health_check: HealthCheck::default(),
             attributes: TargetGroupAttributes::default(),
         }],
+        attributes: Default::default(),
     };
     let (sender, receiver) = tokio::sync::watch::channel(Arc::new(load_balancer));
     let proxy = Proxy::start(

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use elbv2::data_plane::{DataPlane, ResolvedTarget};
-use load_balancer::{LoadBalancer, Target, TargetHealthState};
+use load_balancer::{AnomalyResult, LoadBalancer, Target, TargetHealthState};
 use load_balancer_proxy::{Proxy, ProxyOptions};
 use tokio::sync::watch;
 
@@ -129,13 +129,14 @@ impl LoadBalancers {
     }
 }
 
-impl elbv2::TargetHealthSource for LoadBalancers {
-    fn target_health(
+impl LoadBalancers {
+    /// The proxy's target for an ELBv2 target id and port.
+    fn resolve_target(
         &self,
         target_group_arn: &str,
         target_id: &str,
         port_number: i32,
-    ) -> Option<elbv2::ObservedTargetHealth> {
+    ) -> Option<Target> {
         let resolved = self
             .lock_targets()
             .get(target_group_arn)
@@ -143,18 +144,46 @@ impl elbv2::TargetHealthSource for LoadBalancers {
             .flatten()
             .find(|resolved| resolved.id == target_id && resolved.port == port_number)
             .map(|resolved| resolved.target);
-        let target = match resolved {
-            Some(target) => target,
+        match resolved {
+            Some(target) => Some(target),
             // A target the registry never resolved: an address names itself.
-            None => Target {
+            None => Some(Target {
                 id: target_id.parse().ok()?,
                 port: u16::try_from(port_number).ok()?,
-            },
-        };
+            }),
+        }
+    }
+}
+
+impl elbv2::TargetHealthSource for LoadBalancers {
+    fn target_health(
+        &self,
+        target_group_arn: &str,
+        target_id: &str,
+        port_number: i32,
+    ) -> Option<elbv2::ObservedTargetHealth> {
+        let target = self.resolve_target(target_group_arn, target_id, port_number)?;
         let running = self.lock();
         running.values().find_map(|running| {
             let health = running.proxy.target_health(target_group_arn, target)?;
             observed(health)
+        })
+    }
+
+    fn anomaly_detection(
+        &self,
+        target_group_arn: &str,
+        target_id: &str,
+        port_number: i32,
+    ) -> Option<elbv2::ObservedAnomaly> {
+        let target = self.resolve_target(target_group_arn, target_id, port_number)?;
+        let running = self.lock();
+        running.values().find_map(|running| {
+            let anomaly = running.proxy.target_anomaly(target_group_arn, target)?;
+            Some(elbv2::ObservedAnomaly {
+                anomalous: anomaly.result == AnomalyResult::Anomalous,
+                mitigation_in_effect: anomaly.mitigation_in_effect,
+            })
         })
     }
 
@@ -318,6 +347,7 @@ mod tests {
         assert_eq!(source.target_health("arn", "10.0.0.1", 80), None);
         assert_eq!(source.target_health("arn", "i-123", 80), None);
         assert_eq!(source.data_plane_targets("arn"), vec![]);
+        assert_eq!(source.anomaly_detection("arn", "10.0.0.1", 80), None);
     }
 
     fn resolved(id: &str, port: u16, address: &str) -> ResolvedTarget {

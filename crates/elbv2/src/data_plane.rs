@@ -15,6 +15,12 @@
 //!   attributes. `HealthCheckEnabled=false` reaches the proxy as `enabled: false`: it runs no
 //!   checks and routes to every registered target that is not draining, and
 //!   DescribeTargetHealth answers `unavailable` / `Target.HealthCheckDisabled` for the group.
+//! - The load balancer attributes with meaning on one machine (HTTP/2, idle timeout,
+//!   client keep-alive, invalid header fields, X-Forwarded-For mode and client port, Host
+//!   preservation, desync mitigation) and the target group attributes (deregistration delay,
+//!   algorithm, slow start, `lb_cookie` and `app_cookie` stickiness, the unhealthy state
+//!   routing minimums). The others are stored only; [`convert_load_balancer_attributes`]
+//!   and `convert_attributes` say why each has no effect here.
 //! - Targets of `ip` target groups, by their address.
 //! - Targets of `instance` target groups: the id is a container instance's `ec2InstanceId`,
 //!   served at the address its agent reports in the attribute [`HOST_ADDRESS_ATTRIBUTE`].
@@ -31,14 +37,16 @@ use std::net::IpAddr;
 
 use api::ApiError;
 use load_balancer::{
-    Action, Cidr, Condition, FixedResponse, ForwardAction, HealthCheck, HealthCheckPort, Listener,
-    LoadBalancer, LoadBalancingAlgorithm, Matcher, Protocol, QueryStringPair, Redirect,
-    RedirectStatus, Rule, Stickiness, Target, TargetGroup, TargetGroupAttributes,
-    WeightedTargetGroup,
+    Action, Cidr, Condition, DesyncMitigationMode, FixedResponse, ForwardAction, HealthCheck,
+    HealthCheckPort, Listener, LoadBalancer, LoadBalancerAttributes, LoadBalancingAlgorithm,
+    Matcher, MinimumHealthyTargets, Protocol, QueryStringPair, Redirect, RedirectStatus, Rule,
+    Stickiness, StickinessKind, Target, TargetGroup, TargetGroupAttributes, WeightedTargetGroup,
+    XffHeaderProcessingMode,
 };
 use model::container_instance::{ContainerInstance, ContainerInstanceStatus};
 use store::{RangeRequest, Store};
 
+use crate::attributes::ANOMALY_MITIGATION;
 use crate::records::{ListenerRecord, LoadBalancerRecord, RuleRecord, TargetGroupRecord};
 use crate::target_groups::{
     ALGORITHM, DEREGISTRATION_DELAY, SLOW_START, STICKINESS_COOKIE_DURATION, STICKINESS_ENABLED,
@@ -276,11 +284,17 @@ impl Records {
                     .into_iter()
                     .map(convert_rule)
                     .collect::<Result<Vec<_>, _>>()?;
+                let listener_attributes = StoredAttributes {
+                    arn: &listener.arn,
+                    attributes: &listener.attributes,
+                };
                 listeners.push(Listener {
                     port,
                     protocol: Protocol::Http,
                     default_actions,
                     rules,
+                    response_server_enabled: listener_attributes
+                        .boolean(RESPONSE_SERVER_ENABLED, true)?,
                 });
             }
             listeners.sort_by_key(|listener| listener.port);
@@ -319,6 +333,7 @@ impl Records {
                     name: record.name.clone(),
                     listeners,
                     target_groups,
+                    attributes: convert_load_balancer_attributes(&record.arn, &record.attributes)?,
                 },
             ));
         }
@@ -568,22 +583,128 @@ pub(crate) fn convert_target_group(
     ))
 }
 
+/// Load balancer attribute keys the data plane reads.
+const HTTP2_ENABLED: &str = "routing.http2.enabled";
+const IDLE_TIMEOUT: &str = "idle_timeout.timeout_seconds";
+const CLIENT_KEEP_ALIVE: &str = "client_keep_alive.seconds";
+const DROP_INVALID_HEADER_FIELDS: &str = "routing.http.drop_invalid_header_fields.enabled";
+const XFF_HEADER_PROCESSING_MODE: &str = "routing.http.xff_header_processing.mode";
+const XFF_CLIENT_PORT: &str = "routing.http.xff_client_port.enabled";
+const PRESERVE_HOST_HEADER: &str = "routing.http.preserve_host_header.enabled";
+const DESYNC_MITIGATION_MODE: &str = "routing.http.desync_mitigation_mode";
+/// The listener attribute key the data plane reads.
+const RESPONSE_SERVER_ENABLED: &str = "routing.http.response.server.enabled";
+/// Target group attribute keys the data plane reads (beyond those of
+/// `target_groups`).
+const APP_COOKIE_NAME: &str = "stickiness.app_cookie.cookie_name";
+const APP_COOKIE_DURATION: &str = "stickiness.app_cookie.duration_seconds";
+const MINIMUM_HEALTHY_TARGETS_COUNT: &str =
+    "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count";
+const MINIMUM_HEALTHY_TARGETS_PERCENTAGE: &str =
+    "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage";
+
+/// Reads stored attributes (`arn` names their owner in errors); a key left
+/// out has ALB's default.
+struct StoredAttributes<'a> {
+    arn: &'a str,
+    attributes: &'a BTreeMap<String, String>,
+}
+
+impl StoredAttributes<'_> {
+    fn bad(&self, key: &str, value: &str) -> ApiError {
+        unconvertible(self.arn, format!("attribute {key}={value:?}"))
+    }
+
+    fn number(&self, key: &str, default: u32) -> Result<u32, ApiError> {
+        match self.attributes.get(key) {
+            Some(value) => value.parse().map_err(|_| self.bad(key, value)),
+            None => Ok(default),
+        }
+    }
+
+    fn boolean(&self, key: &str, default: bool) -> Result<bool, ApiError> {
+        match self.attributes.get(key).map(String::as_str) {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(self.bad(key, other)),
+        }
+    }
+
+    /// The value of `key` among `choices` (by their ELBv2 spelling).
+    fn choice<T: Copy>(&self, key: &str, default: T, choices: &[(&str, T)]) -> Result<T, ApiError> {
+        match self.attributes.get(key) {
+            None => Ok(default),
+            Some(value) => choices
+                .iter()
+                .find(|(name, _)| name == value)
+                .map(|(_, choice)| *choice)
+                .ok_or_else(|| self.bad(key, value)),
+        }
+    }
+}
+
+/// The load balancer attributes with meaning on one machine. The others
+/// (access and connection logs, deletion protection, WAF fail-open, zonal
+/// shift, TLS headers, IPv6 IGW traffic) are stored by the API and have no
+/// effect here: Berth has no S3 logs, WAF, zones or TLS listeners.
+pub(crate) fn convert_load_balancer_attributes(
+    arn: &str,
+    attributes: &BTreeMap<String, String>,
+) -> Result<LoadBalancerAttributes, ApiError> {
+    let stored = StoredAttributes { arn, attributes };
+    let defaults = LoadBalancerAttributes::default();
+    Ok(LoadBalancerAttributes {
+        http2_enabled: stored.boolean(HTTP2_ENABLED, defaults.http2_enabled)?,
+        idle_timeout_seconds: stored.number(IDLE_TIMEOUT, defaults.idle_timeout_seconds)?,
+        client_keep_alive_seconds: stored
+            .number(CLIENT_KEEP_ALIVE, defaults.client_keep_alive_seconds)?,
+        drop_invalid_header_fields: stored.boolean(
+            DROP_INVALID_HEADER_FIELDS,
+            defaults.drop_invalid_header_fields,
+        )?,
+        xff_header_processing_mode: stored.choice(
+            XFF_HEADER_PROCESSING_MODE,
+            defaults.xff_header_processing_mode,
+            &[
+                ("append", XffHeaderProcessingMode::Append),
+                ("preserve", XffHeaderProcessingMode::Preserve),
+                ("remove", XffHeaderProcessingMode::Remove),
+            ],
+        )?,
+        xff_client_port_enabled: stored
+            .boolean(XFF_CLIENT_PORT, defaults.xff_client_port_enabled)?,
+        preserve_host_header: stored
+            .boolean(PRESERVE_HOST_HEADER, defaults.preserve_host_header)?,
+        desync_mitigation_mode: stored.choice(
+            DESYNC_MITIGATION_MODE,
+            defaults.desync_mitigation_mode,
+            &[
+                ("monitor", DesyncMitigationMode::Monitor),
+                ("defensive", DesyncMitigationMode::Defensive),
+                ("strictest", DesyncMitigationMode::Strictest),
+            ],
+        )?,
+    })
+}
+
+/// The target group attributes with meaning on one machine.
+/// `load_balancing.cross_zone.enabled` is stored and has no effect: Berth's
+/// load balancer is one node that reaches every target, so every target is
+/// in its zone. `target_group_health.dns_failover.*` is stored too: Berth
+/// publishes no DNS records to fail over. `load_balancing.algorithm.anomaly_mitigation`
+/// turns automatic target weights' mitigation on (with `weighted_random`).
 fn convert_attributes(
     arn: &str,
     attributes: &BTreeMap<String, String>,
 ) -> Result<TargetGroupAttributes, ApiError> {
     let defaults = TargetGroupAttributes::default();
-    let number = |key: &str, default: u32| -> Result<u32, ApiError> {
-        match attributes.get(key) {
-            Some(value) => value
-                .parse()
-                .map_err(|_| unconvertible(arn, format!("attribute {key}={value:?}"))),
-            None => Ok(default),
-        }
-    };
+    let stored = StoredAttributes { arn, attributes };
+    let number = |key: &str, default: u32| stored.number(key, default);
     let load_balancing_algorithm_type = match attributes.get(ALGORITHM).map(String::as_str) {
         None | Some("round_robin") => LoadBalancingAlgorithm::RoundRobin,
         Some("least_outstanding_requests") => LoadBalancingAlgorithm::LeastOutstandingRequests,
+        Some("weighted_random") => LoadBalancingAlgorithm::WeightedRandom,
         Some(other) => {
             return Err(unconvertible(
                 arn,
@@ -591,25 +712,54 @@ fn convert_attributes(
             ))
         }
     };
-    let stickiness_enabled = attributes
-        .get(STICKINESS_ENABLED)
-        .is_some_and(|value| value == "true")
-        && attributes
-            .get(STICKINESS_TYPE)
-            .is_none_or(|value| value == "lb_cookie");
+    let anomaly_mitigation_enabled =
+        stored.choice(ANOMALY_MITIGATION, false, &[("on", true), ("off", false)])?;
+    let stickiness_kind = stored.choice(
+        STICKINESS_TYPE,
+        StickinessKind::LbCookie,
+        &[
+            ("lb_cookie", StickinessKind::LbCookie),
+            ("app_cookie", StickinessKind::AppCookie),
+        ],
+    )?;
+    let minimum_healthy_percentage = match attributes
+        .get(MINIMUM_HEALTHY_TARGETS_PERCENTAGE)
+        .map(String::as_str)
+    {
+        None | Some("off") => None,
+        Some(value) => Some(
+            value
+                .parse()
+                .map_err(|_| stored.bad(MINIMUM_HEALTHY_TARGETS_PERCENTAGE, value))?,
+        ),
+    };
     Ok(TargetGroupAttributes {
         deregistration_delay_timeout_seconds: number(
             DEREGISTRATION_DELAY,
             defaults.deregistration_delay_timeout_seconds,
         )?,
         load_balancing_algorithm_type,
+        anomaly_mitigation_enabled,
         slow_start_duration_seconds: number(SLOW_START, defaults.slow_start_duration_seconds)?,
         stickiness: Stickiness {
-            enabled: stickiness_enabled,
+            enabled: stored.boolean(STICKINESS_ENABLED, false)?,
+            kind: stickiness_kind,
             lb_cookie_duration_seconds: number(
                 STICKINESS_COOKIE_DURATION,
                 defaults.stickiness.lb_cookie_duration_seconds,
             )?,
+            app_cookie_name: attributes.get(APP_COOKIE_NAME).cloned().unwrap_or_default(),
+            app_cookie_duration_seconds: number(
+                APP_COOKIE_DURATION,
+                defaults.stickiness.app_cookie_duration_seconds,
+            )?,
+        },
+        unhealthy_state_routing: MinimumHealthyTargets {
+            count: number(
+                MINIMUM_HEALTHY_TARGETS_COUNT,
+                defaults.unhealthy_state_routing.count,
+            )?,
+            percentage: minimum_healthy_percentage,
         },
     })
 }
@@ -686,6 +836,208 @@ mod tests {
         }
     }
 
+    fn stored(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn load_balancer_attributes_reach_the_data_plane() {
+        let check = |pairs: &[(&str, &str)], expected: Result<LoadBalancerAttributes, &str>| {
+            let converted = convert_load_balancer_attributes("lb", &stored(pairs));
+            match (converted, expected) {
+                (Ok(converted), Ok(expected)) => assert_eq!(converted, expected, "{pairs:?}"),
+                (Err(err), Err(expected)) => {
+                    assert!(err.message.contains(expected), "{err:?} {expected}")
+                }
+                (converted, expected) => panic!("{pairs:?}: {converted:?}, not {expected:?}"),
+            }
+        };
+        let defaults = LoadBalancerAttributes::default();
+        check(&[], Ok(defaults));
+        // Keys the data plane does not read are only stored.
+        check(
+            &[
+                ("deletion_protection.enabled", "true"),
+                ("access_logs.s3.enabled", "false"),
+                ("waf.fail_open.enabled", "false"),
+            ],
+            Ok(defaults),
+        );
+        check(
+            &[
+                ("routing.http2.enabled", "false"),
+                ("idle_timeout.timeout_seconds", "5"),
+                ("client_keep_alive.seconds", "60"),
+                ("routing.http.drop_invalid_header_fields.enabled", "true"),
+                ("routing.http.xff_header_processing.mode", "preserve"),
+                ("routing.http.xff_client_port.enabled", "true"),
+                ("routing.http.preserve_host_header.enabled", "true"),
+                ("routing.http.desync_mitigation_mode", "strictest"),
+            ],
+            Ok(LoadBalancerAttributes {
+                http2_enabled: false,
+                idle_timeout_seconds: 5,
+                client_keep_alive_seconds: 60,
+                drop_invalid_header_fields: true,
+                xff_header_processing_mode: XffHeaderProcessingMode::Preserve,
+                xff_client_port_enabled: true,
+                preserve_host_header: true,
+                desync_mitigation_mode: DesyncMitigationMode::Strictest,
+            }),
+        );
+        check(
+            &[
+                ("routing.http.xff_header_processing.mode", "remove"),
+                ("routing.http.desync_mitigation_mode", "monitor"),
+            ],
+            Ok(LoadBalancerAttributes {
+                xff_header_processing_mode: XffHeaderProcessingMode::Remove,
+                desync_mitigation_mode: DesyncMitigationMode::Monitor,
+                ..defaults
+            }),
+        );
+        check(
+            &[("routing.http2.enabled", "yes")],
+            Err("attribute routing.http2.enabled=\"yes\""),
+        );
+        check(
+            &[("routing.http.desync_mitigation_mode", "paranoid")],
+            Err("routing.http.desync_mitigation_mode"),
+        );
+        check(
+            &[("idle_timeout.timeout_seconds", "-1")],
+            Err("idle_timeout.timeout_seconds"),
+        );
+    }
+
+    #[test]
+    fn target_group_attributes_reach_the_data_plane() {
+        let check = |pairs: &[(&str, &str)], expected: TargetGroupAttributes| {
+            let converted = convert_attributes("tg", &stored(pairs)).unwrap();
+            assert_eq!(converted, expected, "{pairs:?}");
+        };
+        let defaults = TargetGroupAttributes::default();
+        check(&[], defaults.clone());
+        check(
+            &[
+                (
+                    "load_balancing.cross_zone.enabled",
+                    "use_load_balancer_configuration",
+                ),
+                (
+                    "target_group_health.dns_failover.minimum_healthy_targets.count",
+                    "off",
+                ),
+                ("stickiness.type", "lb_cookie"),
+                ("stickiness.app_cookie.cookie_name", "SESSION"),
+            ],
+            TargetGroupAttributes {
+                stickiness: Stickiness {
+                    app_cookie_name: "SESSION".into(),
+                    ..Stickiness::default()
+                },
+                ..defaults.clone()
+            },
+        );
+        check(
+            &[
+                ("stickiness.enabled", "true"),
+                ("stickiness.type", "app_cookie"),
+                ("stickiness.app_cookie.cookie_name", "SESSION"),
+                ("stickiness.app_cookie.duration_seconds", "120"),
+            ],
+            TargetGroupAttributes {
+                stickiness: Stickiness::app_cookie("SESSION", 120),
+                ..defaults.clone()
+            },
+        );
+        check(
+            &[
+                (
+                    "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count",
+                    "2",
+                ),
+                (
+                    "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage",
+                    "50",
+                ),
+            ],
+            TargetGroupAttributes {
+                unhealthy_state_routing: MinimumHealthyTargets {
+                    count: 2,
+                    percentage: Some(50),
+                },
+                ..defaults.clone()
+            },
+        );
+        check(
+            &[(
+                "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage",
+                "off",
+            )],
+            defaults.clone(),
+        );
+        check(
+            &[("load_balancing.algorithm.type", "weighted_random")],
+            TargetGroupAttributes {
+                load_balancing_algorithm_type: LoadBalancingAlgorithm::WeightedRandom,
+                ..defaults.clone()
+            },
+        );
+        check(
+            &[
+                ("load_balancing.algorithm.type", "weighted_random"),
+                ("load_balancing.algorithm.anomaly_mitigation", "on"),
+            ],
+            TargetGroupAttributes {
+                load_balancing_algorithm_type: LoadBalancingAlgorithm::WeightedRandom,
+                anomaly_mitigation_enabled: true,
+                ..defaults.clone()
+            },
+        );
+        check(
+            &[("load_balancing.algorithm.anomaly_mitigation", "off")],
+            defaults.clone(),
+        );
+        assert!(convert_attributes("tg", &stored(&[("stickiness.type", "source_ip")])).is_err());
+    }
+
+    #[tokio::test]
+    async fn listener_attributes_reach_the_data_plane() {
+        let h = Harness::new();
+        let lb = between(
+            &h.call("Action=CreateLoadBalancer&Name=web").await,
+            "<LoadBalancerArn>",
+            "</LoadBalancerArn>",
+        );
+        let tg = between(
+            &h.call("Action=CreateTargetGroup&Name=app&Protocol=HTTP&Port=80&TargetType=ip")
+                .await,
+            "<TargetGroupArn>",
+            "</TargetGroupArn>",
+        );
+        let listener = between(
+            &h.call(&format!(
+                "Action=CreateListener&LoadBalancerArn={lb}&Protocol=HTTP&Port=8081\
+                 &DefaultActions.member.1.Type=forward&DefaultActions.member.1.TargetGroupArn={tg}"
+            ))
+            .await,
+            "<ListenerArn>",
+            "</ListenerArn>",
+        );
+        assert!(h.configs().await[0].1.listeners[0].response_server_enabled);
+        h.call(&format!(
+            "Action=ModifyListenerAttributes&ListenerArn={listener}\
+             &Attributes.member.1.Key=routing.http.response.server.enabled\
+             &Attributes.member.1.Value=false"
+        ))
+        .await;
+        assert!(!h.configs().await[0].1.listeners[0].response_server_enabled);
+    }
+
     #[tokio::test]
     async fn ip_targets_health_checks_and_attributes() {
         let h = Harness::new();
@@ -733,6 +1085,7 @@ mod tests {
                     name: "web".into(),
                     listeners: vec![],
                     target_groups: vec![],
+                    attributes: LoadBalancerAttributes::default(),
                 }
             )],
             "a load balancer without listeners serves nothing"
@@ -754,6 +1107,7 @@ mod tests {
                     }],
                 })],
                 rules: vec![],
+                response_server_enabled: true,
             }],
             target_groups: vec![TargetGroup {
                 target_group_arn: tg.clone(),
@@ -780,13 +1134,13 @@ mod tests {
                 attributes: TargetGroupAttributes {
                     deregistration_delay_timeout_seconds: 5,
                     load_balancing_algorithm_type: LoadBalancingAlgorithm::LeastOutstandingRequests,
+                    anomaly_mitigation_enabled: false,
                     slow_start_duration_seconds: 0,
-                    stickiness: Stickiness {
-                        enabled: true,
-                        lb_cookie_duration_seconds: 60,
-                    },
+                    stickiness: Stickiness::lb_cookie(60),
+                    unhealthy_state_routing: MinimumHealthyTargets::default(),
                 },
             }],
+            attributes: LoadBalancerAttributes::default(),
         };
         let configs = h.configs().await;
         assert_eq!(configs, vec![(lb, expected)]);

@@ -12,7 +12,13 @@
 //!   subnets it gets one synthetic zone `<region>a`. `SubnetMappings` is rejected.
 //! - `DNSName` is the address the data plane's listeners bind on (`127.0.0.1` unless the node
 //!   configures another), so a client on this machine reaches `http://<DNSName>:<port>`.
-//! - A target group's `VpcId` is stored and echoed.
+//! - Berth has no VPCs: every load balancer reports [`BERTH_VPC_ID`], and so does a target group
+//!   created without `VpcId` (one given is stored and echoed). `CanonicalHostedZoneId` is AWS's
+//!   Route 53 hosted zone of application load balancers in the region.
+//! - Only HTTP listeners: listener certificates are always none, and DescribeSSLPolicies lists
+//!   AWS's policies for what their names mean.
+//! - Attributes are AWS's full sets with AWS's defaults ([`attributes`]); the data plane reads
+//!   them from the records.
 //!
 //! Target health comes from a [`TargetHealthSource`] (the data plane implements it); with none
 //! attached, DescribeTargetHealth says so (state `unavailable`) instead of inventing a state.
@@ -24,6 +30,8 @@ use async_trait::async_trait;
 use elbv2_wire::{Form, Request, Response};
 use store::Store;
 
+mod account;
+pub mod attributes;
 pub mod data_plane;
 mod ids;
 mod listeners;
@@ -35,10 +43,14 @@ mod tags;
 mod target_groups;
 mod targets;
 
-pub use targets::{ObservedTargetHealth, TargetHealthSource, TargetHealthState};
+pub use targets::{ObservedAnomaly, ObservedTargetHealth, TargetHealthSource, TargetHealthState};
 
 #[cfg(test)]
 mod tests;
+
+/// The VPC every Berth load balancer and target group is in (Berth has no VPCs of its own: a
+/// target group created without `VpcId` is in this one, and load balancers report it).
+pub const BERTH_VPC_ID: &str = "vpc-0000000000000be47";
 
 /// The ELBv2 query service.
 pub struct Elbv2 {
@@ -70,6 +82,17 @@ pub const SUPPORTED_OPERATIONS: &[&str] = &[
     "ModifyRule",
     "DeleteRule",
     "SetRulePriorities",
+    "SetSubnets",
+    "SetSecurityGroups",
+    "SetIpAddressType",
+    "DescribeCapacityReservation",
+    "DescribeListenerAttributes",
+    "ModifyListenerAttributes",
+    "DescribeListenerCertificates",
+    "AddListenerCertificates",
+    "RemoveListenerCertificates",
+    "DescribeSSLPolicies",
+    "DescribeAccountLimits",
     "RegisterTargets",
     "DeregisterTargets",
     "DescribeTargetHealth",
@@ -173,6 +196,41 @@ impl Elbv2 {
             "SetRulePriorities" => {
                 respond(ctx, self.set_rule_priorities(ctx, decode(&form)?).await)
             }
+            "SetSubnets" => respond(ctx, self.set_subnets(ctx, decode(&form)?).await),
+            "SetSecurityGroups" => {
+                respond(ctx, self.set_security_groups(ctx, decode(&form)?).await)
+            }
+            "SetIpAddressType" => respond(ctx, self.set_ip_address_type(ctx, decode(&form)?).await),
+            "DescribeCapacityReservation" => respond(
+                ctx,
+                self.describe_capacity_reservation(ctx, decode(&form)?)
+                    .await,
+            ),
+            "DescribeListenerAttributes" => respond(
+                ctx,
+                self.describe_listener_attributes(ctx, decode(&form)?).await,
+            ),
+            "ModifyListenerAttributes" => respond(
+                ctx,
+                self.modify_listener_attributes(ctx, decode(&form)?).await,
+            ),
+            "DescribeListenerCertificates" => respond(
+                ctx,
+                self.describe_listener_certificates(ctx, decode(&form)?)
+                    .await,
+            ),
+            "AddListenerCertificates" => respond(
+                ctx,
+                self.add_listener_certificates(ctx, decode(&form)?).await,
+            ),
+            "RemoveListenerCertificates" => respond(
+                ctx,
+                self.remove_listener_certificates(ctx, decode(&form)?).await,
+            ),
+            "DescribeSSLPolicies" => respond(ctx, account::describe_ssl_policies(decode(&form)?)),
+            "DescribeAccountLimits" => {
+                respond(ctx, account::describe_account_limits(decode(&form)?))
+            }
             "RegisterTargets" => respond(ctx, self.register_targets(ctx, decode(&form)?).await),
             "DeregisterTargets" => respond(ctx, self.deregister_targets(ctx, decode(&form)?).await),
             "DescribeTargetHealth" => {
@@ -230,7 +288,7 @@ pub(crate) fn invalid_action(action: &str) -> ApiError {
     error(
         "InvalidAction",
         format!(
-            "The action {action} is not valid for this web service (Berth's ELBv2 supports: {}).",
+            "The action {action} is not valid for this web service. Berth's ELBv2 supports: {}.",
             SUPPORTED_OPERATIONS.join(", ")
         ),
     )
@@ -246,19 +304,13 @@ pub(crate) fn reject_unsupported(parameters: &[(&str, bool)]) -> Result<(), ApiE
     }
 }
 
-/// The `(key, value)` pairs of a Modify…Attributes request, each checked by
-/// `validate` before anything is written.
+/// The `(key, value)` pairs of a Modify…Attributes request (checked by `attributes`).
 pub(crate) fn attribute_changes(
     attributes: impl IntoIterator<Item = (Option<String>, Option<String>)>,
-    validate: fn(&str, &str) -> Result<(), ApiError>,
-) -> Result<Vec<(String, String)>, ApiError> {
+) -> Vec<(String, String)> {
     attributes
         .into_iter()
-        .map(|(key, value)| {
-            let (key, value) = (key.unwrap_or_default(), value.unwrap_or_default());
-            validate(&key, &value)?;
-            Ok((key, value))
-        })
+        .map(|(key, value)| (key.unwrap_or_default(), value.unwrap_or_default()))
         .collect()
 }
 

@@ -5,14 +5,20 @@ use std::collections::BTreeSet;
 
 use api::{ApiError, RequestContext};
 use elbv2_wire::{
-    Action, CreateListenerInput, CreateListenerOutput, DeleteListenerInput, DeleteListenerOutput,
-    DescribeListenersInput, DescribeListenersOutput, Listener, ModifyListenerInput,
-    ModifyListenerOutput,
+    Action, AddListenerCertificatesInput, AddListenerCertificatesOutput, CreateListenerInput,
+    CreateListenerOutput, DeleteListenerInput, DeleteListenerOutput,
+    DescribeListenerAttributesInput, DescribeListenerAttributesOutput,
+    DescribeListenerCertificatesInput, DescribeListenerCertificatesOutput, DescribeListenersInput,
+    DescribeListenersOutput, Listener, ListenerAttribute, ModifyListenerAttributesInput,
+    ModifyListenerAttributesOutput, ModifyListenerInput, ModifyListenerOutput,
+    RemoveListenerCertificatesInput, RemoveListenerCertificatesOutput,
 };
 
 use crate::ids::{self, listener_not_found};
 use crate::records::{self, ListenerRecord, RuleRecord, TargetGroupRecord, Versioned, Write};
-use crate::{error, paginate, reject_unsupported, tags, validation, Elbv2};
+use crate::{
+    attribute_changes, attributes, error, paginate, reject_unsupported, tags, validation, Elbv2,
+};
 
 /// The target groups `actions` forward to.
 pub(crate) fn forwarded_target_groups(actions: &[Action]) -> BTreeSet<String> {
@@ -37,6 +43,18 @@ pub(crate) fn forwarded_target_groups(actions: &[Action]) -> BTreeSet<String> {
 /// Checks one action list (Berth supports exactly one terminal action: forward,
 /// fixed-response or redirect) and returns it normalised (`Order` 1 when absent).
 pub(crate) fn validate_actions(actions: Vec<Action>) -> Result<Vec<Action>, ApiError> {
+    // Authentication comes before a forward: refuse it for what it is, not for the count.
+    if let Some(kind) = actions.iter().find_map(|action| {
+        action
+            .type_
+            .as_deref()
+            .filter(|kind| matches!(*kind, "authenticate-cognito" | "authenticate-oidc"))
+    }) {
+        return Err(validation(format!(
+            "Berth does not support actions of type '{kind}': it authenticates no users; use \
+             forward, fixed-response or redirect"
+        )));
+    }
     let [mut action]: [Action; 1] = actions.try_into().map_err(|actions: Vec<Action>| {
         validation(format!(
             "Berth supports exactly one action (forward, fixed-response or redirect) per list; \
@@ -172,6 +190,20 @@ pub(crate) fn validate_actions(actions: Vec<Action>) -> Result<Vec<Action>, ApiE
     Ok(vec![action])
 }
 
+/// An application load balancer listener's protocol: AWS's HTTP or HTTPS, and of those Berth
+/// serves HTTP.
+fn validate_protocol(protocol: &str) -> Result<(), ApiError> {
+    match protocol {
+        "HTTP" => Ok(()),
+        "HTTPS" => Err(validation(
+            "Listener protocol 'HTTPS' is not supported by Berth; use HTTP",
+        )),
+        other => Err(validation(format!(
+            "Listener protocol '{other}' must be one of 'HTTPS, HTTP'"
+        ))),
+    }
+}
+
 impl Elbv2 {
     fn listener_wire(record: &ListenerRecord) -> Listener {
         Listener {
@@ -224,12 +256,11 @@ impl Elbv2 {
                 request.mutual_authentication.is_some(),
             ),
         ])?;
-        let protocol = request.protocol.clone().unwrap_or_else(|| "HTTP".into());
-        if protocol != "HTTP" {
-            return Err(validation(format!(
-                "Listener protocol '{protocol}' is not supported by Berth; use HTTP"
-            )));
-        }
+        let protocol = request
+            .protocol
+            .clone()
+            .ok_or_else(|| validation("A protocol must be specified"))?;
+        validate_protocol(&protocol)?;
         let port = request
             .port
             .ok_or_else(|| validation("A listener port must be specified"))?;
@@ -256,6 +287,13 @@ impl Elbv2 {
                     format!("A listener already exists on port {port} of this load balancer"),
                 ));
             }
+            let max_listeners = crate::account::limit("listeners-per-application-load-balancer");
+            if listeners.len() >= max_listeners {
+                return Err(error(
+                    "TooManyListeners",
+                    format!("A load balancer can have at most {max_listeners} listeners"),
+                ));
+            }
             let id = ids::new_id(ctx, "listener", &format!("{lb_name}:{port}"));
             let record = ListenerRecord {
                 arn: ids::listener_arn(ctx, lb_name, lb_id, &id),
@@ -265,6 +303,7 @@ impl Elbv2 {
                 default_actions: actions.clone(),
                 tags: tags.clone(),
                 default_rule_tags: Default::default(),
+                attributes: attributes::listener_defaults(),
             };
             let mut groups = self
                 .target_groups_for(ctx, &record.target_group_arns())
@@ -360,10 +399,8 @@ impl Elbv2 {
                 request.mutual_authentication.is_some(),
             ),
         ])?;
-        if let Some(protocol) = request.protocol.as_deref().filter(|p| *p != "HTTP") {
-            return Err(validation(format!(
-                "Listener protocol '{protocol}' is not supported by Berth; use HTTP"
-            )));
+        if let Some(protocol) = request.protocol.as_deref() {
+            validate_protocol(protocol)?;
         }
         let new_actions = request
             .default_actions
@@ -469,6 +506,86 @@ impl Elbv2 {
         Err(records::too_much_contention("listeners"))
     }
 
+    pub(crate) async fn describe_listener_attributes(
+        &self,
+        ctx: &RequestContext,
+        request: DescribeListenerAttributesInput,
+    ) -> Result<DescribeListenerAttributesOutput, ApiError> {
+        let arn = request.listener_arn.unwrap_or_default();
+        let (_, listener) = self.find_listener(ctx, &arn).await?;
+        Ok(DescribeListenerAttributesOutput {
+            attributes: Some(listener_attributes_wire(&attributes::listener_attributes(
+                &listener.value.attributes,
+            ))),
+        })
+    }
+
+    pub(crate) async fn modify_listener_attributes(
+        &self,
+        ctx: &RequestContext,
+        request: ModifyListenerAttributesInput,
+    ) -> Result<ModifyListenerAttributesOutput, ApiError> {
+        let changes = attribute_changes(
+            request
+                .attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|attribute| (attribute.key, attribute.value)),
+        );
+        attributes::modify_listener(&Default::default(), &changes)?;
+        let arn = request.listener_arn.unwrap_or_default();
+        for _ in 0..records::MAX_CAS_ATTEMPTS {
+            let (key, mut listener) = self.find_listener(ctx, &arn).await?;
+            listener.value.attributes =
+                attributes::modify_listener(&listener.value.attributes, &changes)?;
+            if Write::new()
+                .expect(&key, listener.mod_revision)
+                .put(&key, &listener.value)
+                .commit(self.store())
+                .await?
+            {
+                return Ok(ModifyListenerAttributesOutput {
+                    attributes: Some(listener_attributes_wire(&listener.value.attributes)),
+                });
+            }
+        }
+        Err(records::too_much_contention("listeners"))
+    }
+
+    /// Berth's listeners are HTTP listeners, which have no certificates.
+    pub(crate) async fn describe_listener_certificates(
+        &self,
+        ctx: &RequestContext,
+        request: DescribeListenerCertificatesInput,
+    ) -> Result<DescribeListenerCertificatesOutput, ApiError> {
+        self.find_listener(ctx, request.listener_arn.as_deref().unwrap_or_default())
+            .await?;
+        Ok(DescribeListenerCertificatesOutput {
+            certificates: Some(Vec::new()),
+            next_marker: None,
+        })
+    }
+
+    pub(crate) async fn add_listener_certificates(
+        &self,
+        ctx: &RequestContext,
+        request: AddListenerCertificatesInput,
+    ) -> Result<AddListenerCertificatesOutput, ApiError> {
+        self.find_listener(ctx, request.listener_arn.as_deref().unwrap_or_default())
+            .await?;
+        Err(no_certificates())
+    }
+
+    pub(crate) async fn remove_listener_certificates(
+        &self,
+        ctx: &RequestContext,
+        request: RemoveListenerCertificatesInput,
+    ) -> Result<RemoveListenerCertificatesOutput, ApiError> {
+        self.find_listener(ctx, request.listener_arn.as_deref().unwrap_or_default())
+            .await?;
+        Err(no_certificates())
+    }
+
     /// The target groups of `arns` that still exist (a group referenced by a record being
     /// deleted may be gone already), with their revisions.
     pub(crate) async fn existing_target_groups(
@@ -486,4 +603,23 @@ impl Elbv2 {
         }
         Ok(groups)
     }
+}
+
+fn no_certificates() -> ApiError {
+    validation(
+        "Berth's listeners are HTTP listeners, which have no certificates (Berth does not \
+         support HTTPS listeners)",
+    )
+}
+
+fn listener_attributes_wire(
+    attributes: &std::collections::BTreeMap<String, String>,
+) -> Vec<ListenerAttribute> {
+    attributes
+        .iter()
+        .map(|(key, value)| ListenerAttribute {
+            key: Some(key.clone()),
+            value: Some(value.clone()),
+        })
+        .collect()
 }

@@ -6,67 +6,106 @@ use std::collections::{BTreeMap, BTreeSet};
 use api::{ApiError, RequestContext};
 use elbv2_wire::{
     AvailabilityZone, CreateLoadBalancerInput, CreateLoadBalancerOutput, DeleteLoadBalancerInput,
-    DeleteLoadBalancerOutput, DescribeLoadBalancerAttributesInput,
-    DescribeLoadBalancerAttributesOutput, DescribeLoadBalancersInput, DescribeLoadBalancersOutput,
-    LoadBalancer, LoadBalancerAttribute, LoadBalancerState, ModifyLoadBalancerAttributesInput,
-    ModifyLoadBalancerAttributesOutput,
+    DeleteLoadBalancerOutput, DescribeCapacityReservationInput, DescribeCapacityReservationOutput,
+    DescribeLoadBalancerAttributesInput, DescribeLoadBalancerAttributesOutput,
+    DescribeLoadBalancersInput, DescribeLoadBalancersOutput, LoadBalancer, LoadBalancerAttribute,
+    LoadBalancerState, ModifyLoadBalancerAttributesInput, ModifyLoadBalancerAttributesOutput,
+    SetIpAddressTypeInput, SetIpAddressTypeOutput, SetSecurityGroupsInput, SetSecurityGroupsOutput,
+    SetSubnetsInput, SetSubnetsOutput,
 };
 
 use crate::ids::{self, load_balancer_not_found};
 use crate::records::{self, ListenerRecord, LoadBalancerRecord, RuleRecord, Versioned, Write};
-use crate::{attribute_changes, error, paginate, reject_unsupported, tags, validation, Elbv2};
+use crate::{
+    attribute_changes, attributes, error, paginate, reject_unsupported, tags, validation, Elbv2,
+};
 
-pub(crate) const DELETION_PROTECTION: &str = "deletion_protection.enabled";
-pub(crate) const IDLE_TIMEOUT: &str = "idle_timeout.timeout_seconds";
-
-/// The attributes Berth honours and their defaults: deletion protection (DeleteLoadBalancer
-/// refuses while it is on) and the idle timeout (read by the data plane).
-fn default_attributes() -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (DELETION_PROTECTION.to_string(), "false".to_string()),
-        (IDLE_TIMEOUT.to_string(), "60".to_string()),
-    ])
+/// The hosted zone of application load balancers in `region` (AWS's Route 53 hosted zone ids
+/// for Application Load Balancers, from the Elastic Load Balancing endpoints table); `None`
+/// in a region AWS does not list.
+pub(crate) fn canonical_hosted_zone_id(region: &str) -> Option<&'static str> {
+    Some(match region {
+        "us-east-2" => "Z3AADJGX6KTTL2",
+        "us-east-1" => "Z35SXDOTRQ7X7K",
+        "us-west-1" => "Z368ELLRRE2KJ0",
+        "us-west-2" => "Z1H1FL5HABSF5",
+        "af-south-1" => "Z268VQBMOI5EKX",
+        "ap-east-1" => "Z3DQVH9N71FHZ0",
+        "ap-south-1" => "ZP97RAFLXTNZK",
+        "ap-northeast-3" => "Z5LXEXXYW11ES",
+        "ap-northeast-2" => "ZWKZPGTI48KDX",
+        "ap-southeast-1" => "Z1LMS91P8CMLE5",
+        "ap-southeast-2" => "Z1GM3OXH4ZPM65",
+        "ap-northeast-1" => "Z14GRHDCWA56QT",
+        "ca-central-1" => "ZQSVJUPU6J1EY",
+        "eu-central-1" => "Z215JYRZR1TBD5",
+        "eu-west-1" => "Z32O12XQLNTSW2",
+        "eu-west-2" => "ZHURV8PSTC4K8",
+        "eu-south-1" => "Z3ULH7SSC9OV64",
+        "eu-west-3" => "Z3Q77PNBQS71R4",
+        "eu-north-1" => "Z23TAZ6LKFMNIO",
+        "me-south-1" => "ZS929ML54UICD",
+        "sa-east-1" => "Z2P70J7HTTTPLU",
+        "us-gov-east-1" => "Z166TLBEWOO7G0",
+        "us-gov-west-1" => "Z33AYJ8TM3BH4J",
+        _ => return None,
+    })
 }
 
-fn validate_attribute(key: &str, value: &str) -> Result<(), ApiError> {
-    let valid = match key {
-        DELETION_PROTECTION => value == "true" || value == "false",
-        IDLE_TIMEOUT => value
-            .parse::<u32>()
-            .is_ok_and(|seconds| (1..=4000).contains(&seconds)),
-        _ => {
-            return Err(validation(format!(
-                "Load balancer attribute key '{key}' is not supported by Berth; supported keys: \
-                 {DELETION_PROTECTION}, {IDLE_TIMEOUT}"
-            )))
-        }
-    };
-    if valid {
-        Ok(())
-    } else {
-        Err(validation(format!(
-            "Load balancer attribute value '{value}' is not valid for '{key}'"
-        )))
+/// Subnets as CreateLoadBalancer and SetSubnets take them: distinct, and for an application
+/// load balancer none or at least two.
+fn validate_subnets(subnets: &[String]) -> Result<(), ApiError> {
+    let distinct: BTreeSet<&String> = subnets.iter().collect();
+    if distinct.len() != subnets.len() {
+        return Err(validation(
+            "The same subnet cannot be specified more than once",
+        ));
+    }
+    if subnets.len() == 1 {
+        return Err(error(
+            "InvalidConfigurationRequest",
+            "At least two subnets in two different Availability Zones must be specified",
+        ));
+    }
+    Ok(())
+}
+
+/// Berth's load balancers are `ipv4` only.
+fn validate_ip_address_type(ip_address_type: Option<&str>) -> Result<(), ApiError> {
+    match ip_address_type {
+        None | Some("ipv4") => Ok(()),
+        Some(other) => Err(validation(format!(
+            "IP address type '{other}' is not supported by Berth; use 'ipv4'"
+        ))),
     }
 }
 
-/// A load balancer name: 1-32 alphanumerics or hyphens, not starting or ending with a
-/// hyphen, not starting with `internal-`.
+/// A load balancer name: at most 32 alphanumeric characters or hyphens, not beginning or
+/// ending with a hyphen, not beginning with `internal-` (the wire checks it is not empty).
+/// The characters message is AWS's; the others follow its form.
 fn validate_name(name: &str) -> Result<(), ApiError> {
-    let valid = !name.is_empty()
-        && name.len() <= 32
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-        && !name.starts_with("internal-");
-    if valid {
-        Ok(())
-    } else {
-        Err(validation(format!(
-            "The load balancer name '{name}' is not valid: use 1-32 letters, digits or hyphens, \
-             not starting or ending with a hyphen and not starting with 'internal-'"
-        )))
+    if name.chars().count() > 32 {
+        return Err(validation(format!(
+            "The load balancer name '{name}' cannot be longer than '32' characters"
+        )));
     }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(validation(format!(
+            "The load balancer name '{name}' can only contain characters that are alphanumeric \
+             characters and hyphens(-)"
+        )));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err(validation(format!(
+            "The load balancer name '{name}' cannot begin or end with '-'"
+        )));
+    }
+    if name.starts_with("internal-") {
+        return Err(validation(format!(
+            "The load balancer name '{name}' cannot begin with 'internal-'"
+        )));
+    }
+    Ok(())
 }
 
 impl Elbv2 {
@@ -110,6 +149,8 @@ impl Elbv2 {
             availability_zones: Some(availability_zones),
             security_groups: Some(record.security_groups.clone()),
             ip_address_type: Some("ipv4".into()),
+            canonical_hosted_zone_id: canonical_hosted_zone_id(&ctx.region).map(str::to_string),
+            vpc_id: Some(crate::BERTH_VPC_ID.to_string()),
             ..Default::default()
         }
     }
@@ -159,26 +200,9 @@ impl Elbv2 {
                 )))
             }
         }
-        if let Some(ip_address_type) = request.ip_address_type.as_deref().filter(|t| *t != "ipv4") {
-            return Err(validation(format!(
-                "IP address type '{ip_address_type}' is not supported by Berth; use 'ipv4'"
-            )));
-        }
+        validate_ip_address_type(request.ip_address_type.as_deref())?;
         let subnets = request.subnets.unwrap_or_default();
-        let mut distinct = subnets.clone();
-        distinct.sort();
-        distinct.dedup();
-        if distinct.len() != subnets.len() {
-            return Err(validation(
-                "The same subnet cannot be specified more than once",
-            ));
-        }
-        if subnets.len() == 1 {
-            return Err(error(
-                "InvalidConfigurationRequest",
-                "At least two subnets in two different Availability Zones must be specified",
-            ));
-        }
+        validate_subnets(&subnets)?;
         let tags = tags::validate_new(request.tags.as_deref())?;
         let record = LoadBalancerRecord {
             arn: ids::load_balancer_arn(ctx, &name, &ids::new_id(ctx, "loadbalancer", &name)),
@@ -187,7 +211,7 @@ impl Elbv2 {
             subnets,
             security_groups: request.security_groups.unwrap_or_default(),
             created_ms: ctx.now_ms,
-            attributes: default_attributes(),
+            attributes: attributes::load_balancer_defaults(),
             tags,
         };
         let key = records::load_balancer_key(&ctx.region, &name);
@@ -207,6 +231,21 @@ impl Elbv2 {
                 return Ok(CreateLoadBalancerOutput {
                     load_balancers: Some(vec![self.load_balancer_wire(ctx, &existing.value)]),
                 });
+            }
+            let max_load_balancers = crate::account::limit("application-load-balancers");
+            let count = records::list::<LoadBalancerRecord>(
+                self.store(),
+                &records::load_balancers_prefix(&ctx.region),
+            )
+            .await?
+            .len();
+            if count >= max_load_balancers {
+                return Err(error(
+                    "TooManyLoadBalancers",
+                    format!(
+                        "A region can have at most {max_load_balancers} application load balancers"
+                    ),
+                ));
             }
             if Write::new()
                 .expect(&key, 0)
@@ -308,15 +347,17 @@ impl Elbv2 {
             if load_balancer
                 .value
                 .attributes
-                .get(DELETION_PROTECTION)
+                .get(attributes::DELETION_PROTECTION)
                 .map(String::as_str)
                 == Some("true")
             {
+                // AWS's message, then how to get past it.
                 return Err(error(
                     "OperationNotPermitted",
                     format!(
                         "Load balancer '{arn}' cannot be deleted because deletion protection is \
-                         enabled; set {DELETION_PROTECTION} to false first"
+                         enabled (set {} to false with ModifyLoadBalancerAttributes first)",
+                        attributes::DELETION_PROTECTION
                     ),
                 ));
             }
@@ -378,7 +419,9 @@ impl Elbv2 {
             )
             .await?;
         Ok(DescribeLoadBalancerAttributesOutput {
-            attributes: Some(lb_attributes_wire(&load_balancer.value.attributes)),
+            attributes: Some(lb_attributes_wire(&attributes::load_balancer_attributes(
+                &load_balancer.value.attributes,
+            ))),
         })
     }
 
@@ -393,17 +436,14 @@ impl Elbv2 {
                 .unwrap_or_default()
                 .into_iter()
                 .map(|attribute| (attribute.key, attribute.value)),
-            validate_attribute,
-        )?;
+        );
+        // Checked before the load balancer is read, so bad input answers the same either way.
+        attributes::check_load_balancer_changes(&changes)?;
         let arn = request.load_balancer_arn.unwrap_or_default();
         for _ in 0..records::MAX_CAS_ATTEMPTS {
             let mut load_balancer = self.find_load_balancer(ctx, &arn).await?;
-            for (key, value) in &changes {
-                load_balancer
-                    .value
-                    .attributes
-                    .insert(key.clone(), value.clone());
-            }
+            load_balancer.value.attributes =
+                attributes::modify_load_balancer(&load_balancer.value.attributes, &changes)?;
             let key = records::load_balancer_key(&ctx.region, &load_balancer.value.name);
             if Write::new()
                 .expect(&key, load_balancer.mod_revision)
@@ -417,6 +457,122 @@ impl Elbv2 {
             }
         }
         Err(records::too_much_contention("load balancers"))
+    }
+}
+
+impl Elbv2 {
+    /// Reads the load balancer `arn` names, applies `change` to it and writes it back with
+    /// compare-and-swap; returns the record written.
+    async fn update_load_balancer(
+        &self,
+        ctx: &RequestContext,
+        arn: &str,
+        change: impl Fn(&mut LoadBalancerRecord),
+    ) -> Result<LoadBalancerRecord, ApiError> {
+        for _ in 0..records::MAX_CAS_ATTEMPTS {
+            let mut load_balancer = self.find_load_balancer(ctx, arn).await?;
+            change(&mut load_balancer.value);
+            let key = records::load_balancer_key(&ctx.region, &load_balancer.value.name);
+            if Write::new()
+                .expect(&key, load_balancer.mod_revision)
+                .put(&key, &load_balancer.value)
+                .commit(self.store())
+                .await?
+            {
+                return Ok(load_balancer.value);
+            }
+        }
+        Err(records::too_much_contention("load balancers"))
+    }
+
+    /// The subnets replace the previous ones (they are labels, as in CreateLoadBalancer).
+    pub(crate) async fn set_subnets(
+        &self,
+        ctx: &RequestContext,
+        request: SetSubnetsInput,
+    ) -> Result<SetSubnetsOutput, ApiError> {
+        reject_unsupported(&[
+            ("SubnetMappings", request.subnet_mappings.is_some()),
+            (
+                "EnablePrefixForIpv6SourceNat",
+                request.enable_prefix_for_ipv6_source_nat.is_some(),
+            ),
+        ])?;
+        validate_ip_address_type(request.ip_address_type.as_deref())?;
+        let subnets = request
+            .subnets
+            .filter(|subnets| !subnets.is_empty())
+            .ok_or_else(|| validation("You must specify either subnets or subnet mappings"))?;
+        validate_subnets(&subnets)?;
+        let arn = request.load_balancer_arn.unwrap_or_default();
+        let record = self
+            .update_load_balancer(ctx, &arn, |record| record.subnets = subnets.clone())
+            .await?;
+        Ok(SetSubnetsOutput {
+            availability_zones: self.load_balancer_wire(ctx, &record).availability_zones,
+            ip_address_type: Some("ipv4".into()),
+            enable_prefix_for_ipv6_source_nat: None,
+        })
+    }
+
+    /// The security groups replace the previous ones (labels, as in CreateLoadBalancer).
+    pub(crate) async fn set_security_groups(
+        &self,
+        ctx: &RequestContext,
+        request: SetSecurityGroupsInput,
+    ) -> Result<SetSecurityGroupsOutput, ApiError> {
+        reject_unsupported(&[(
+            "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic",
+            request
+                .enforce_security_group_inbound_rules_on_private_link_traffic
+                .is_some(),
+        )])?;
+        let security_groups = request.security_groups.unwrap_or_default();
+        let arn = request.load_balancer_arn.unwrap_or_default();
+        let record = self
+            .update_load_balancer(ctx, &arn, |record| {
+                record.security_groups = security_groups.clone()
+            })
+            .await?;
+        Ok(SetSecurityGroupsOutput {
+            security_group_ids: Some(record.security_groups),
+            enforce_security_group_inbound_rules_on_private_link_traffic: None,
+        })
+    }
+
+    /// Berth's load balancers are `ipv4`: setting `ipv4` succeeds, other types are refused.
+    pub(crate) async fn set_ip_address_type(
+        &self,
+        ctx: &RequestContext,
+        request: SetIpAddressTypeInput,
+    ) -> Result<SetIpAddressTypeOutput, ApiError> {
+        validate_ip_address_type(request.ip_address_type.as_deref())?;
+        self.find_load_balancer(
+            ctx,
+            request.load_balancer_arn.as_deref().unwrap_or_default(),
+        )
+        .await?;
+        Ok(SetIpAddressTypeOutput {
+            ip_address_type: Some("ipv4".into()),
+        })
+    }
+
+    /// No load balancer of Berth has reserved capacity (ModifyCapacityReservation is not
+    /// implemented), so the reservation is empty.
+    pub(crate) async fn describe_capacity_reservation(
+        &self,
+        ctx: &RequestContext,
+        request: DescribeCapacityReservationInput,
+    ) -> Result<DescribeCapacityReservationOutput, ApiError> {
+        self.find_load_balancer(
+            ctx,
+            request.load_balancer_arn.as_deref().unwrap_or_default(),
+        )
+        .await?;
+        Ok(DescribeCapacityReservationOutput {
+            capacity_reservation_state: Some(Vec::new()),
+            ..Default::default()
+        })
     }
 }
 

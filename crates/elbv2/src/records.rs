@@ -61,7 +61,8 @@ pub(crate) struct LoadBalancerRecord {
     pub subnets: Vec<String>,
     pub security_groups: Vec<String>,
     pub created_ms: i64,
-    /// Only the attributes Berth honours, by key.
+    /// Every attribute by key, as ModifyLoadBalancerAttributes takes them (`"true"`, `"60"`);
+    /// see `attributes` for the keys, defaults and how records without some keys read.
     pub attributes: BTreeMap<String, String>,
     pub tags: Tags,
 }
@@ -97,6 +98,7 @@ pub(crate) struct TargetGroupRecord {
     pub vpc_id: Option<String>,
     pub target_type: String,
     pub health_check: HealthCheckSettings,
+    /// Every attribute by key, as ModifyTargetGroupAttributes takes them (see `attributes`).
     pub attributes: BTreeMap<String, String>,
     /// Listeners whose actions forward here (kept in the same transactions that write them,
     /// so DeleteTargetGroup can refuse with ResourceInUse atomically).
@@ -140,6 +142,10 @@ pub(crate) struct ListenerRecord {
     /// The tags of the listener's default rule (which has no record of its own).
     #[serde(default)]
     pub default_rule_tags: Tags,
+    /// The listener attributes set with ModifyListenerAttributes, by key (the defaults are
+    /// not stored; see `attributes::listener_attributes`).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl ListenerRecord {

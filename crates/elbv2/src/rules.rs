@@ -184,6 +184,13 @@ fn normalise_condition(condition: RuleCondition) -> Result<RuleCondition, ApiErr
              {config_name} for a condition of type '{field}'"
         )));
     }
+    // The legacy form takes a single host name or path pattern; more go in the config.
+    if legacy.as_ref().is_some_and(|values| values.len() > 1) {
+        return Err(validation(format!(
+            "Values can hold only one value for a condition of type '{field}'; use \
+             {config_name} to specify more"
+        )));
+    }
     let required = |values: Vec<String>| -> Result<Vec<String>, ApiError> {
         if values.is_empty() {
             Err(validation("A condition value must be specified"))
@@ -1005,6 +1012,15 @@ mod tests {
                 });
             })])),
         );
+        // The legacy form holds one value; more go in the config.
+        for field in ["path-pattern", "host-header"] {
+            check(
+                vec![condition(field, |c| {
+                    c.values = strings(&["/a", "/b"]);
+                })],
+                Err("Values can hold only one value"),
+            );
+        }
         // An empty legacy list (botocore's `Values=[]`) is no values.
         let empty_legacy = condition("http-request-method", |c| {
             c.values = Some(vec![]);

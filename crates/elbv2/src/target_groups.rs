@@ -14,28 +14,14 @@ use elbv2_wire::{
 
 use crate::ids::{self, target_group_not_found};
 use crate::records::{self, HealthCheckSettings, TargetGroupRecord, Versioned, Write};
-use crate::{attribute_changes, error, paginate, reject_unsupported, tags, validation, Elbv2};
+use crate::{
+    attribute_changes, attributes, error, paginate, reject_unsupported, tags, validation, Elbv2,
+};
 
-pub(crate) const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
-pub(crate) const ALGORITHM: &str = "load_balancing.algorithm.type";
-pub(crate) const SLOW_START: &str = "slow_start.duration_seconds";
-pub(crate) const STICKINESS_ENABLED: &str = "stickiness.enabled";
-pub(crate) const STICKINESS_TYPE: &str = "stickiness.type";
-pub(crate) const STICKINESS_COOKIE_DURATION: &str = "stickiness.lb_cookie.duration_seconds";
-
-fn default_attributes() -> BTreeMap<String, String> {
-    [
-        (DEREGISTRATION_DELAY, "300"),
-        (ALGORITHM, "round_robin"),
-        (SLOW_START, "0"),
-        (STICKINESS_ENABLED, "false"),
-        (STICKINESS_TYPE, "lb_cookie"),
-        (STICKINESS_COOKIE_DURATION, "86400"),
-    ]
-    .into_iter()
-    .map(|(key, value)| (key.to_string(), value.to_string()))
-    .collect()
-}
+pub(crate) use crate::attributes::{
+    ALGORITHM, DEREGISTRATION_DELAY, LB_COOKIE_DURATION as STICKINESS_COOKIE_DURATION, SLOW_START,
+    STICKINESS_ENABLED, STICKINESS_TYPE,
+};
 
 fn in_range(value: &str, low: u32, high: u32) -> bool {
     value
@@ -43,45 +29,27 @@ fn in_range(value: &str, low: u32, high: u32) -> bool {
         .is_ok_and(|number| (low..=high).contains(&number))
 }
 
-fn validate_attribute(key: &str, value: &str) -> Result<(), ApiError> {
-    let valid = match key {
-        DEREGISTRATION_DELAY => in_range(value, 0, 3600),
-        ALGORITHM => value == "round_robin" || value == "least_outstanding_requests",
-        SLOW_START => value == "0" || in_range(value, 30, 900),
-        STICKINESS_ENABLED => value == "true" || value == "false",
-        STICKINESS_TYPE => value == "lb_cookie",
-        STICKINESS_COOKIE_DURATION => in_range(value, 1, 604_800),
-        _ => {
-            return Err(validation(format!(
-                "Target group attribute key '{key}' is not supported by Berth; supported keys: \
-                 {DEREGISTRATION_DELAY}, {ALGORITHM}, {SLOW_START}, {STICKINESS_ENABLED}, \
-                 {STICKINESS_TYPE}, {STICKINESS_COOKIE_DURATION}"
-            )))
-        }
-    };
-    if valid {
-        Ok(())
-    } else {
-        Err(validation(format!(
-            "Target group attribute value '{value}' is not valid for '{key}'"
-        )))
-    }
-}
-
+/// A target group name, as the API documents it: at most 32 alphanumeric characters or
+/// hyphens, not beginning or ending with a hyphen (the wire checks it is not empty). The
+/// messages are AWS's.
 fn validate_name(name: &str) -> Result<(), ApiError> {
-    let valid = !name.is_empty()
-        && name.len() <= 32
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if valid {
-        Ok(())
-    } else {
-        Err(validation(format!(
-            "Target group name '{name}' is not valid: use 1-32 letters, digits or hyphens, \
-             not starting or ending with a hyphen"
-        )))
+    if name.chars().count() > 32 {
+        return Err(validation(format!(
+            "Target group name '{name}' cannot be longer than '32' characters"
+        )));
     }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(validation(format!(
+            "Target group name '{name}' can only contain characters that are alphanumeric \
+             characters or hyphens(-)"
+        )));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err(validation(format!(
+            "Target group name '{name}' cannot begin or end with '-'"
+        )));
+    }
+    Ok(())
 }
 
 /// `200`, `200,202`, `200-299`: codes 200-499.
@@ -194,12 +162,8 @@ fn apply_health_check(
         }
     }
     if settings.timeout_seconds >= settings.interval_seconds {
-        return Err(error(
-            "InvalidConfigurationRequest",
-            format!(
-                "Health check timeout ({} seconds) must be smaller than the interval ({} seconds)",
-                settings.timeout_seconds, settings.interval_seconds
-            ),
+        return Err(validation(
+            "Health check interval must be greater than the timeout.",
         ));
     }
     if let Some(matcher) = changes.matcher {
@@ -216,7 +180,12 @@ impl Elbv2 {
             target_group_name: Some(record.name.clone()),
             protocol: Some(record.protocol.clone()),
             port: Some(record.port),
-            vpc_id: record.vpc_id.clone(),
+            vpc_id: Some(
+                record
+                    .vpc_id
+                    .clone()
+                    .unwrap_or_else(|| crate::BERTH_VPC_ID.to_string()),
+            ),
             health_check_protocol: Some(health.protocol.clone()),
             health_check_port: Some(health.port.clone()),
             health_check_enabled: Some(health.enabled),
@@ -271,17 +240,18 @@ impl Elbv2 {
                 "Target type '{target_type}' is not supported by Berth; use 'instance' or 'ip'"
             )));
         }
-        let protocol = request.protocol.clone().ok_or_else(|| {
-            validation("A protocol must be specified for target groups of type instance or ip")
-        })?;
+        let protocol = request
+            .protocol
+            .clone()
+            .ok_or_else(|| validation("A protocol must be specified"))?;
         if protocol != "HTTP" {
             return Err(validation(format!(
                 "Protocol '{protocol}' is not supported by Berth; use HTTP"
             )));
         }
-        let port = request.port.ok_or_else(|| {
-            validation("A port must be specified for target groups of type instance or ip")
-        })?;
+        let port = request
+            .port
+            .ok_or_else(|| validation("A port must be specified"))?;
         if !(1..=65535).contains(&port) {
             return Err(validation(format!(
                 "Port {port} must be between 1 and 65535"
@@ -332,10 +302,16 @@ impl Elbv2 {
             protocol,
             protocol_version,
             port,
-            vpc_id: request.vpc_id.clone(),
+            // Berth has one VPC; a group created without one is in it.
+            vpc_id: Some(
+                request
+                    .vpc_id
+                    .clone()
+                    .unwrap_or_else(|| crate::BERTH_VPC_ID.to_string()),
+            ),
             target_type,
             health_check,
-            attributes: default_attributes(),
+            attributes: attributes::target_group_defaults(),
             used_by_listeners: BTreeSet::new(),
             load_balancer_arns: BTreeSet::new(),
             targets: BTreeSet::new(),
@@ -359,6 +335,19 @@ impl Elbv2 {
                 return Ok(CreateTargetGroupOutput {
                     target_groups: Some(vec![Self::target_group_wire(&existing.value)]),
                 });
+            }
+            let max_target_groups = crate::account::limit("target-groups");
+            let count = records::list::<TargetGroupRecord>(
+                self.store(),
+                &records::target_groups_prefix(&ctx.region),
+            )
+            .await?
+            .len();
+            if count >= max_target_groups {
+                return Err(error(
+                    "TooManyTargetGroups",
+                    format!("A region can have at most {max_target_groups} target groups"),
+                ));
             }
             if Write::new()
                 .expect(&key, 0)
@@ -530,7 +519,9 @@ impl Elbv2 {
             .find_target_group(ctx, request.target_group_arn.as_deref().unwrap_or_default())
             .await?;
         Ok(DescribeTargetGroupAttributesOutput {
-            attributes: Some(tg_attributes_wire(&group.value.attributes)),
+            attributes: Some(tg_attributes_wire(&attributes::target_group_attributes(
+                &group.value.attributes,
+            ))),
         })
     }
 
@@ -545,14 +536,14 @@ impl Elbv2 {
                 .unwrap_or_default()
                 .into_iter()
                 .map(|attribute| (attribute.key, attribute.value)),
-            validate_attribute,
-        )?;
+        );
+        // Each value is checked before the group is read; their combination against it.
+        attributes::check_target_group_changes(&changes)?;
         let arn = request.target_group_arn.unwrap_or_default();
         for _ in 0..records::MAX_CAS_ATTEMPTS {
             let mut group = self.find_target_group(ctx, &arn).await?;
-            for (key, value) in &changes {
-                group.value.attributes.insert(key.clone(), value.clone());
-            }
+            group.value.attributes =
+                attributes::modify_target_group(&group.value.attributes, &changes)?;
             let key = records::target_group_key(&ctx.region, &group.value.name);
             if Write::new()
                 .expect(&key, group.mod_revision)

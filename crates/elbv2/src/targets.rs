@@ -12,7 +12,7 @@
 
 use api::{ApiError, RequestContext};
 use elbv2_wire::{
-    DeregisterTargetsInput, DeregisterTargetsOutput, DescribeTargetHealthInput,
+    AnomalyDetection, DeregisterTargetsInput, DeregisterTargetsOutput, DescribeTargetHealthInput,
     DescribeTargetHealthOutput, RegisterTargetsInput, RegisterTargetsOutput, TargetDescription,
     TargetHealth, TargetHealthDescription,
 };
@@ -51,6 +51,35 @@ pub struct ObservedTargetHealth {
     pub description: Option<String>,
 }
 
+/// What the data plane's automatic target weights decided for a target of a `weighted_random`
+/// group (DescribeTargetHealth's `AnomalyDetection`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObservedAnomaly {
+    /// `Result`: `anomalous` rather than `normal`.
+    pub anomalous: bool,
+    /// `MitigationInEffect`: `yes` rather than `no`.
+    pub mitigation_in_effect: bool,
+}
+
+impl ObservedAnomaly {
+    fn to_wire(self) -> AnomalyDetection {
+        let result = if self.anomalous {
+            "anomalous"
+        } else {
+            "normal"
+        };
+        let mitigation = if self.mitigation_in_effect {
+            "yes"
+        } else {
+            "no"
+        };
+        AnomalyDetection {
+            result: Some(result.to_string()),
+            mitigation_in_effect: Some(mitigation.to_string()),
+        }
+    }
+}
+
 /// The data plane's view of target health (implemented by the load balancer proxy).
 /// Targets are named as ELBv2 names them: an IP address or an `ec2InstanceId`, and a port.
 pub trait TargetHealthSource: Send + Sync + 'static {
@@ -65,6 +94,17 @@ pub trait TargetHealthSource: Send + Sync + 'static {
     /// Every target the data plane still has for the group, by id and port: the registered
     /// ones it serves and deregistered ones still draining.
     fn data_plane_targets(&self, target_group_arn: &str) -> Vec<(String, i32)>;
+
+    /// Anomaly detection for one target: `None` when the data plane has none for it (its
+    /// group is not `weighted_random`, or the target is not served).
+    fn anomaly_detection(
+        &self,
+        _target_group_arn: &str,
+        _target_id: &str,
+        _port_number: i32,
+    ) -> Option<ObservedAnomaly> {
+        None
+    }
 }
 
 fn health(state: &str, reason: Option<&str>, description: &str) -> TargetHealth {
@@ -213,7 +253,12 @@ impl Elbv2 {
         ctx: &RequestContext,
         request: DescribeTargetHealthInput,
     ) -> Result<DescribeTargetHealthOutput, ApiError> {
-        reject_unsupported(&[("Include", request.include.is_some())])?;
+        // `Include` values are checked against the model's enum by the wire layer.
+        let include_anomaly = request.include.as_ref().is_some_and(|include| {
+            include
+                .iter()
+                .any(|option| option == "AnomalyDetection" || option == "All")
+        });
         let arn = request.target_group_arn.unwrap_or_default();
         let group = self.find_target_group(ctx, &arn).await?.value;
         let observe = |target: &TargetRecord| {
@@ -297,7 +342,14 @@ impl Elbv2 {
                         ),
                     }
                 };
+                let anomaly_detection = self
+                    .health
+                    .as_ref()
+                    .filter(|_| include_anomaly && registered)
+                    .and_then(|source| source.anomaly_detection(&arn, &target.id, target.port))
+                    .map(ObservedAnomaly::to_wire);
                 TargetHealthDescription {
+                    anomaly_detection,
                     target: Some(TargetDescription {
                         id: Some(target.id),
                         port: Some(target.port),

@@ -265,11 +265,64 @@ async fn target_groups_lifecycle() {
         "ValidationError",
     )
     .await;
+    let message = h
+        .fails(
+            "Action=CreateTargetGroup&Name=x&Protocol=HTTP&Port=1&HealthCheckIntervalSeconds=5&HealthCheckTimeoutSeconds=6",
+            "ValidationError",
+        )
+        .await;
+    assert_eq!(
+        message,
+        "Health check interval must be greater than the timeout."
+    );
     h.fails(
-        "Action=CreateTargetGroup&Name=x&Protocol=HTTP&Port=1&HealthCheckIntervalSeconds=5&HealthCheckTimeoutSeconds=6",
-        "InvalidConfigurationRequest",
+        &format!("Action=ModifyTargetGroup&TargetGroupArn={arn}&HealthCheckTimeoutSeconds=30"),
+        "ValidationError",
     )
     .await;
+    // Names: AWS's rule and wording; a group without a VpcId is in Berth's VPC.
+    for (name, message) in [
+        (
+            "-edge",
+            "Target group name '-edge' cannot begin or end with '-'",
+        ),
+        (
+            "edge-",
+            "Target group name 'edge-' cannot begin or end with '-'",
+        ),
+        (
+            "a_b",
+            "Target group name 'a_b' can only contain characters that are alphanumeric \
+             characters or hyphens(-)",
+        ),
+        (
+            "abcdefghijklmnopqrstuvwxyz0123456",
+            "Target group name 'abcdefghijklmnopqrstuvwxyz0123456' cannot be longer than '32' \
+             characters",
+        ),
+    ] {
+        let got = h
+            .fails(
+                &format!("Action=CreateTargetGroup&Name={name}&Protocol=HTTP&Port=80"),
+                "ValidationError",
+            )
+            .await;
+        assert_eq!(got, message);
+    }
+    let message = h
+        .fails(
+            "Action=CreateTargetGroup&Name=noport&Protocol=HTTP",
+            "ValidationError",
+        )
+        .await;
+    assert_eq!(message, "A port must be specified");
+    let xml = h
+        .ok("Action=CreateTargetGroup&Name=Na--me&Protocol=HTTP&Port=80")
+        .await;
+    assert!(
+        xml.contains(&format!("<VpcId>{BERTH_VPC_ID}</VpcId>")),
+        "{xml}"
+    );
     h.fails(
         "Action=CreateTargetGroup&Name=x&Protocol=HTTP&Port=1&Matcher.HttpCode=600",
         "ValidationError",
@@ -306,15 +359,73 @@ async fn target_group_attributes_are_validated() {
     };
     for (key, value) in [
         ("deregistration_delay.timeout_seconds", "3601"),
-        ("load_balancing.algorithm.type", "weighted_random"),
+        ("load_balancing.algorithm.type", "random"),
         ("slow_start.duration_seconds", "10"),
         ("stickiness.enabled", "yes"),
-        ("stickiness.type", "app_cookie"),
+        ("stickiness.type", "source_ips"),
         ("stickiness.lb_cookie.duration_seconds", "0"),
         ("proxy_protocol_v2.enabled", "true"),
     ] {
         h.fails(&set(key, value), "ValidationError").await;
     }
+    // AWS's full set, each settable; combinations are checked against the stored group.
+    let xml = h
+        .ok(&format!(
+            "Action=DescribeTargetGroupAttributes&TargetGroupArn={arn}"
+        ))
+        .await;
+    assert_eq!(xml.matches("<Key>").count(), 14, "{xml}");
+    for (key, value) in [
+        (
+            "load_balancing.cross_zone.enabled",
+            "use_load_balancer_configuration",
+        ),
+        ("load_balancing.algorithm.anomaly_mitigation", "off"),
+        ("stickiness.app_cookie.cookie_name", ""),
+        ("stickiness.app_cookie.duration_seconds", "86400"),
+        (
+            "target_group_health.dns_failover.minimum_healthy_targets.count",
+            "1",
+        ),
+        (
+            "target_group_health.dns_failover.minimum_healthy_targets.percentage",
+            "off",
+        ),
+        (
+            "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count",
+            "1",
+        ),
+        (
+            "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage",
+            "off",
+        ),
+    ] {
+        let member = if value.is_empty() {
+            format!("<Key>{key}</Key><Value/>")
+        } else {
+            format!("<Key>{key}</Key><Value>{value}</Value>")
+        };
+        assert!(
+            xml.contains(&member) || xml.contains(&format!("<Key>{key}</Key><Value></Value>")),
+            "{key}: {xml}"
+        );
+    }
+    h.ok(&set("load_balancing.algorithm.type", "weighted_random"))
+        .await;
+    h.ok(&set("load_balancing.algorithm.anomaly_mitigation", "on"))
+        .await;
+    h.fails(
+        &set("slow_start.duration_seconds", "30"),
+        "InvalidConfigurationRequest",
+    )
+    .await;
+    h.ok(&format!(
+        "Action=ModifyTargetGroupAttributes&TargetGroupArn={arn}\
+         &Attributes.member.1.Key=stickiness.type&Attributes.member.1.Value=app_cookie\
+         &Attributes.member.2.Key=stickiness.app_cookie.cookie_name&Attributes.member.2.Value=SESSION\
+         &Attributes.member.3.Key=stickiness.enabled&Attributes.member.3.Value=true"
+    ))
+    .await;
     let xml = h
         .ok(&set("deregistration_delay.timeout_seconds", "5"))
         .await;
@@ -328,7 +439,7 @@ async fn target_group_attributes_are_validated() {
         ))
         .await;
     assert!(
-        xml.contains("<Key>stickiness.type</Key><Value>lb_cookie</Value>"),
+        xml.contains("<Key>stickiness.type</Key><Value>app_cookie</Value>"),
         "{xml}"
     );
 }
@@ -356,7 +467,7 @@ async fn listeners_forward_to_target_groups_in_use() {
     );
     // Another listener on the same port with other settings.
     h.fails(
-        &format!("Action=CreateListener&LoadBalancerArn={lb}&Port=80&DefaultActions.member.1.Type=fixed-response&DefaultActions.member.1.FixedResponseConfig.StatusCode=503"),
+        &format!("Action=CreateListener&LoadBalancerArn={lb}&Protocol=HTTP&Port=80&DefaultActions.member.1.Type=fixed-response&DefaultActions.member.1.FixedResponseConfig.StatusCode=503"),
         "DuplicateListener",
     )
     .await;
@@ -390,13 +501,51 @@ async fn listeners_forward_to_target_groups_in_use() {
 async fn listener_actions_are_validated() {
     let h = Harness::new();
     let lb = h.load_balancer("web").await;
-    let create =
-        |actions: &str| format!("Action=CreateListener&LoadBalancerArn={lb}&Port=80&{actions}");
+    let create_with = |protocol: &str, actions: &str| {
+        format!("Action=CreateListener&LoadBalancerArn={lb}&{protocol}Port=80&{actions}")
+    };
+    let create = |actions: &str| create_with("Protocol=HTTP&", actions);
     h.fails(
         &create("DefaultActions.member.1.Type=forward"),
         "ValidationError",
     )
     .await;
+    // An application load balancer's listener names its protocol: HTTP or HTTPS (which Berth
+    // does not serve); others are refused in AWS's words.
+    let message = h
+        .fails(
+            &create_with("", "DefaultActions.member.1.Type=fixed-response&DefaultActions.member.1.FixedResponseConfig.StatusCode=200"),
+            "ValidationError",
+        )
+        .await;
+    assert_eq!(message, "A protocol must be specified");
+    let message = h
+        .fails(
+            &create_with("Protocol=TCP&", "DefaultActions.member.1.Type=fixed-response&DefaultActions.member.1.FixedResponseConfig.StatusCode=200"),
+            "ValidationError",
+        )
+        .await;
+    assert_eq!(
+        message,
+        "Listener protocol 'TCP' must be one of 'HTTPS, HTTP'"
+    );
+    // Authentication actions are refused as what they are (they come before a forward).
+    for kind in ["authenticate-oidc", "authenticate-cognito"] {
+        let message = h
+            .fails(
+                &create(&format!(
+                    "DefaultActions.member.1.Type={kind}&DefaultActions.member.1.Order=1\
+                     &DefaultActions.member.2.Type=fixed-response&DefaultActions.member.2.Order=2\
+                     &DefaultActions.member.2.FixedResponseConfig.StatusCode=200"
+                )),
+                "ValidationError",
+            )
+            .await;
+        assert!(
+            message.starts_with(&format!("Berth does not support actions of type '{kind}'")),
+            "{message}"
+        );
+    }
     h.fails(
         &create("DefaultActions.member.1.Type=forward&DefaultActions.member.1.TargetGroupArn=arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/x/0000000000000000"),
         "TargetGroupNotFound",
@@ -410,7 +559,7 @@ async fn listener_actions_are_validated() {
     )
     .await;
     h.fails(
-        &create("Protocol=HTTPS&DefaultActions.member.1.Type=redirect"),
+        &create_with("Protocol=HTTPS&", "DefaultActions.member.1.Type=redirect"),
         "ValidationError",
     )
     .await;
@@ -702,9 +851,18 @@ async fn tags_are_added_removed_and_described() {
 #[tokio::test]
 async fn unsupported_and_unknown_actions_answer_invalid_action() {
     let h = Harness::new();
-    h.fails("Action=SetSubnets", "InvalidAction").await;
-    h.fails("Action=Bogus", "InvalidAction").await;
-    let err = h.call("Action=SetSubnets").await.unwrap_err();
+    h.fails("Action=ModifyCapacityReservation", "InvalidAction")
+        .await;
+    let message = h.fails("Action=Bogus", "InvalidAction").await;
+    // AWS's message first, Berth's list after.
+    assert!(
+        message.starts_with("The action Bogus is not valid for this web service. "),
+        "{message}"
+    );
+    let err = h
+        .call("Action=ModifyCapacityReservation")
+        .await
+        .unwrap_err();
     assert_eq!(err.http_status, 400);
     for operation in SUPPORTED_OPERATIONS {
         assert!(elbv2_wire::OPERATIONS.contains(operation), "{operation}");
@@ -1062,6 +1220,320 @@ async fn rules_are_validated_and_limited() {
     h.fails(
         &create(101, &format!("Conditions.member.1.Field=http-request-method&Conditions.member.1.HttpRequestMethodConfig.Values.member.1=GET&{}", forward_to(&tg))),
         "TooManyRules",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn load_balancers_have_awss_attribute_set_hosted_zone_and_vpc() {
+    let h = Harness::new();
+    let arn = h.load_balancer("full").await;
+    let described = h
+        .ok("Action=DescribeLoadBalancers&Names.member.1=full")
+        .await;
+    assert!(
+        described.contains("<CanonicalHostedZoneId>Z35SXDOTRQ7X7K</CanonicalHostedZoneId>"),
+        "{described}"
+    );
+    assert!(
+        described.contains(&format!("<VpcId>{BERTH_VPC_ID}</VpcId>")),
+        "{described}"
+    );
+    let xml = h
+        .ok(&format!(
+            "Action=DescribeLoadBalancerAttributes&LoadBalancerArn={arn}"
+        ))
+        .await;
+    assert_eq!(xml.matches("<Key>").count(), 22, "{xml}");
+    for member in [
+        "<Key>routing.http2.enabled</Key><Value>true</Value>",
+        "<Key>client_keep_alive.seconds</Key><Value>3600</Value>",
+        "<Key>routing.http.xff_header_processing.mode</Key><Value>append</Value>",
+        "<Key>routing.http.desync_mitigation_mode</Key><Value>defensive</Value>",
+        "<Key>load_balancing.cross_zone.enabled</Key><Value>true</Value>",
+        "<Key>zonal_shift.config.enabled</Key><Value>false</Value>",
+        "<Key>waf.fail_open.enabled</Key><Value>false</Value>",
+    ] {
+        assert!(xml.contains(member), "{member}: {xml}");
+    }
+    let modify = |pairs: &[(&str, &str)]| {
+        let mut body = format!("Action=ModifyLoadBalancerAttributes&LoadBalancerArn={arn}");
+        for (index, (key, value)) in pairs.iter().enumerate() {
+            let n = index + 1;
+            body +=
+                &format!("&Attributes.member.{n}.Key={key}&Attributes.member.{n}.Value={value}");
+        }
+        body
+    };
+    let xml = h
+        .ok(&modify(&[
+            ("routing.http.xff_header_processing.mode", "remove"),
+            ("client_keep_alive.seconds", "60"),
+            ("routing.http.preserve_host_header.enabled", "true"),
+        ]))
+        .await;
+    assert!(
+        xml.contains("<Key>routing.http.xff_header_processing.mode</Key><Value>remove</Value>"),
+        "{xml}"
+    );
+    // A bad value anywhere changes nothing.
+    let message = h
+        .fails(
+            &modify(&[
+                ("routing.http2.enabled", "false"),
+                ("client_keep_alive.seconds", "59"),
+            ]),
+            "ValidationError",
+        )
+        .await;
+    assert!(message.contains("client_keep_alive.seconds"), "{message}");
+    let xml = h
+        .ok(&format!(
+            "Action=DescribeLoadBalancerAttributes&LoadBalancerArn={arn}"
+        ))
+        .await;
+    assert!(xml.contains("<Key>routing.http2.enabled</Key><Value>true</Value>"));
+    assert!(xml.contains("<Key>client_keep_alive.seconds</Key><Value>60</Value>"));
+    let message = h
+        .fails(
+            &modify(&[("secondary_ips.auto_assigned.per_subnet", "1")]),
+            "ValidationError",
+        )
+        .await;
+    assert_eq!(
+        message,
+        "Load balancer attribute key 'secondary_ips.auto_assigned.per_subnet' is not recognized"
+    );
+    // Deletion protection: AWS's message first.
+    h.ok(&modify(&[("deletion_protection.enabled", "true")]))
+        .await;
+    let message = h
+        .fails(
+            &format!("Action=DeleteLoadBalancer&LoadBalancerArn={arn}"),
+            "OperationNotPermitted",
+        )
+        .await;
+    assert!(
+        message.starts_with(&format!(
+            "Load balancer '{arn}' cannot be deleted because deletion protection is enabled"
+        )),
+        "{message}"
+    );
+    h.ok(&modify(&[("deletion_protection.enabled", "false")]))
+        .await;
+    h.ok(&format!("Action=DeleteLoadBalancer&LoadBalancerArn={arn}"))
+        .await;
+}
+
+#[tokio::test]
+async fn subnets_security_groups_and_ip_address_type_can_be_set() {
+    let h = Harness::new();
+    let arn = h.load_balancer("nets").await;
+    let xml = h
+        .ok(&format!(
+            "Action=SetSubnets&LoadBalancerArn={arn}&Subnets.member.1=subnet-a&Subnets.member.2=subnet-b"
+        ))
+        .await;
+    assert!(
+        xml.contains("<ZoneName>us-east-1a</ZoneName><SubnetId>subnet-a</SubnetId>")
+            && xml.contains("<SubnetId>subnet-b</SubnetId>")
+            && xml.contains("<IpAddressType>ipv4</IpAddressType>"),
+        "{xml}"
+    );
+    h.fails(
+        &format!("Action=SetSubnets&LoadBalancerArn={arn}&Subnets.member.1=subnet-a"),
+        "InvalidConfigurationRequest",
+    )
+    .await;
+    h.fails(
+        &format!(
+            "Action=SetSubnets&LoadBalancerArn={arn}&SubnetMappings.member.1.SubnetId=subnet-a"
+        ),
+        "ValidationError",
+    )
+    .await;
+    let described = h
+        .ok(&format!(
+            "Action=DescribeLoadBalancers&LoadBalancerArns.member.1={arn}"
+        ))
+        .await;
+    assert!(
+        described.contains("<SubnetId>subnet-b</SubnetId>"),
+        "{described}"
+    );
+    let xml = h
+        .ok(&format!(
+            "Action=SetSecurityGroups&LoadBalancerArn={arn}&SecurityGroups.member.1=sg-1&SecurityGroups.member.2=sg-2"
+        ))
+        .await;
+    assert!(
+        xml.contains(
+            "<SecurityGroupIds><member>sg-1</member><member>sg-2</member></SecurityGroupIds>"
+        ),
+        "{xml}"
+    );
+    let described = h
+        .ok(&format!(
+            "Action=DescribeLoadBalancers&LoadBalancerArns.member.1={arn}"
+        ))
+        .await;
+    assert!(described.contains("<member>sg-2</member>"), "{described}");
+    let xml = h
+        .ok(&format!(
+            "Action=SetIpAddressType&LoadBalancerArn={arn}&IpAddressType=ipv4"
+        ))
+        .await;
+    assert!(xml.contains("<IpAddressType>ipv4</IpAddressType>"), "{xml}");
+    h.fails(
+        &format!("Action=SetIpAddressType&LoadBalancerArn={arn}&IpAddressType=dualstack"),
+        "ValidationError",
+    )
+    .await;
+    let xml = h
+        .ok(&format!(
+            "Action=DescribeCapacityReservation&LoadBalancerArn={arn}"
+        ))
+        .await;
+    assert!(!xml.contains("<MinimumLoadBalancerCapacity>"), "{xml}");
+    let missing = "arn:aws:elasticloadbalancing:us-east-1:000000000000:loadbalancer/app/gone/0000000000000000";
+    for body in [
+        format!(
+            "Action=SetSubnets&LoadBalancerArn={missing}&Subnets.member.1=a&Subnets.member.2=b"
+        ),
+        format!("Action=SetSecurityGroups&LoadBalancerArn={missing}&SecurityGroups.member.1=sg-1"),
+        format!("Action=SetIpAddressType&LoadBalancerArn={missing}&IpAddressType=ipv4"),
+        format!("Action=DescribeCapacityReservation&LoadBalancerArn={missing}"),
+    ] {
+        h.fails(&body, "LoadBalancerNotFound").await;
+    }
+}
+
+#[tokio::test]
+async fn listener_attributes_and_certificates() {
+    let h = Harness::new();
+    let lb = h.load_balancer("web").await;
+    let tg = h.target_group("api").await;
+    let listener = h.listener(&lb, 80, &tg).await;
+    let xml = h
+        .ok(&format!(
+            "Action=DescribeListenerAttributes&ListenerArn={listener}"
+        ))
+        .await;
+    assert!(
+        xml.contains("<Key>routing.http.response.server.enabled</Key><Value>true</Value>"),
+        "{xml}"
+    );
+    let xml = h
+        .ok(&format!(
+            "Action=ModifyListenerAttributes&ListenerArn={listener}\
+             &Attributes.member.1.Key=routing.http.response.server.enabled&Attributes.member.1.Value=false"
+        ))
+        .await;
+    assert!(xml.contains("<Value>false</Value>"), "{xml}");
+    let xml = h
+        .ok(&format!(
+            "Action=DescribeListenerAttributes&ListenerArn={listener}"
+        ))
+        .await;
+    assert!(xml.contains("<Value>false</Value>"), "{xml}");
+    h.fails(
+        &format!(
+            "Action=ModifyListenerAttributes&ListenerArn={listener}\
+             &Attributes.member.1.Key=tcp.idle_timeout.seconds&Attributes.member.1.Value=350"
+        ),
+        "ValidationError",
+    )
+    .await;
+    let xml = h
+        .ok(&format!(
+            "Action=DescribeListenerCertificates&ListenerArn={listener}"
+        ))
+        .await;
+    assert!(!xml.contains("<CertificateArn>"), "{xml}");
+    h.fails(
+        &format!(
+            "Action=AddListenerCertificates&ListenerArn={listener}\
+             &Certificates.member.1.CertificateArn=arn:aws:acm:us-east-1:000000000000:certificate/x"
+        ),
+        "ValidationError",
+    )
+    .await;
+    // Every operation taking a listener ARN answers ListenerNotFound for an unknown one.
+    let missing = format!("{listener}0");
+    let certificate =
+        "Certificates.member.1.CertificateArn=arn:aws:acm:us-east-1:000000000000:certificate/x";
+    for body in [
+        format!("Action=DescribeListenerAttributes&ListenerArn={missing}"),
+        format!(
+            "Action=ModifyListenerAttributes&ListenerArn={missing}\
+             &Attributes.member.1.Key=routing.http.response.server.enabled&Attributes.member.1.Value=true"
+        ),
+        format!("Action=DescribeListenerCertificates&ListenerArn={missing}"),
+        format!("Action=AddListenerCertificates&ListenerArn={missing}&{certificate}"),
+        format!("Action=RemoveListenerCertificates&ListenerArn={missing}&{certificate}"),
+        format!("Action=DescribeListeners&ListenerArns.member.1={missing}"),
+        format!("Action=ModifyListener&ListenerArn={missing}&Port=81"),
+        format!("Action=DeleteListener&ListenerArn={missing}"),
+        format!("Action=DescribeRules&ListenerArn={missing}"),
+        format!(
+            "Action=CreateRule&ListenerArn={missing}&Priority=1\
+             &Conditions.member.1.Field=path-pattern&Conditions.member.1.Values.member.1=/a\
+             &Actions.member.1.Type=fixed-response&Actions.member.1.FixedResponseConfig.StatusCode=200"
+        ),
+    ] {
+        h.fails(&body, "ListenerNotFound").await;
+    }
+}
+
+#[tokio::test]
+async fn account_limits_are_awss_defaults() {
+    let h = Harness::new();
+    let xml = h.ok("Action=DescribeAccountLimits").await;
+    assert_eq!(xml.matches("<Name>").count(), 18, "{xml}");
+    for member in [
+        "<Name>application-load-balancers</Name><Max>50</Max>",
+        "<Name>rules-per-application-load-balancer</Name><Max>100</Max>",
+        "<Name>target-groups</Name><Max>3000</Max>",
+        "<Name>condition-values-per-alb-rule</Name><Max>5</Max>",
+    ] {
+        assert!(xml.contains(member), "{member}: {xml}");
+    }
+    let page = h.ok("Action=DescribeAccountLimits&PageSize=5").await;
+    assert_eq!(page.matches("<Name>").count(), 5, "{page}");
+    let marker = between(&page, "<NextMarker>", "</NextMarker>");
+    let rest = h
+        .ok(&format!("Action=DescribeAccountLimits&Marker={marker}"))
+        .await;
+    assert_eq!(rest.matches("<Name>").count(), 13, "{rest}");
+}
+
+#[tokio::test]
+async fn the_application_load_balancer_quotas_are_enforced() {
+    let h = Harness::new();
+    for index in 0..50 {
+        h.load_balancer(&format!("lb{index}")).await;
+    }
+    h.fails(
+        "Action=CreateLoadBalancer&Name=lb50",
+        "TooManyLoadBalancers",
+    )
+    .await;
+    // An existing one is still returned.
+    h.ok("Action=CreateLoadBalancer&Name=lb7").await;
+    let lb = h
+        .ok("Action=DescribeLoadBalancers&Names.member.1=lb0")
+        .await;
+    let lb = between(&lb, "<LoadBalancerArn>", "</LoadBalancerArn>");
+    let tg = h.target_group("api").await;
+    for port in 1..=50 {
+        h.listener(&lb, port, &tg).await;
+    }
+    h.fails(
+        &format!(
+            "Action=CreateListener&LoadBalancerArn={lb}&Protocol=HTTP&Port=51\
+             &DefaultActions.member.1.Type=forward&DefaultActions.member.1.TargetGroupArn={tg}"
+        ),
+        "TooManyListeners",
     )
     .await;
 }

@@ -14,8 +14,10 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use load_balancer::{
-    decode_stickiness_cookie, route, FixedResponse, RequestView, RouteDecision, Selection, Target,
-    TargetGroupState, STICKINESS_COOKIE_NAME,
+    classify, decode_stickiness_cookie, forwarded_for_entry, is_valid_header_field_name,
+    mitigation, outgoing_host, request_cookie, route, FixedResponse, HostPort, Listener,
+    LoadBalancerAttributes, Mitigation, RequestView, RouteDecision, Selection, Target,
+    TargetGroupState, XffHeaderProcessingMode,
 };
 
 use crate::clock::{self, RandomDraws};
@@ -32,6 +34,7 @@ static X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static SERVER_NAME: HeaderValue = HeaderValue::from_static("awselb/2.0");
+static CLOSE: HeaderValue = HeaderValue::from_static("close");
 
 /// Targets one request is sent to at most (the first and two retries).
 const MAX_ATTEMPTS: usize = 3;
@@ -46,18 +49,24 @@ const MAX_REPLAYABLE_BODY_BYTES: u64 = 64 * 1024;
 pub(crate) struct Client {
     peer: SocketAddr,
     port: u16,
+    /// The `X-Forwarded-For` entry of append mode: the client's address,
+    /// and with its port.
     forwarded_for: HeaderValue,
+    forwarded_for_with_port: HeaderValue,
     forwarded_port: HeaderValue,
 }
 
 impl Client {
     pub(crate) fn new(peer: SocketAddr, port: u16) -> Client {
-        let forwarded_for = HeaderValue::from_str(&peer.ip().to_string())
-            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        let entry = |with_port| {
+            HeaderValue::from_str(&forwarded_for_entry(peer, with_port))
+                .unwrap_or_else(|_| HeaderValue::from_static(""))
+        };
         Client {
             peer,
             port,
-            forwarded_for,
+            forwarded_for: entry(false),
+            forwarded_for_with_port: entry(true),
             forwarded_port: HeaderValue::from(port),
         }
     }
@@ -159,7 +168,37 @@ enum Decision {
     Forward {
         group: Arc<GroupRuntime>,
         selection: Selection,
+        sticky_target: Option<Target>,
+        rewrite: Rewrite,
     },
+}
+
+/// How the request and its response are rewritten.
+#[derive(Clone, Copy)]
+struct Rewrite {
+    attributes: LoadBalancerAttributes,
+    /// Desync mitigation closes the client and target connections after
+    /// the response.
+    close: bool,
+    /// The listener's `routing.http.response.server.enabled`: the load
+    /// balancer's own answers carry `Server: awselb/2.0`.
+    server_header: bool,
+}
+
+impl Rewrite {
+    /// One of the load balancer's own answers, as the listener and the
+    /// request's classification want it.
+    fn answer(&self, mut response: Response<ProxyBody>) -> Response<ProxyBody> {
+        if self.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, CLOSE.clone());
+        }
+        if !self.server_header {
+            response.headers_mut().remove(header::SERVER);
+        }
+        response
+    }
 }
 
 /// A request routed and, when it has no body, encoded: what
@@ -176,6 +215,7 @@ pub(crate) enum Prepared {
 /// A request to forward to its selected target.
 pub(crate) struct Forward {
     now_ms: u64,
+    rewrite: Rewrite,
     sticky_target: Option<Target>,
     group: Arc<GroupRuntime>,
     selection: Selection,
@@ -205,12 +245,16 @@ pub(crate) fn prepare(
 ) -> Prepared {
     let now_ms = clock::now_ms();
     let (mut parts, body) = request.into_parts();
-    let sticky_target = sticky_target(&parts.headers);
-    let decision = context
-        .with_snapshot(|snapshot| decide(snapshot, context, client, &parts, sticky_target, now_ms));
-    let (group, selection) = match decision {
+    let decision =
+        context.with_snapshot(|snapshot| decide(snapshot, context, client, &parts, now_ms));
+    let (group, selection, sticky_target, rewrite) = match decision {
         Decision::Answer(response) => return Prepared::Answer(response),
-        Decision::Forward { group, selection } => (group, selection),
+        Decision::Forward {
+            group,
+            selection,
+            sticky_target,
+            rewrite,
+        } => (group, selection, sticky_target, rewrite),
     };
     let in_flight = InFlight {
         group: Arc::clone(&group),
@@ -222,6 +266,7 @@ pub(crate) fn prepare(
             &mut parts,
             UpstreamBody::Buffered(None),
             client,
+            &rewrite,
             &context.random,
             now_ms,
         );
@@ -234,6 +279,7 @@ pub(crate) fn prepare(
     };
     Prepared::Forward(Forward {
         now_ms,
+        rewrite,
         sticky_target,
         group,
         selection,
@@ -248,10 +294,11 @@ fn encode(
     parts: &mut Parts,
     body: UpstreamBody,
     client: &Client,
+    rewrite: &Rewrite,
     random: &RandomDraws,
     now_ms: u64,
 ) -> Outgoing {
-    let head = encode_request_head(parts, &body, client, random, now_ms);
+    let head = encode_request_head(parts, &body, client, rewrite, random, now_ms);
     let mut outgoing = Outgoing::new(head, body, parts.method == Method::HEAD);
     let mut response_headers = std::mem::take(&mut parts.headers);
     response_headers.clear();
@@ -268,6 +315,7 @@ pub(crate) async fn respond(
 ) -> Response<ProxyBody> {
     let Forward {
         now_ms,
+        rewrite,
         sticky_target,
         group,
         selection,
@@ -287,10 +335,10 @@ pub(crate) async fn respond(
                 Ok(body) => body,
                 Err(err) => {
                     tracing::debug!(%err, "reading the request body failed");
-                    return alb_error(StatusCode::BAD_REQUEST);
+                    return rewrite.answer(alb_error(StatusCode::BAD_REQUEST));
                 }
             };
-            let outgoing = encode(&mut parts, body, &client, &context.random, now_ms);
+            let outgoing = encode(&mut parts, body, &client, &rewrite, &context.random, now_ms);
             (outgoing, is_idempotent(&parts.method))
         }
     };
@@ -301,8 +349,10 @@ pub(crate) async fn respond(
         now_ms,
         idempotent,
     };
-    let timeout_ms =
-        u64::try_from(context.shared.options.upstream_timeout.as_millis()).unwrap_or(u64::MAX);
+    // The idle timeout, bounded by the proxy's own limit.
+    let timeout_ms = (u64::from(rewrite.attributes.idle_timeout_seconds) * 1000).min(
+        u64::try_from(context.shared.options.upstream_timeout.as_millis()).unwrap_or(u64::MAX),
+    );
     let forwarded = context
         .deadlines
         .run(
@@ -311,11 +361,21 @@ pub(crate) async fn respond(
         )
         .await;
     let (response, release, selection) = match forwarded {
-        None => return alb_error(StatusCode::GATEWAY_TIMEOUT),
-        Some(Err(status)) => return alb_error(status),
+        None => return rewrite.answer(alb_error(StatusCode::GATEWAY_TIMEOUT)),
+        Some(Err(status)) => return rewrite.answer(alb_error(status)),
         Some(Ok(forwarded)) => forwarded,
     };
+    if response.status().is_server_error() {
+        // An error for automatic target weights (rare: the lock is this
+        // worker's own shard's).
+        group
+            .shard(context.index)
+            .record_target_error(selection.target);
+    }
     let (mut head, mut body) = response.into_parts();
+    if rewrite.close {
+        body.forbid_reuse();
+    }
     let mut release = Some(release);
     if body.is_read() {
         // The whole body arrived with the head (or there is none): the
@@ -328,28 +388,80 @@ pub(crate) async fn respond(
     }
     head.version = Version::HTTP_11;
     remove_hop_by_hop(&mut head.headers);
-    if let Some((cookie, duration_seconds)) = selection.stickiness_cookie {
-        let value =
-            format!("{STICKINESS_COOKIE_NAME}={cookie}; Max-Age={duration_seconds}; Path=/");
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            head.headers.append(header::SET_COOKIE, value);
+    if let Some(cookie) = selection.stickiness_cookie {
+        let set_cookies = head.headers.get_all(header::SET_COOKIE);
+        if cookie.is_set_on(set_cookies.iter().map(HeaderValue::as_bytes)) {
+            if let Ok(value) = HeaderValue::from_str(&cookie.set_cookie_value()) {
+                head.headers.append(header::SET_COOKIE, value);
+            }
         }
+    }
+    if rewrite.close {
+        head.headers.insert(header::CONNECTION, CLOSE.clone());
     }
     Response::from_parts(head, ProxyBody::Upstream { body, release })
 }
 
-/// Routes the request and picks its target (counted in flight).
+/// Applies desync mitigation, routes the request and picks its target
+/// (counted in flight).
 fn decide(
     snapshot: &Snapshot,
     context: &WorkerContext,
     client: &Client,
     parts: &Parts,
-    sticky_target: Option<Target>,
     now_ms: u64,
 ) -> Decision {
     let Some(listener) = snapshot.listener(client.port) else {
         return Decision::Answer(Box::new(alb_error(StatusCode::SERVICE_UNAVAILABLE)));
     };
+    let mut rewrite = Rewrite {
+        attributes: snapshot.load_balancer.attributes,
+        close: false,
+        server_header: listener.response_server_enabled,
+    };
+    // The classification is of HTTP/1.x requests (HTTP/2 frames its
+    // messages itself).
+    if parts.version != Version::HTTP_2 {
+        let reason = classify(
+            parts.method.as_str(),
+            parts
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        );
+        let mode = rewrite.attributes.desync_mitigation_mode;
+        match mitigation(mode, reason.classification()) {
+            Mitigation::Forward => {}
+            Mitigation::ForwardThenClose => rewrite.close = true,
+            Mitigation::Block => {
+                tracing::debug!(
+                    reason = reason.as_str(),
+                    "desync mitigation blocked a request"
+                );
+                rewrite.close = true;
+                let response = rewrite.answer(alb_error(StatusCode::BAD_REQUEST));
+                return Decision::Answer(Box::new(response));
+            }
+        }
+    }
+    match route_and_select(snapshot, context, listener, client, parts, rewrite, now_ms) {
+        // The load balancer's own answers (an ambiguous request's closes
+        // its connection too).
+        Decision::Answer(response) => Decision::Answer(Box::new(rewrite.answer(*response))),
+        decision => decision,
+    }
+}
+
+/// Routes the request and picks its target (counted in flight).
+fn route_and_select(
+    snapshot: &Snapshot,
+    context: &WorkerContext,
+    listener: &Listener,
+    client: &Client,
+    parts: &Parts,
+    rewrite: Rewrite,
+    now_ms: u64,
+) -> Decision {
     let host = parts
         .headers
         .get(header::HOST)
@@ -376,10 +488,16 @@ fn decide(
     let Some(group) = snapshot.groups.get(target_group_arn) else {
         return Decision::Answer(Box::new(alb_error(StatusCode::SERVICE_UNAVAILABLE)));
     };
-    match group.shard(context.index).select(sticky_target, now_ms) {
+    let mut state = group.shard(context.index);
+    let sticky_target = state
+        .stickiness_cookie_name()
+        .and_then(|name| sticky_target(&parts.headers, name));
+    match state.select(sticky_target, now_ms) {
         Some(selection) => Decision::Forward {
             group: Arc::clone(group),
             selection,
+            sticky_target,
+            rewrite,
         },
         None => Decision::Answer(Box::new(alb_error(StatusCode::SERVICE_UNAVAILABLE))),
     }
@@ -525,6 +643,7 @@ impl Attempt<'_> {
                         Err((Failure::Stale, true))
                     }
                     SendError::Unanswered(_) | SendError::Failed(_) => {
+                        self.state().record_target_error(target);
                         Err((Failure::Connect(StatusCode::BAD_GATEWAY), false))
                     }
                 }
@@ -566,9 +685,11 @@ fn encode_request_head(
     parts: &Parts,
     body: &UpstreamBody,
     client: &Client,
+    rewrite: &Rewrite,
     random: &RandomDraws,
     now_ms: u64,
 ) -> Vec<u8> {
+    let attributes = &rewrite.attributes;
     fn field(head: &mut Vec<u8>, name: &[u8], value: &[u8]) {
         head.extend_from_slice(name);
         head.extend_from_slice(b": ");
@@ -586,9 +707,36 @@ fn encode_request_head(
         path.as_bytes()
     });
     head.extend_from_slice(b" HTTP/1.1\r\n");
-    if !headers.contains_key(header::HOST) {
-        if let Some(authority) = parts.uri.authority() {
-            field(&mut head, b"host", authority.as_str().as_bytes());
+    let host_header = headers.get(header::HOST);
+    if attributes.preserve_host_header {
+        // Every Host header goes as received (below); one is made up only
+        // when there is none.
+        if host_header.is_none() {
+            if let Some(authority) = parts.uri.authority() {
+                field(&mut head, b"host", authority.as_str().as_bytes());
+            }
+        }
+    } else {
+        let host = outgoing_host(
+            client.port,
+            parts.uri.authority().map(|authority| authority.as_str()),
+            host_header.and_then(|value| value.to_str().ok()),
+        );
+        if let Some(host) = host {
+            head.extend_from_slice(b"host: ");
+            head.extend_from_slice(host.host.as_bytes());
+            match host.port {
+                None => {}
+                Some(HostPort::Requested(port)) => {
+                    head.push(b':');
+                    head.extend_from_slice(port.as_bytes());
+                }
+                Some(HostPort::Listener(_)) => {
+                    head.push(b':');
+                    head.extend_from_slice(client.forwarded_port.as_bytes());
+                }
+            }
+            head.extend_from_slice(b"\r\n");
         }
     }
     let listed: Vec<HeaderName> = if headers.contains_key(header::CONNECTION) {
@@ -602,7 +750,7 @@ fn encode_request_head(
     } else {
         Vec::new()
     };
-    let mut forwarded_for: Option<&HeaderValue> = None;
+    let mut forwarded_for = false;
     let mut has_trace_id = false;
     for (name, value) in headers {
         if is_hop_by_hop(name)
@@ -610,23 +758,47 @@ fn encode_request_head(
             || *name == X_FORWARDED_PROTO
             || *name == X_FORWARDED_PORT
             || listed.contains(name)
+            || (*name == header::HOST && !attributes.preserve_host_header)
+            || (attributes.drop_invalid_header_fields
+                && !is_valid_header_field_name(name.as_str().as_bytes()))
         {
             continue;
         }
         if *name == X_FORWARDED_FOR {
-            forwarded_for.get_or_insert(value);
+            forwarded_for = true;
             continue;
         }
         has_trace_id |= *name == X_AMZN_TRACE_ID;
         field(&mut head, name.as_str().as_bytes(), value.as_bytes());
     }
-    head.extend_from_slice(b"x-forwarded-for: ");
-    if let Some(existing) = forwarded_for {
-        head.extend_from_slice(existing.as_bytes());
-        head.extend_from_slice(b", ");
+    let mode = attributes.xff_header_processing_mode;
+    if mode == XffHeaderProcessingMode::Append
+        || (mode == XffHeaderProcessingMode::Preserve && forwarded_for)
+    {
+        head.extend_from_slice(b"x-forwarded-for: ");
+        // Several X-Forwarded-For fields are one list.
+        let mut separator: &[u8] = b"";
+        if forwarded_for {
+            for value in headers.get_all(&X_FORWARDED_FOR) {
+                head.extend_from_slice(separator);
+                head.extend_from_slice(value.as_bytes());
+                separator = b", ";
+            }
+        }
+        if mode == XffHeaderProcessingMode::Append {
+            head.extend_from_slice(separator);
+            head.extend_from_slice(if attributes.xff_client_port_enabled {
+                client.forwarded_for_with_port.as_bytes()
+            } else {
+                client.forwarded_for.as_bytes()
+            });
+        }
+        head.extend_from_slice(b"\r\n");
     }
-    head.extend_from_slice(client.forwarded_for.as_bytes());
-    head.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
+    if rewrite.close {
+        head.extend_from_slice(b"connection: close\r\n");
+    }
+    head.extend_from_slice(b"x-forwarded-proto: http\r\n");
     field(
         &mut head,
         b"x-forwarded-port",
@@ -642,15 +814,11 @@ fn encode_request_head(
     head
 }
 
-fn sticky_target(headers: &HeaderMap) -> Option<Target> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == STICKINESS_COOKIE_NAME)
-        .and_then(|(_, value)| decode_stickiness_cookie(value))
+/// The target the request's stickiness cookie `cookie_name` names.
+fn sticky_target(headers: &HeaderMap, cookie_name: &str) -> Option<Target> {
+    let cookies = headers.get_all(header::COOKIE);
+    request_cookie(cookies.iter().map(HeaderValue::as_bytes), cookie_name)
+        .and_then(decode_stickiness_cookie)
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
@@ -778,7 +946,8 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_str(&format!("a=b; AWSALB={cookie}; c=d")).unwrap(),
         );
-        assert_eq!(sticky_target(&headers), Some(target));
-        assert_eq!(sticky_target(&HeaderMap::new()), None);
+        assert_eq!(sticky_target(&headers, "AWSALB"), Some(target));
+        assert_eq!(sticky_target(&headers, "AWSALBAPP-0"), None);
+        assert_eq!(sticky_target(&HeaderMap::new(), "AWSALB"), None);
     }
 }

@@ -13,13 +13,27 @@
 //! The request's own task writes it to the target and reads the response
 //! (a small HTTP/1.1 client in `upstream`: content-length, chunked and
 //! until-close bodies; a connection is kept only when its response was read
-//! to the end and the target keeps it alive). A client connection that
-//! starts no request for 30 s while none is in progress is closed.
+//! to the end and the target keeps it alive).
 //! Requests are routed by the listener's rules and forwarded to a target
-//! chosen by the target group's state, with `X-Forwarded-For`,
-//! `X-Forwarded-Proto`, `X-Forwarded-Port` and `X-Amzn-Trace-Id` added.
+//! chosen by the target group's state, with `X-Forwarded-Proto`,
+//! `X-Forwarded-Port` and `X-Amzn-Trace-Id` added.
 //! Failures answer like ALB: 503 when no target is routable, 502 when the
-//! target refuses or answers badly, 504 when it does not answer in time.
+//! target refuses or answers badly, 504 when it does not answer within the
+//! idle timeout.
+//!
+//! The load balancer's attributes (`LoadBalancer::attributes`): each
+//! HTTP/1.x request is classified for desync mitigation and, by the mode,
+//! forwarded, forwarded with both connections closed after the response, or
+//! answered 400 with the connection closed. `X-Forwarded-For` is appended
+//! to (with the client's port if asked), preserved or removed; the `Host`
+//! header is preserved or rewritten as ALB does; header fields with invalid
+//! names are dropped if asked. A client connection takes the attributes in
+//! force when it was accepted: HTTP/1.1 only when HTTP/2 is off; closed
+//! when it starts no request for the idle timeout while none is in
+//! progress; once older than the client keep-alive duration, its next
+//! HTTP/1 response carries `Connection: close` (an HTTP/2 connection gets
+//! a GOAWAY). A listener's `response_server_enabled` off takes
+//! `Server: awselb/2.0` out of the load balancer's own answers.
 //!
 //! Retries: when connecting to a target fails (nothing was sent) the
 //! request goes to another routable target, whatever its method, and
@@ -37,6 +51,13 @@
 //! snapshot applies without a restart: listeners are added and removed,
 //! targets registered and drained (requests in flight finish).
 //!
+//! Automatic target weights (`weighted_random` groups): each worker counts,
+//! in its own shard, the requests it sends to each target and their errors
+//! (5xx responses, connection failures); every 500 ms the supervisor sums
+//! the shards' counts, runs `load-balancer`'s anomaly detection and hands
+//! every shard the resulting weights; [`Proxy::target_anomaly`] reports the
+//! result for DescribeTargetHealth.
+//!
 //! Architecture invariant: every decision (routing, target choice, health
 //! state, draining, which targets a retry may use) is made by
 //! `load-balancer`; this crate only moves bytes, reads the clock and counts
@@ -52,4 +73,4 @@ mod workers;
 
 pub use proxy::{Proxy, ProxyError, ProxyOptions};
 
-pub use load_balancer::{LoadBalancer, Target, TargetHealth};
+pub use load_balancer::{AnomalyResult, LoadBalancer, Target, TargetAnomaly, TargetHealth};

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use load_balancer::{
-    Listener, LoadBalancer, LoadBalancerError, Target, TargetGroup, TargetGroupState, TargetHealth,
+    AnomalyDetection, Listener, LoadBalancer, LoadBalancerError, LoadBalancingAlgorithm, Target,
+    TargetAnomaly, TargetGroup, TargetGroupState, TargetHealth, TargetObservation,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -18,15 +19,18 @@ use crate::clock;
 use crate::health_checks;
 use crate::workers::Workers;
 
-/// How often draining targets whose deregistration delay ended are retired.
+/// How often draining targets whose deregistration delay ended are retired
+/// and automatic target weights are evaluated.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct ProxyOptions {
     /// The address every listener's port is bound on.
     pub bind_ip: IpAddr,
-    /// How long a target has to start answering (connect included) before
-    /// the client gets a 504; ALB's idle timeout defaults to 60 s.
+    /// The longest a target may take to start answering (connect
+    /// included) before the client gets a 504, whatever the load
+    /// balancer's `idle_timeout.timeout_seconds` (which applies below it;
+    /// default: 4000 s, the highest idle timeout ELBv2 accepts).
     pub upstream_timeout: Duration,
     /// Threads serving connections, each with its own single-threaded
     /// runtime (default: one per core).
@@ -37,7 +41,7 @@ impl Default for ProxyOptions {
     fn default() -> Self {
         ProxyOptions {
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            upstream_timeout: Duration::from_secs(60),
+            upstream_timeout: Duration::from_secs(4000),
             worker_threads: std::thread::available_parallelism()
                 .map_or(1, std::num::NonZeroUsize::get),
         }
@@ -111,8 +115,16 @@ impl Snapshot {
 /// reading), so their health agrees. A draining target leaves a shard once
 /// that shard has nothing in flight to it, and leaves the group when it has
 /// left every shard.
+///
+/// Automatic target weights: each shard counts the requests it sends to a
+/// target and their errors (in its own state, under its own lock); every
+/// housekeeping tick the supervisor takes those counts from every shard,
+/// runs the pure [`AnomalyDetection`] on their sum and gives every shard
+/// the resulting weights.
 pub(crate) struct GroupRuntime {
     shards: Box<[Shard]>,
+    /// Touched only by the supervisor's housekeeping.
+    anomaly_detection: Mutex<AnomalyDetection>,
 }
 
 /// One worker's state, alone on its cache lines.
@@ -125,7 +137,58 @@ impl GroupRuntime {
             shards: (0..workers.max(1))
                 .map(|_| Shard(Mutex::new(TargetGroupState::new(target_group, now_ms))))
                 .collect(),
+            anomaly_detection: Mutex::new(AnomalyDetection::default()),
         }
+    }
+
+    /// One automatic target weights evaluation at `now_ms`: takes every
+    /// shard's outcome counts and, for a `weighted_random` group, applies
+    /// the decision to every shard (other groups forget any).
+    pub(crate) fn evaluate_anomalies(&self, now_ms: u64) {
+        let mut observations: Vec<TargetObservation> = Vec::new();
+        let mut attributes = None;
+        for index in 0..self.shards.len() {
+            let mut shard = self.shard(index);
+            attributes.get_or_insert_with(|| shard.config().attributes.clone());
+            for observation in shard.take_observations() {
+                match observations
+                    .iter_mut()
+                    .find(|seen| seen.target == observation.target)
+                {
+                    Some(seen) => seen.outcomes.add(observation.outcomes),
+                    None => observations.push(observation),
+                }
+            }
+        }
+        let Some(attributes) = attributes else {
+            return;
+        };
+        let mut detection = self
+            .anomaly_detection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if attributes.load_balancing_algorithm_type != LoadBalancingAlgorithm::WeightedRandom {
+            if !detection.is_empty() {
+                *detection = AnomalyDetection::default();
+                drop(detection);
+                self.update_all(|state| state.apply_anomaly_decisions(&[]));
+            }
+            return;
+        }
+        observations.sort_by_key(|observation| observation.target);
+        let decisions =
+            detection.evaluate(&observations, attributes.anomaly_mitigation_enabled, now_ms);
+        drop(detection);
+        self.update_all(|state| state.apply_anomaly_decisions(&decisions));
+    }
+
+    /// DescribeTargetHealth's `AnomalyDetection` for `target` (only in a
+    /// `weighted_random` group).
+    pub(crate) fn target_anomaly(&self, target: Target) -> Option<TargetAnomaly> {
+        (0..self.shards.len())
+            .map(|index| self.shard(index))
+            .find(|state| state.is_registered(target))?
+            .target_anomaly(target)
     }
 
     /// The state worker `worker` selects targets from.
@@ -254,6 +317,17 @@ impl Proxy {
         Some(group.target_health(target))
     }
 
+    /// DescribeTargetHealth's `AnomalyDetection` for one target: `None` for
+    /// an unknown group or target, or a group whose algorithm is not
+    /// `weighted_random`.
+    pub fn target_anomaly(&self, target_group_arn: &str, target: Target) -> Option<TargetAnomaly> {
+        let snapshot = self.shared.snapshot();
+        snapshot
+            .groups
+            .get(target_group_arn)?
+            .target_anomaly(target)
+    }
+
     /// Stops listening (the ports are closed when this returns) and health
     /// checking. Connections already accepted finish their requests.
     pub async fn shutdown(self) {
@@ -289,6 +363,7 @@ impl Supervisor {
                         group.runtime.update_all(|state| {
                             state.complete_deregistrations(now_ms);
                         });
+                        group.runtime.evaluate_anomalies(now_ms);
                     }
                 }
                 _ = stop.changed() => break,

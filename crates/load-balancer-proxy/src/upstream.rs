@@ -492,6 +492,12 @@ impl UpstreamResponseBody {
         )
     }
 
+    /// The connection is closed after this response, whatever the target
+    /// said.
+    pub(crate) fn forbid_reuse(&mut self) {
+        self.keep_alive = false;
+    }
+
     /// The connection, once the body was read to its end, when it may be
     /// used for another request.
     pub(crate) fn take_reusable(&mut self) -> Option<Upstream> {

@@ -10,13 +10,14 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::Response;
+use http::header::{self, HeaderValue};
+use http::{Response, Version};
 use hyper::body::{Body, Frame, SizeHint};
 
 use hyper::service::service_fn;
@@ -38,9 +39,9 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// After shutdown, how long requests in flight may take to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// A client connection starting no request for this long (while none is in
-/// progress) is closed; hyper's header read timeout had the same default.
-const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The shortest idle timeout ELBv2 accepts: the deadline sweep runs often
+/// enough for it.
+const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 
 enum Command {
     /// Accept connections on `listener` (bound to `port`) until told to stop.
@@ -77,23 +78,31 @@ pub(crate) struct WorkerContext {
     /// When requests waiting on a target get a 504.
     pub(crate) deadlines: Deadlines,
     pub(crate) random: RandomDraws,
+    /// HTTP/1.1 and h2c.
     server: auto::Builder<TokioExecutor>,
+    /// HTTP/1.1 only (`routing.http2.enabled` false).
+    server_http1: auto::Builder<TokioExecutor>,
 }
 
 impl WorkerContext {
     fn new(shared: Arc<Shared>, index: usize) -> WorkerContext {
-        let mut server = auto::Builder::new(TokioExecutor::new());
-        server
-            .http1()
-            .keep_alive(true)
-            // Small responses go out with one plain write of head and body
-            // (copied together) rather than a writev of two buffers.
-            .writev(false)
-            .timer(TokioTimer::new())
-            // Armed per request, it costs an allocation and a timer: each
-            // connection has one idle timer instead (see `serve_connection`).
-            .header_read_timeout(None);
-        server.http2().timer(TokioTimer::new());
+        let builder = || {
+            let mut server = auto::Builder::new(TokioExecutor::new());
+            server
+                .http1()
+                .keep_alive(true)
+                // Small responses go out with one plain write of head and body
+                // (copied together) rather than a writev of two buffers.
+                .writev(false)
+                .timer(TokioTimer::new())
+                // Armed per request, it costs an allocation and a timer: each
+                // connection has one idle timer instead (see `serve_connection`).
+                .header_read_timeout(None);
+            server.http2().timer(TokioTimer::new());
+            server
+        };
+        let server = builder();
+        let server_http1 = builder().http1_only();
         let snapshot = Mutex::new((shared.generation(), shared.snapshot()));
         WorkerContext {
             shared,
@@ -103,6 +112,7 @@ impl WorkerContext {
             deadlines: Deadlines::default(),
             random: RandomDraws::from_os_seed(),
             server,
+            server_http1,
         }
     }
 
@@ -225,7 +235,11 @@ async fn run(
     let mut connections = JoinSet::new();
     let mut sweep = tokio::time::interval(POOL_SWEEP_INTERVAL);
     let mut deadline_sweep = tokio::time::interval(deadlines::sweep_period(
-        context.shared.options.upstream_timeout,
+        context
+            .shared
+            .options
+            .upstream_timeout
+            .min(MIN_IDLE_TIMEOUT),
     ));
     deadline_sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let listeners_closed = loop {
@@ -335,29 +349,47 @@ async fn serve_connection(
         }
     };
     let client = Client::new(peer, port);
+    // The connection keeps the attributes it started with, as on ALB.
+    let attributes = context.with_snapshot(|snapshot| snapshot.load_balancer.attributes);
     let service_context = Arc::clone(&context);
     let activity = Arc::new(Activity::default());
     let service_activity = Arc::clone(&activity);
-    let service = service_fn(move |request| {
+    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let context = Arc::clone(&service_context);
         let client = client.clone();
+        let http1 = request.version() != Version::HTTP_2;
+        if !http1 {
+            service_activity.http2.store(true, Ordering::Relaxed);
+        }
         let active = Active::start(&service_activity);
         let prepared = handler::prepare(&context, &client, request);
         Responding {
             respond: handler::respond(context, client, prepared),
             active: Some(active),
+            http1,
         }
     });
-    let connection = context
-        .server
-        .serve_connection(TokioIo::new(stream), service);
+    let server = if attributes.http2_enabled {
+        &context.server
+    } else {
+        &context.server_http1
+    };
+    let connection = server.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     // The worker's stop and the idle timer are watched by a task of their
     // own, which tells the connection through `verdict`: selecting on them
     // here would poll both every time the connection's task wakes, twice
     // per request.
     let (verdict_sender, mut verdict) = oneshot::channel();
-    tokio::spawn(watch_connection(activity, stop, verdict_sender));
+    tokio::spawn(watch_connection(
+        activity,
+        stop,
+        verdict_sender,
+        Lifetimes {
+            idle: Duration::from_secs(u64::from(attributes.idle_timeout_seconds)),
+            keep_alive: Duration::from_secs(u64::from(attributes.client_keep_alive_seconds)),
+        },
+    ));
     let result = tokio::select! {
         biased;
         result = connection.as_mut() => result,
@@ -389,15 +421,32 @@ enum Verdict {
     Close,
 }
 
+/// How long a client connection may live.
+#[derive(Debug, Clone, Copy)]
+struct Lifetimes {
+    /// `idle_timeout.timeout_seconds`: no request started for this long
+    /// while none is in progress closes it.
+    idle: Duration,
+    /// `client_keep_alive.seconds`: once the connection is this old, its
+    /// next HTTP/1 response carries `Connection: close`; an HTTP/2
+    /// connection is shut down gracefully (GOAWAY, requests in flight
+    /// finish).
+    keep_alive: Duration,
+}
+
 /// Watches one connection until it ends: one timer per connection instead
 /// of hyper's per-request header read timeout.
 async fn watch_connection(
     activity: Arc<Activity>,
     mut stop: watch::Receiver<bool>,
     mut verdict: oneshot::Sender<Verdict>,
+    lifetimes: Lifetimes,
 ) {
-    let idle = tokio::time::sleep(CLIENT_IDLE_TIMEOUT);
+    let idle = tokio::time::sleep(lifetimes.idle);
     tokio::pin!(idle);
+    let keep_alive = tokio::time::sleep(lifetimes.keep_alive);
+    tokio::pin!(keep_alive);
+    let mut kept_alive_long_enough = false;
     let mut started_seen = 0;
     loop {
         tokio::select! {
@@ -407,6 +456,14 @@ async fn watch_connection(
                 let _ = verdict.send(Verdict::Shutdown);
                 return;
             }
+            () = &mut keep_alive, if !kept_alive_long_enough => {
+                kept_alive_long_enough = true;
+                activity.keep_alive_over.store(true, Ordering::Relaxed);
+                if activity.http2.load(Ordering::Relaxed) {
+                    let _ = verdict.send(Verdict::Shutdown);
+                    return;
+                }
+            }
             () = &mut idle => {
                 let started = activity.started.load(Ordering::Relaxed);
                 if started == started_seen && activity.active.load(Ordering::Relaxed) == 0 {
@@ -414,7 +471,7 @@ async fn watch_connection(
                     return;
                 }
                 started_seen = started;
-                let next = idle.deadline() + CLIENT_IDLE_TIMEOUT;
+                let next = idle.deadline() + lifetimes.idle;
                 idle.as_mut().reset(next);
             }
         }
@@ -427,6 +484,11 @@ async fn watch_connection(
 struct Activity {
     started: AtomicU64,
     active: AtomicUsize,
+    /// The client keep-alive duration is over: the next response closes
+    /// the connection.
+    keep_alive_over: AtomicBool,
+    /// The connection speaks HTTP/2.
+    http2: AtomicBool,
 }
 
 /// One request in progress.
@@ -454,6 +516,8 @@ pin_project! {
         #[pin]
         respond: F,
         active: Option<Active>,
+        // An HTTP/1 request (whose response may carry `Connection: close`).
+        http1: bool,
     }
 }
 
@@ -462,11 +526,16 @@ impl<F: Future<Output = Response<ProxyBody>>> Future for Responding<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let response = std::task::ready!(this.respond.poll(cx));
+        let mut response = std::task::ready!(this.respond.poll(cx));
         let active = this
             .active
             .take()
             .expect("a response future is not polled after it completed");
+        if *this.http1 && active.0.keep_alive_over.load(Ordering::Relaxed) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         Poll::Ready(Ok(response.map(|body| Tracked {
             body,
             _active: active,
@@ -504,21 +573,85 @@ impl Body for Tracked {
 mod tests {
     use super::*;
 
+    const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+    const KEEP_ALIVE: Duration = Duration::from_secs(3600);
+
     fn watched() -> (
         Arc<Activity>,
         watch::Sender<bool>,
         oneshot::Receiver<Verdict>,
         JoinHandle<()>,
     ) {
-        let activity = Arc::new(Activity::default());
+        watched_with(Arc::new(Activity::default()))
+    }
+
+    fn watched_with(
+        activity: Arc<Activity>,
+    ) -> (
+        Arc<Activity>,
+        watch::Sender<bool>,
+        oneshot::Receiver<Verdict>,
+        JoinHandle<()>,
+    ) {
         let (stop, stop_receiver) = watch::channel(false);
         let (verdict, verdict_receiver) = oneshot::channel();
         let watcher = tokio::spawn(watch_connection(
             Arc::clone(&activity),
             stop_receiver,
             verdict,
+            Lifetimes {
+                idle: CLIENT_IDLE_TIMEOUT,
+                keep_alive: KEEP_ALIVE,
+            },
         ));
         (activity, stop, verdict_receiver, watcher)
+    }
+
+    #[tokio::test]
+    async fn once_the_keep_alive_duration_is_over_http1_responses_close_the_connection() {
+        let activity = Arc::new(Activity::default());
+        let respond = |http1: bool| Responding {
+            respond: std::future::ready(handler::alb_error(http::StatusCode::BAD_GATEWAY)),
+            active: Some(Active::start(&activity)),
+            http1,
+        };
+        let connection =
+            |response: Response<Tracked>| response.headers().get(header::CONNECTION).cloned();
+        assert_eq!(connection(respond(true).await.unwrap()), None);
+        activity.keep_alive_over.store(true, Ordering::Relaxed);
+        assert_eq!(
+            connection(respond(true).await.unwrap()),
+            Some(HeaderValue::from_static("close"))
+        );
+        // HTTP/2 has no Connection header: its connection gets a GOAWAY.
+        assert_eq!(connection(respond(false).await.unwrap()), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_keep_alive_duration_ends_a_connection() {
+        // HTTP/1: the flag is raised for the next response; the connection
+        // lives on until then.
+        let (activity, _stop, mut verdict, _watcher) = watched();
+        let mut active = Active::start(&activity);
+        let started = tokio::time::Instant::now();
+        while started.elapsed() < KEEP_ALIVE {
+            tokio::time::sleep(CLIENT_IDLE_TIMEOUT).await;
+            drop(active);
+            active = Active::start(&activity);
+        }
+        tokio::time::sleep(CLIENT_IDLE_TIMEOUT).await;
+        assert!(activity.keep_alive_over.load(Ordering::Relaxed));
+        assert_eq!(verdict.try_recv(), Err(oneshot::error::TryRecvError::Empty));
+        drop(active);
+
+        // HTTP/2: shut down gracefully.
+        let http2 = Arc::new(Activity::default());
+        http2.http2.store(true, Ordering::Relaxed);
+        let (activity, _stop, verdict, _watcher) = watched_with(http2);
+        let _active = Active::start(&activity);
+        let started = tokio::time::Instant::now();
+        assert_eq!(verdict.await, Ok(Verdict::Shutdown));
+        assert_eq!(started.elapsed(), KEEP_ALIVE);
     }
 
     #[tokio::test(start_paused = true)]

@@ -14,11 +14,13 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use load_balancer::{
-    Action, Condition, FixedResponse, ForwardAction, HealthCheck, Listener, LoadBalancer, Protocol,
-    Redirect, Rule, Target, TargetGroup, TargetGroupAttributes, TargetHealthReason,
-    TargetHealthState, WeightedTargetGroup,
+    Action, Condition, DesyncMitigationMode, FixedResponse, ForwardAction, HealthCheck, Listener,
+    LoadBalancer, LoadBalancerAttributes, Protocol, Redirect, Rule, Stickiness, Target,
+    TargetGroup, TargetGroupAttributes, TargetHealthReason, TargetHealthState, WeightedTargetGroup,
+    XffHeaderProcessingMode,
 };
 use load_balancer_proxy::{Proxy, ProxyOptions};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -26,6 +28,8 @@ struct Backend {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
     health_status: Arc<AtomicU16>,
+    /// What requests other than `/health` are answered with.
+    status: Arc<AtomicU16>,
     seen: Arc<Mutex<Vec<HeaderMap>>>,
 }
 
@@ -43,17 +47,20 @@ impl Backend {
 }
 
 /// A backend answering its name; `/health` answers `health_status`,
-/// `/slow` after a second, `/hang` after ten.
+/// `/slow` after a second, `/hang` after ten; `/login` sets the cookie
+/// `SESSION`.
 async fn backend(name: &'static str) -> Backend {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
     let health_status = Arc::new(AtomicU16::new(200));
+    let status = Arc::new(AtomicU16::new(200));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let backend = Backend {
         addr,
         connections: Arc::clone(&connections),
         health_status: Arc::clone(&health_status),
+        status: Arc::clone(&status),
         seen: Arc::clone(&seen),
     };
     tokio::spawn(async move {
@@ -61,10 +68,12 @@ async fn backend(name: &'static str) -> Backend {
             let (stream, _) = listener.accept().await.unwrap();
             connections.fetch_add(1, Ordering::SeqCst);
             let health_status = Arc::clone(&health_status);
+            let status = Arc::clone(&status);
             let seen = Arc::clone(&seen);
             tokio::spawn(async move {
                 let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                     let health_status = Arc::clone(&health_status);
+                    let status = StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap();
                     let seen = Arc::clone(&seen);
                     async move {
                         let path = request.uri().path().to_string();
@@ -81,9 +90,16 @@ async fn backend(name: &'static str) -> Backend {
                             "/hang" => tokio::time::sleep(Duration::from_secs(10)).await,
                             _ => {}
                         }
-                        Ok(Response::new(Full::new(Bytes::from_static(
-                            name.as_bytes(),
-                        ))))
+                        let mut response =
+                            Response::new(Full::new(Bytes::from_static(name.as_bytes())));
+                        *response.status_mut() = status;
+                        if path == "/login" {
+                            response.headers_mut().insert(
+                                "set-cookie",
+                                http::HeaderValue::from_static("SESSION=s; Path=/"),
+                            );
+                        }
+                        Ok(response)
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -142,8 +158,10 @@ fn load_balancer(
             protocol: Protocol::Http,
             default_actions: vec![default],
             rules,
+            response_server_enabled: true,
         }],
         target_groups: groups,
+        attributes: LoadBalancerAttributes::default(),
     }
 }
 
@@ -880,4 +898,389 @@ async fn disabled_health_checks_send_traffic_to_every_registered_target() {
         BTreeMap::from([("a".to_string(), 2), ("b".to_string(), 2)])
     );
     proxy.shutdown().await;
+}
+
+/// Sends a new configuration and gives the proxy a moment to apply it.
+async fn reconfigure(sender: &watch::Sender<Arc<LoadBalancer>>, config: &LoadBalancer) {
+    sender.send_replace(Arc::new(config.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_follow_the_load_balancer_attributes() {
+    let a = backend("a").await;
+    let port = free_port().await;
+    let mut config = load_balancer(
+        port,
+        forward(&[("tg", 1)]),
+        vec![],
+        vec![target_group("tg", &[&a])],
+    );
+    let (proxy, sender) = start(config.clone()).await;
+    let seen = |headers: &[(&str, &str)]| {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        let a = &a;
+        async move {
+            let borrowed: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .collect();
+            assert_eq!(get(port, "/", &borrowed).await.body, "a");
+            a.last_headers()
+        }
+    };
+    let value = |headers: &HeaderMap, name: &str| -> Option<String> {
+        let values: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .map(|value| value.to_str().unwrap())
+            .collect();
+        (!values.is_empty()).then(|| values.join(" | "))
+    };
+
+    // ALB's defaults: the client's address is appended; the Host gets the
+    // listener's (non-default) port; header names are not checked.
+    let headers = seen(&[
+        ("x-forwarded-for", "192.0.2.9"),
+        ("host", "example.com"),
+        ("x_underscore", "1"),
+    ])
+    .await;
+    assert_eq!(
+        value(&headers, "x-forwarded-for").as_deref(),
+        Some("192.0.2.9, 127.0.0.1")
+    );
+    assert_eq!(value(&headers, "host"), Some(format!("example.com:{port}")));
+    assert_eq!(value(&headers, "x_underscore").as_deref(), Some("1"));
+    let headers = seen(&[]).await;
+    assert_eq!(
+        value(&headers, "x-forwarded-for").as_deref(),
+        Some("127.0.0.1")
+    );
+
+    // With the client's port, the host preserved and invalid names dropped.
+    config.attributes = LoadBalancerAttributes {
+        xff_client_port_enabled: true,
+        preserve_host_header: true,
+        drop_invalid_header_fields: true,
+        ..LoadBalancerAttributes::default()
+    };
+    reconfigure(&sender, &config).await;
+    let headers = seen(&[
+        ("x-forwarded-for", "192.0.2.9"),
+        ("host", "example.com"),
+        ("x_underscore", "1"),
+        ("x-valid-2", "1"),
+    ])
+    .await;
+    let forwarded_for = value(&headers, "x-forwarded-for").unwrap();
+    let client_port = forwarded_for
+        .strip_prefix("192.0.2.9, 127.0.0.1:")
+        .unwrap_or_else(|| panic!("{forwarded_for}"));
+    assert!(client_port.parse::<u16>().is_ok(), "{forwarded_for}");
+    assert_eq!(value(&headers, "host").as_deref(), Some("example.com"));
+    assert_eq!(value(&headers, "x_underscore"), None);
+    assert_eq!(value(&headers, "x-valid-2").as_deref(), Some("1"));
+
+    // Preserve: as received, and none when there was none.
+    config.attributes = LoadBalancerAttributes {
+        xff_header_processing_mode: XffHeaderProcessingMode::Preserve,
+        ..LoadBalancerAttributes::default()
+    };
+    reconfigure(&sender, &config).await;
+    let headers = seen(&[("x-forwarded-for", "192.0.2.9")]).await;
+    assert_eq!(
+        value(&headers, "x-forwarded-for").as_deref(),
+        Some("192.0.2.9")
+    );
+    assert_eq!(value(&seen(&[]).await, "x-forwarded-for"), None);
+
+    // Remove.
+    config.attributes.xff_header_processing_mode = XffHeaderProcessingMode::Remove;
+    reconfigure(&sender, &config).await;
+    let headers = seen(&[("x-forwarded-for", "192.0.2.9")]).await;
+    assert_eq!(value(&headers, "x-forwarded-for"), None);
+    // The other forwarded headers stay.
+    assert_eq!(
+        value(&headers, "x-forwarded-proto").as_deref(),
+        Some("http")
+    );
+    proxy.shutdown().await;
+}
+
+/// Writes `request` on a new connection and reads until the proxy closes
+/// it (or two seconds pass): the raw answer, and whether it was closed.
+async fn raw_exchange(port: u16, request: &[u8]) -> (String, bool) {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(read)) => answer.extend_from_slice(&buffer[..read]),
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&answer).into_owned(), closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desync_mitigation_modes_treat_requests_by_classification() {
+    let a = backend("a").await;
+    let port = free_port().await;
+    let mut config = load_balancer(
+        port,
+        forward(&[("tg", 1)]),
+        vec![Rule {
+            priority: 1,
+            conditions: vec![Condition::PathPattern {
+                values: strings(&["/fixed"]),
+            }],
+            actions: vec![Action::FixedResponse(FixedResponse {
+                status_code: 200,
+                content_type: None,
+                message_body: Some("fixed".to_string()),
+            })],
+        }],
+        vec![target_group("tg", &[&a])],
+    );
+    let (proxy, sender) = start(config.clone()).await;
+    let compliant = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n".as_slice();
+    // Acceptable: GetHeadZeroContentLength.
+    let acceptable = b"GET / HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n".as_slice();
+    // Ambiguous: UndefinedContentLengthSemantics.
+    let ambiguous = b"GET / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello".as_slice();
+    // Severe: MultipleTransferEncodingChunked.
+    let severe =
+        b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked, chunked\r\n\r\n0\r\n\r\n"
+            .as_slice();
+    // (status, connection closed) for each of them.
+    for (mode, expected) in [
+        (
+            DesyncMitigationMode::Monitor,
+            [(200, false), (200, false), (200, false), (200, false)],
+        ),
+        (
+            DesyncMitigationMode::Defensive,
+            [(200, false), (200, false), (200, true), (400, true)],
+        ),
+        (
+            DesyncMitigationMode::Strictest,
+            [(200, false), (400, true), (400, true), (400, true)],
+        ),
+    ] {
+        config.attributes.desync_mitigation_mode = mode;
+        reconfigure(&sender, &config).await;
+        for (request, (status, closed)) in [compliant, acceptable, ambiguous, severe]
+            .into_iter()
+            .zip(expected)
+        {
+            let (answer, was_closed) = raw_exchange(port, request).await;
+            let what = format!("{mode:?} {:?}: {answer}", String::from_utf8_lossy(request));
+            assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{what}");
+            assert_eq!(was_closed, closed, "{what}");
+            assert_eq!(
+                answer.to_ascii_lowercase().contains("connection: close"),
+                closed,
+                "{what}"
+            );
+        }
+    }
+    // The load balancer's own answers close an ambiguous request's
+    // connection too.
+    config.attributes.desync_mitigation_mode = DesyncMitigationMode::Defensive;
+    reconfigure(&sender, &config).await;
+    let (answer, closed) = raw_exchange(
+        port,
+        b"GET /fixed HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\n\r\nx",
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200 ") && answer.ends_with("fixed"),
+        "{answer}"
+    );
+    assert!(closed, "{answer}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_can_be_turned_off() {
+    let a = backend("a").await;
+    let port = free_port().await;
+    let mut config = load_balancer(
+        port,
+        forward(&[("tg", 1)]),
+        vec![],
+        vec![target_group("tg", &[&a])],
+    );
+    config.attributes.http2_enabled = false;
+    let (proxy, _sender) = start(config).await;
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake::<_, _, Full<Bytes>>(
+        TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let request = Request::get(format!("http://127.0.0.1:{port}/"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert!(sender.send_request(request).await.is_err());
+    // HTTP/1.1 still works.
+    assert_eq!(get(port, "/", &[]).await.body, "a");
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idle_timeout_bounds_the_wait_for_a_target() {
+    let a = backend("a").await;
+    let port = free_port().await;
+    let mut config = load_balancer(
+        port,
+        forward(&[("tg", 1)]),
+        vec![],
+        vec![target_group("tg", &[&a])],
+    );
+    config.attributes.idle_timeout_seconds = 1;
+    let (proxy, _sender) = start(config).await;
+    // The proxy's own limit in these tests is 5 s; the hang is 10 s.
+    let answer = tokio::time::timeout(Duration::from_secs(4), get(port, "/hang", &[]))
+        .await
+        .expect("the idle timeout (1 s) ended the wait");
+    assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_cookie_stickiness_pins_clients_once_the_application_sets_its_cookie() {
+    let (a, b) = (backend("a").await, backend("b").await);
+    let port = free_port().await;
+    let mut group = target_group("tg", &[&a, &b]);
+    group.health_check.enabled = false;
+    group.attributes.stickiness = Stickiness::app_cookie("SESSION", 300);
+    let config = load_balancer(port, forward(&[("tg", 1)]), vec![], vec![group]);
+    let (proxy, _sender) = start_single_worker(config).await;
+
+    // No application cookie: no stickiness cookie, round robin.
+    let plain = get(port, "/", &[]).await;
+    assert!(
+        plain.headers.get("set-cookie").is_none(),
+        "{:?}",
+        plain.headers
+    );
+    let login = get(port, "/login", &[]).await;
+    let cookies: Vec<&str> = login
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap())
+        .collect();
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert_eq!(cookies[0], "SESSION=s; Path=/");
+    let sticky = cookies[1]
+        .strip_suffix("; Max-Age=300; Path=/")
+        .and_then(|cookie| cookie.strip_prefix("AWSALBAPP-0="))
+        .unwrap_or_else(|| panic!("{cookies:?}"));
+    let cookie = format!("SESSION=s; AWSALBAPP-0={sticky}");
+    for _ in 0..6 {
+        let answer = get(port, "/", &[("cookie", &cookie)]).await;
+        assert_eq!(answer.body, login.body);
+    }
+    // The lb_cookie's AWSALB means nothing to app_cookie stickiness.
+    let mut bodies = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let cookie = format!("AWSALB={sticky}");
+        bodies.insert(get(port, "/", &[("cookie", &cookie)]).await.body);
+    }
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_header_of_the_load_balancers_own_answers_can_be_turned_off() {
+    let port = free_port().await;
+    let fixed = Action::FixedResponse(FixedResponse {
+        status_code: 200,
+        content_type: None,
+        message_body: Some("fixed".to_string()),
+    });
+    let mut config = load_balancer(port, fixed, vec![], vec![]);
+    let (proxy, sender) = start(config.clone()).await;
+    let answer = get(port, "/", &[]).await;
+    assert_eq!(
+        answer.headers.get("server").map(|v| v.to_str().unwrap()),
+        Some("awselb/2.0")
+    );
+    config.listeners[0].response_server_enabled = false;
+    reconfigure(&sender, &config).await;
+    let answer = get(port, "/", &[]).await;
+    assert_eq!(answer.body, "fixed");
+    assert_eq!(answer.headers.get("server"), None);
+    proxy.shutdown().await;
+}
+
+/// Sends `requests` GETs one after another; counts the answers by body.
+async fn tally(port: u16, requests: usize) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for _ in 0..requests {
+        *counts.entry(get(port, "/", &[]).await.body).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_target_weights_move_traffic_off_a_target_answering_500s() {
+    use load_balancer::{AnomalyResult, LoadBalancingAlgorithm};
+    for mitigation in [true, false] {
+        let a = backend("a").await;
+        let b = backend("b").await;
+        let c = backend("c").await;
+        c.status.store(500, Ordering::SeqCst);
+        let mut group = target_group("tg", &[&a, &b, &c]);
+        // Every registered target counts as healthy at once.
+        group.health_check.enabled = false;
+        group.attributes.load_balancing_algorithm_type = LoadBalancingAlgorithm::WeightedRandom;
+        group.attributes.anomaly_mitigation_enabled = mitigation;
+        let port = free_port().await;
+        let (proxy, _config) = start(load_balancer(
+            port,
+            forward(&[("tg", 1)]),
+            vec![],
+            vec![group],
+        ))
+        .await;
+
+        // Before the first evaluation: a third each.
+        let before = tally(port, 150).await;
+        // (Detection needs 20 of its requests: until then it gets a third.)
+        assert!(before["c"] >= 20, "{mitigation}: {before:?}");
+        // A few evaluations (every 500 ms) later c is anomalous.
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        let anomaly = proxy.target_anomaly("tg", c.target()).unwrap();
+        assert_eq!(anomaly.result, AnomalyResult::Anomalous, "{mitigation}");
+        assert_eq!(anomaly.mitigation_in_effect, mitigation);
+        let normal = proxy.target_anomaly("tg", a.target()).unwrap();
+        assert_eq!(normal.result, AnomalyResult::Normal);
+        assert!(!normal.mitigation_in_effect);
+
+        let after = tally(port, 300).await;
+        let to_c = after.get("c").copied().unwrap_or(0);
+        if mitigation {
+            // Its weight is at most 1/16 of the others': under 5% expected.
+            assert!(to_c < 30, "{after:?}");
+            assert!(after["a"] > 100 && after["b"] > 100, "{after:?}");
+        } else {
+            assert!(to_c > 60, "{after:?}");
+        }
+        proxy.shutdown().await;
+    }
 }

@@ -21,6 +21,70 @@ pub struct LoadBalancer {
     pub name: String,
     pub listeners: Vec<Listener>,
     pub target_groups: Vec<TargetGroup>,
+    pub attributes: LoadBalancerAttributes,
+}
+
+/// The load balancer attributes that mean something on one machine (the
+/// ELBv2 API stores the others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadBalancerAttributes {
+    /// `routing.http2.enabled`: false serves HTTP/1.1 only (no h2c).
+    pub http2_enabled: bool,
+    /// `idle_timeout.timeout_seconds`, 1 to 4000 (default 60): a client
+    /// connection starting no request, or a target not answering, for this
+    /// long is closed (the client gets a 504 in the second case).
+    pub idle_timeout_seconds: u32,
+    /// `client_keep_alive.seconds`, 60 to 604800 (default 3600): once a
+    /// client connection is this old, its next response closes it.
+    pub client_keep_alive_seconds: u32,
+    /// `routing.http.drop_invalid_header_fields.enabled`: header fields whose
+    /// names are not `[-A-Za-z0-9]+` are removed before forwarding.
+    pub drop_invalid_header_fields: bool,
+    /// `routing.http.xff_header_processing.mode`.
+    pub xff_header_processing_mode: XffHeaderProcessingMode,
+    /// `routing.http.xff_client_port.enabled`: in append mode the client's
+    /// port goes with its address (`ip:port`, `[ipv6]:port`).
+    pub xff_client_port_enabled: bool,
+    /// `routing.http.preserve_host_header.enabled`.
+    pub preserve_host_header: bool,
+    /// `routing.http.desync_mitigation_mode`.
+    pub desync_mitigation_mode: DesyncMitigationMode,
+}
+
+impl Default for LoadBalancerAttributes {
+    /// ALB's defaults.
+    fn default() -> Self {
+        LoadBalancerAttributes {
+            http2_enabled: true,
+            idle_timeout_seconds: 60,
+            client_keep_alive_seconds: 3600,
+            drop_invalid_header_fields: false,
+            xff_header_processing_mode: XffHeaderProcessingMode::Append,
+            xff_client_port_enabled: false,
+            preserve_host_header: false,
+            desync_mitigation_mode: DesyncMitigationMode::Defensive,
+        }
+    }
+}
+
+/// What happens to a request's `X-Forwarded-For` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XffHeaderProcessingMode {
+    /// The client's address is appended (the header is created if absent).
+    Append,
+    /// The header is sent as received (none if there was none).
+    Preserve,
+    /// The header is removed.
+    Remove,
+}
+
+/// How requests that do not comply with RFC 7230 are treated, by their
+/// [`Classification`](crate::Classification).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DesyncMitigationMode {
+    Monitor,
+    Defensive,
+    Strictest,
 }
 
 /// The only listener protocol implemented (HTTPS needs certificates).
@@ -48,6 +112,10 @@ pub struct Listener {
     /// Evaluated by ascending priority; the first rule whose conditions all
     /// match decides.
     pub rules: Vec<Rule>,
+    /// `routing.http.response.server.enabled` (default true): the load
+    /// balancer's own responses (errors, fixed responses, redirects) carry
+    /// `Server: awselb/2.0`.
+    pub response_server_enabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -393,10 +461,17 @@ pub struct TargetGroupAttributes {
     pub deregistration_delay_timeout_seconds: u32,
     /// `load_balancing.algorithm.type`.
     pub load_balancing_algorithm_type: LoadBalancingAlgorithm,
+    /// `load_balancing.algorithm.anomaly_mitigation` on: with
+    /// `weighted_random`, anomalous targets' weights are lowered (see
+    /// [`crate::AnomalyDetection`]).
+    pub anomaly_mitigation_enabled: bool,
     /// `slow_start.duration_seconds`: 0 (off) or 30 to 900.
     pub slow_start_duration_seconds: u32,
-    /// `stickiness.enabled` with `stickiness.type` = `lb_cookie`.
+    /// `stickiness.*`.
     pub stickiness: Stickiness,
+    /// `target_group_health.unhealthy_state_routing.minimum_healthy_targets.*`:
+    /// below these, the group fails open.
+    pub unhealthy_state_routing: MinimumHealthyTargets,
 }
 
 impl Default for TargetGroupAttributes {
@@ -404,8 +479,10 @@ impl Default for TargetGroupAttributes {
         TargetGroupAttributes {
             deregistration_delay_timeout_seconds: 300,
             load_balancing_algorithm_type: LoadBalancingAlgorithm::RoundRobin,
+            anomaly_mitigation_enabled: false,
             slow_start_duration_seconds: 0,
             stickiness: Stickiness::default(),
+            unhealthy_state_routing: MinimumHealthyTargets::default(),
         }
     }
 }
@@ -414,23 +491,101 @@ impl Default for TargetGroupAttributes {
 pub enum LoadBalancingAlgorithm {
     RoundRobin,
     LeastOutstandingRequests,
+    /// `weighted_random`: each request goes to a routable target drawn at
+    /// random in proportion to its weight (full, unless automatic target
+    /// weights mitigate an anomalous target).
+    WeightedRandom,
 }
 
-/// `lb_cookie` stickiness: the load balancer's `AWSALB` cookie pins a client
-/// to a target for `lb_cookie_duration_seconds`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Stickiness: a cookie pins a client to a target. With `lb_cookie` the
+/// load balancer's `AWSALB` cookie is set on every response and lasts
+/// `lb_cookie_duration_seconds`; with `app_cookie` the load balancer's
+/// `AWSALBAPP-0` cookie is set only on responses that set the application's
+/// cookie `app_cookie_name`, and lasts `app_cookie_duration_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stickiness {
     pub enabled: bool,
+    /// `stickiness.type`.
+    pub kind: StickinessKind,
     /// `stickiness.lb_cookie.duration_seconds`, 1 to 604800 (default 86400).
     pub lb_cookie_duration_seconds: u32,
+    /// `stickiness.app_cookie.cookie_name`.
+    pub app_cookie_name: String,
+    /// `stickiness.app_cookie.duration_seconds`, 1 to 604800 (default 86400).
+    pub app_cookie_duration_seconds: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StickinessKind {
+    LbCookie,
+    AppCookie,
 }
 
 impl Default for Stickiness {
     fn default() -> Self {
         Stickiness {
             enabled: false,
+            kind: StickinessKind::LbCookie,
             lb_cookie_duration_seconds: 86_400,
+            app_cookie_name: String::new(),
+            app_cookie_duration_seconds: 86_400,
         }
+    }
+}
+
+impl Stickiness {
+    /// `lb_cookie` stickiness on, lasting `duration_seconds`.
+    pub fn lb_cookie(duration_seconds: u32) -> Stickiness {
+        Stickiness {
+            enabled: true,
+            lb_cookie_duration_seconds: duration_seconds,
+            ..Stickiness::default()
+        }
+    }
+
+    /// `app_cookie` stickiness on, following the application's cookie
+    /// `cookie_name`, lasting `duration_seconds`.
+    pub fn app_cookie(cookie_name: &str, duration_seconds: u32) -> Stickiness {
+        Stickiness {
+            enabled: true,
+            kind: StickinessKind::AppCookie,
+            app_cookie_name: cookie_name.to_string(),
+            app_cookie_duration_seconds: duration_seconds,
+            ..Stickiness::default()
+        }
+    }
+}
+
+/// The fewest healthy targets a target group routes to before it fails
+/// open (sends requests to every target that is not draining). Both limits
+/// apply: the group fails open when either is not met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinimumHealthyTargets {
+    /// `...minimum_healthy_targets.count`, 1 or more (default 1).
+    pub count: u32,
+    /// `...minimum_healthy_targets.percentage`: 1 to 100 of the targets
+    /// that are not draining, or `None` (`off`, the default).
+    pub percentage: Option<u32>,
+}
+
+impl Default for MinimumHealthyTargets {
+    fn default() -> Self {
+        MinimumHealthyTargets {
+            count: 1,
+            percentage: None,
+        }
+    }
+}
+
+impl MinimumHealthyTargets {
+    /// Whether `healthy` healthy targets out of `total` that are not
+    /// draining are too few (then the group fails open).
+    pub fn fails_open(&self, healthy: usize, total: usize) -> bool {
+        let below_count = healthy < self.count as usize;
+        let below_percentage = self
+            .percentage
+            .is_some_and(|percentage| healthy * 100 < percentage as usize * total);
+        below_count || below_percentage
     }
 }
 
@@ -444,6 +599,19 @@ impl LoadBalancer {
     /// naming target groups of this load balancer, and the ranges of every
     /// health check setting and attribute.
     pub fn validate(&self) -> Result<(), LoadBalancerError> {
+        let attributes = &self.attributes;
+        if !(1..=4000).contains(&attributes.idle_timeout_seconds) {
+            return Err(invalid(format!(
+                "idle_timeout.timeout_seconds is {}: use 1 to 4000",
+                attributes.idle_timeout_seconds
+            )));
+        }
+        if !(60..=604_800).contains(&attributes.client_keep_alive_seconds) {
+            return Err(invalid(format!(
+                "client_keep_alive.seconds is {}: use 60 to 604800",
+                attributes.client_keep_alive_seconds
+            )));
+        }
         let mut arns = HashSet::new();
         for target_group in &self.target_groups {
             if !arns.insert(target_group.target_group_arn.as_str()) {
@@ -643,12 +811,18 @@ impl TargetGroup {
                 900,
                 "slow_start.duration_seconds",
             )?;
-            if attributes.load_balancing_algorithm_type
-                == LoadBalancingAlgorithm::LeastOutstandingRequests
-            {
-                return Err(invalid(format!(
-                    "target group {arn}: slow start cannot be combined with least_outstanding_requests"
-                )));
+            match attributes.load_balancing_algorithm_type {
+                LoadBalancingAlgorithm::RoundRobin => {}
+                LoadBalancingAlgorithm::LeastOutstandingRequests => {
+                    return Err(invalid(format!(
+                        "target group {arn}: slow start cannot be combined with least_outstanding_requests"
+                    )))
+                }
+                LoadBalancingAlgorithm::WeightedRandom => {
+                    return Err(invalid(format!(
+                        "target group {arn}: slow start cannot be combined with weighted_random"
+                    )))
+                }
             }
         }
         in_range(
@@ -657,6 +831,31 @@ impl TargetGroup {
             604_800,
             "stickiness.lb_cookie.duration_seconds",
         )?;
+        in_range(
+            attributes.stickiness.app_cookie_duration_seconds,
+            1,
+            604_800,
+            "stickiness.app_cookie.duration_seconds",
+        )?;
+        let stickiness = &attributes.stickiness;
+        if stickiness.enabled
+            && stickiness.kind == StickinessKind::AppCookie
+            && !crate::headers::is_valid_cookie_name(&stickiness.app_cookie_name)
+        {
+            return Err(invalid(format!(
+                "stickiness.app_cookie.cookie_name {:?} of target group {arn} is not a cookie name",
+                stickiness.app_cookie_name
+            )));
+        }
+        let minimum = &attributes.unhealthy_state_routing;
+        if minimum.count == 0 {
+            return Err(invalid(format!(
+                "minimum_healthy_targets.count of target group {arn} is 0: use 1 or more"
+            )));
+        }
+        if let Some(percentage) = minimum.percentage {
+            in_range(percentage, 1, 100, "minimum_healthy_targets.percentage")?;
+        }
         Ok(())
     }
 }
@@ -697,8 +896,10 @@ mod tests {
                     }],
                     actions: vec![forward("tg")],
                 }],
+                response_server_enabled: true,
             }],
             target_groups: vec![target_group("tg")],
+            attributes: LoadBalancerAttributes::default(),
         };
         edit(&mut load_balancer);
         load_balancer
@@ -829,6 +1030,62 @@ mod tests {
             }),
             Some("appears twice"),
         );
+        check(
+            load_balancer(|lb| lb.attributes.idle_timeout_seconds = 0),
+            Some("idle_timeout.timeout_seconds is 0"),
+        );
+        check(
+            load_balancer(|lb| lb.attributes.client_keep_alive_seconds = 59),
+            Some("client_keep_alive.seconds is 59"),
+        );
+        check(
+            load_balancer(|lb| {
+                lb.target_groups[0].attributes.stickiness = Stickiness::app_cookie("", 60)
+            }),
+            Some("is not a cookie name"),
+        );
+        check(
+            load_balancer(|lb| {
+                lb.target_groups[0].attributes.stickiness = Stickiness::app_cookie("SESSION", 0)
+            }),
+            Some("stickiness.app_cookie.duration_seconds"),
+        );
+        check(
+            load_balancer(|lb| lb.target_groups[0].attributes.unhealthy_state_routing.count = 0),
+            Some("minimum_healthy_targets.count"),
+        );
+        check(
+            load_balancer(|lb| {
+                lb.target_groups[0]
+                    .attributes
+                    .unhealthy_state_routing
+                    .percentage = Some(101)
+            }),
+            Some("minimum_healthy_targets.percentage"),
+        );
+    }
+
+    #[test]
+    fn minimum_healthy_targets() {
+        for (count, percentage, healthy, total, fails_open) in [
+            (1, None, 0, 3, true),
+            (1, None, 1, 3, false),
+            (2, None, 1, 3, true),
+            (2, None, 2, 3, false),
+            (1, Some(50), 1, 3, true),
+            (1, Some(50), 2, 4, false),
+            (1, Some(100), 3, 3, false),
+            (1, Some(100), 2, 3, true),
+            // Both limits apply.
+            (3, Some(10), 2, 4, true),
+        ] {
+            let minimum = MinimumHealthyTargets { count, percentage };
+            assert_eq!(
+                minimum.fails_open(healthy, total),
+                fails_open,
+                "{minimum:?} {healthy}/{total}"
+            );
+        }
     }
 
     #[test]

@@ -239,6 +239,7 @@ mod tests {
             protocol: Protocol::Http,
             default_actions: vec![forward(&[("default", 1)])],
             rules,
+            response_server_enabled: true,
         }
     }
 

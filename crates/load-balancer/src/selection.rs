@@ -3,11 +3,18 @@
 
 use std::net::SocketAddr;
 
-use crate::config::{LoadBalancingAlgorithm, Target, TargetGroup};
+use crate::anomaly::{OutcomeCounts, TargetAnomaly, TargetObservation};
+use crate::config::{
+    LoadBalancingAlgorithm, MinimumHealthyTargets, StickinessKind, Target, TargetGroup,
+};
 use crate::health::{HealthCheckOutcome, HealthRecord, Phase, TargetHealth, TargetHealthState};
 
 /// The cookie `lb_cookie` stickiness sets, as on ALB.
 pub const STICKINESS_COOKIE_NAME: &str = "AWSALB";
+/// The cookie `app_cookie` stickiness sets beside the application's, as on
+/// ALB (whose value, when longer than 4 KB, continues in `AWSALBAPP-1` to
+/// `-3`; Berth's always fits in the first).
+pub const APP_STICKINESS_COOKIE_NAME: &str = "AWSALBAPP-0";
 
 /// How long selection passes over a target after connecting to it failed
 /// (passive health; DescribeTargetHealth does not show it).
@@ -17,27 +24,46 @@ pub const CONNECTION_FAILURE_AVOIDANCE_MS: u64 = 10_000;
 /// linearly from 1 to this.
 const FULL_WEIGHT: i64 = 1000;
 
-/// Which targets may receive new requests: the healthy ones; if none is
-/// healthy, ALB fails open to every target that is not draining (initial and
-/// unhealthy ones). Draining and unused targets never do.
+/// Which targets may receive new requests: the healthy ones; if fewer are
+/// healthy than `minimum` asks (by default: none is), ALB fails open to
+/// every target that is not draining (initial and unhealthy ones too).
+/// Draining and unused targets never do.
 pub fn routable_targets(
     targets: impl IntoIterator<Item = (Target, TargetHealthState)>,
+    minimum: MinimumHealthyTargets,
 ) -> Vec<Target> {
     let targets: Vec<(Target, TargetHealthState)> = targets.into_iter().collect();
-    let any_healthy = targets
-        .iter()
-        .any(|(_, state)| *state == TargetHealthState::Healthy);
+    let fail_open = fails_open(targets.iter().map(|(_, state)| *state), minimum);
     targets
         .into_iter()
-        .filter(|(_, state)| is_routable(*state, any_healthy))
+        .filter(|(_, state)| is_routable(*state, fail_open))
         .map(|(target, _)| target)
         .collect()
 }
 
-fn is_routable(state: TargetHealthState, any_healthy: bool) -> bool {
+/// Whether the healthy targets among `states` are too few for `minimum`.
+fn fails_open(
+    states: impl Iterator<Item = TargetHealthState>,
+    minimum: MinimumHealthyTargets,
+) -> bool {
+    let (mut healthy, mut total) = (0, 0);
+    for state in states {
+        match state {
+            TargetHealthState::Healthy => {
+                healthy += 1;
+                total += 1;
+            }
+            TargetHealthState::Initial | TargetHealthState::Unhealthy => total += 1,
+            TargetHealthState::Draining | TargetHealthState::Unused => {}
+        }
+    }
+    minimum.fails_open(healthy, total)
+}
+
+fn is_routable(state: TargetHealthState, fail_open: bool) -> bool {
     match state {
         TargetHealthState::Healthy => true,
-        TargetHealthState::Initial | TargetHealthState::Unhealthy => !any_healthy,
+        TargetHealthState::Initial | TargetHealthState::Unhealthy => fail_open,
         TargetHealthState::Draining | TargetHealthState::Unused => false,
     }
 }
@@ -46,8 +72,10 @@ fn is_routable(state: TargetHealthState, any_healthy: bool) -> bool {
 pub fn encode_stickiness_cookie(target: Target) -> String {
     let text = target.socket_addr().to_string();
     let mut encoded = String::with_capacity(text.len() * 2);
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for byte in text.bytes() {
-        encoded.push_str(&format!("{byte:02X}"));
+        encoded.push(char::from(HEX[usize::from(byte >> 4)]));
+        encoded.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
     encoded
 }
@@ -72,8 +100,39 @@ pub fn decode_stickiness_cookie(value: &str) -> Option<Target> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     pub target: Target,
-    /// With stickiness on: the `AWSALB` cookie to set and its lifetime.
-    pub stickiness_cookie: Option<(String, u32)>,
+    /// With stickiness on: the cookie naming the target.
+    pub stickiness_cookie: Option<StickinessCookie>,
+}
+
+/// The stickiness cookie a response gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StickinessCookie {
+    /// `AWSALB` or `AWSALBAPP-0`.
+    pub name: &'static str,
+    pub value: String,
+    /// Its `Max-Age`.
+    pub duration_seconds: u32,
+    /// With `app_cookie` stickiness: the application's cookie. The load
+    /// balancer's cookie is set only on responses that set this one.
+    pub application_cookie: Option<String>,
+}
+
+impl StickinessCookie {
+    /// Whether a response with these `Set-Cookie` values gets the cookie.
+    pub fn is_set_on<'a>(&self, set_cookie_headers: impl IntoIterator<Item = &'a [u8]>) -> bool {
+        match &self.application_cookie {
+            None => true,
+            Some(name) => crate::headers::response_sets_cookie(set_cookie_headers, name),
+        }
+    }
+
+    /// The `Set-Cookie` value.
+    pub fn set_cookie_value(&self) -> String {
+        format!(
+            "{}={}; Max-Age={}; Path=/",
+            self.name, self.value, self.duration_seconds
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +145,12 @@ struct TargetEntry {
     /// Until when selection passes over this target because connecting to
     /// it failed (0: never failed).
     avoid_until_ms: u64,
+    /// Requests sent to it and errors since the last
+    /// [`take_observations`](TargetGroupState::take_observations).
+    outcomes: OutcomeCounts,
+    /// Automatic target weights' latest decision (its `weighted_random`
+    /// weight).
+    anomaly: TargetAnomaly,
 }
 
 /// The state routing sees: with health checks disabled every registered
@@ -101,7 +166,8 @@ fn effective_state(entry: &TargetEntry, health_checks_enabled: bool) -> TargetHe
 /// Which targets one selection may choose.
 struct Eligibility<'a> {
     health_checks_enabled: bool,
-    any_healthy: bool,
+    /// Too few targets are healthy: initial and unhealthy ones are routable.
+    fail_open: bool,
     /// Some routable, not excluded target has no recent connection failure:
     /// then targets with one are passed over.
     avoid_failed: bool,
@@ -113,15 +179,19 @@ impl Eligibility<'_> {
     fn new<'a>(
         targets: &[TargetEntry],
         health_checks_enabled: bool,
+        minimum: MinimumHealthyTargets,
         excluded: &'a [Target],
         now_ms: u64,
     ) -> Eligibility<'a> {
-        let any_healthy = targets.iter().any(|entry| {
-            effective_state(entry, health_checks_enabled) == TargetHealthState::Healthy
-        });
+        let fail_open = fails_open(
+            targets
+                .iter()
+                .map(|entry| effective_state(entry, health_checks_enabled)),
+            minimum,
+        );
         let mut eligibility = Eligibility {
             health_checks_enabled,
-            any_healthy,
+            fail_open,
             avoid_failed: false,
             excluded,
             now_ms,
@@ -135,7 +205,7 @@ impl Eligibility<'_> {
     fn allows(&self, entry: &TargetEntry) -> bool {
         is_routable(
             effective_state(entry, self.health_checks_enabled),
-            self.any_healthy,
+            self.fail_open,
         ) && !self.excluded.contains(&entry.target)
             && !(self.avoid_failed && entry.avoid_until_ms > self.now_ms)
     }
@@ -150,6 +220,9 @@ pub struct TargetGroupState {
     targets: Vec<TargetEntry>,
     /// Where least outstanding requests starts looking (spreads ties).
     next_index: usize,
+    /// The `weighted_random` generator's state (a fixed seed: the same
+    /// configuration and requests give the same choices).
+    random_state: u64,
 }
 
 impl TargetGroupState {
@@ -159,6 +232,7 @@ impl TargetGroupState {
             config: target_group.clone(),
             targets: Vec::new(),
             next_index: 0,
+            random_state: 0,
         };
         state.apply_config(target_group, now_ms);
         state
@@ -197,6 +271,8 @@ impl TargetGroupState {
                         in_flight: 0,
                         current_weight: 0,
                         avoid_until_ms: 0,
+                        outcomes: OutcomeCounts::default(),
+                        anomaly: TargetAnomaly::NORMAL,
                     },
                 );
             }
@@ -286,16 +362,80 @@ impl TargetGroupState {
             self.targets
                 .iter()
                 .map(|entry| (entry.target, effective_state(entry, enabled))),
+            self.config.attributes.unhealthy_state_routing,
         )
+    }
+
+    /// The cookie whose value names the sticky target of a request: `AWSALB`
+    /// or `AWSALBAPP-0`, or none when stickiness is off.
+    pub fn stickiness_cookie_name(&self) -> Option<&'static str> {
+        let stickiness = &self.config.attributes.stickiness;
+        stickiness.enabled.then_some(match stickiness.kind {
+            StickinessKind::LbCookie => STICKINESS_COOKIE_NAME,
+            StickinessKind::AppCookie => APP_STICKINESS_COOKIE_NAME,
+        })
     }
 
     /// Connecting to `target` failed: selection passes over it for
     /// [`CONNECTION_FAILURE_AVOIDANCE_MS`] unless every routable target
     /// failed recently. Its reported health does not change.
+    /// It counts as an error for anomaly detection.
     pub fn record_connection_failure(&mut self, target: Target, now_ms: u64) {
         if let Some(entry) = self.entry_mut(target) {
             entry.avoid_until_ms = now_ms.saturating_add(CONNECTION_FAILURE_AVOIDANCE_MS);
+            entry.outcomes.errors = entry.outcomes.errors.saturating_add(1);
         }
+    }
+
+    /// `target` answered a request with a 5xx (or failed it after the
+    /// connection was made): an error for anomaly detection.
+    pub fn record_target_error(&mut self, target: Target) {
+        if let Some(entry) = self.entry_mut(target) {
+            entry.outcomes.errors = entry.outcomes.errors.saturating_add(1);
+        }
+    }
+
+    /// What anomaly detection needs of every target that is not draining:
+    /// whether it is healthy, and the requests selected for it and errors
+    /// since the previous call (which resets them).
+    pub fn take_observations(&mut self) -> Vec<TargetObservation> {
+        let enabled = self.config.health_check.enabled;
+        let mut observations = Vec::with_capacity(self.targets.len());
+        for entry in &mut self.targets {
+            let state = effective_state(entry, enabled);
+            let outcomes = std::mem::take(&mut entry.outcomes);
+            if state != TargetHealthState::Draining {
+                observations.push(TargetObservation {
+                    target: entry.target,
+                    healthy: state == TargetHealthState::Healthy,
+                    outcomes,
+                });
+            }
+        }
+        observations
+    }
+
+    /// Applies automatic target weights' decisions: `weighted_random`
+    /// draws in proportion to these weights. Targets not listed get their
+    /// full weight.
+    pub fn apply_anomaly_decisions(&mut self, decisions: &[(Target, TargetAnomaly)]) {
+        for entry in &mut self.targets {
+            entry.anomaly = decisions
+                .iter()
+                .find(|(target, _)| *target == entry.target)
+                .map_or(TargetAnomaly::NORMAL, |(_, anomaly)| *anomaly);
+        }
+    }
+
+    /// DescribeTargetHealth's `AnomalyDetection` for `target`: only for a
+    /// registered target of a `weighted_random` group.
+    pub fn target_anomaly(&self, target: Target) -> Option<TargetAnomaly> {
+        if self.config.attributes.load_balancing_algorithm_type
+            != LoadBalancingAlgorithm::WeightedRandom
+        {
+            return None;
+        }
+        self.entry(target).map(|entry| entry.anomaly)
     }
 
     /// Connecting to `target` succeeded: forget an earlier failure.
@@ -316,8 +456,9 @@ impl TargetGroupState {
 
     /// Chooses the target of a new request and counts it in flight (call
     /// [`request_finished`](Self::request_finished) when it ends).
-    /// `sticky_target` is what the request's `AWSALB` cookie names; it is
-    /// honoured if stickiness is on and that target is routable. `None` when
+    /// `sticky_target` is what the request's stickiness cookie (see
+    /// [`stickiness_cookie_name`](Self::stickiness_cookie_name)) names; it
+    /// is honoured if stickiness is on and that target is routable. `None` when
     /// no target is routable (ALB answers 503). Targets whose connection
     /// failed recently are passed over while another routable target has no
     /// such failure.
@@ -337,10 +478,11 @@ impl TargetGroupState {
         let eligibility = Eligibility::new(
             &self.targets,
             self.config.health_check.enabled,
+            self.config.attributes.unhealthy_state_routing,
             excluded,
             now_ms,
         );
-        let stickiness = self.config.attributes.stickiness;
+        let stickiness = &self.config.attributes.stickiness;
         let sticky_index = sticky_target
             .filter(|_| stickiness.enabled)
             .and_then(|target| self.index_of(target))
@@ -352,18 +494,29 @@ impl TargetGroupState {
                 LoadBalancingAlgorithm::LeastOutstandingRequests => {
                     self.least_outstanding(&eligibility)?
                 }
+                LoadBalancingAlgorithm::WeightedRandom => self.weighted_random(&eligibility)?,
             },
         };
         let entry = &mut self.targets[index];
         entry.in_flight = entry.in_flight.saturating_add(1);
+        entry.outcomes.requests = entry.outcomes.requests.saturating_add(1);
         let target = entry.target;
+        let stickiness = &self.config.attributes.stickiness;
         Some(Selection {
             target,
-            stickiness_cookie: stickiness.enabled.then(|| {
-                (
-                    encode_stickiness_cookie(target),
-                    stickiness.lb_cookie_duration_seconds,
-                )
+            stickiness_cookie: stickiness.enabled.then(|| match stickiness.kind {
+                StickinessKind::LbCookie => StickinessCookie {
+                    name: STICKINESS_COOKIE_NAME,
+                    value: encode_stickiness_cookie(target),
+                    duration_seconds: stickiness.lb_cookie_duration_seconds,
+                    application_cookie: None,
+                },
+                StickinessKind::AppCookie => StickinessCookie {
+                    name: APP_STICKINESS_COOKIE_NAME,
+                    value: encode_stickiness_cookie(target),
+                    duration_seconds: stickiness.app_cookie_duration_seconds,
+                    application_cookie: Some(stickiness.app_cookie_name.clone()),
+                },
             }),
         })
     }
@@ -419,6 +572,38 @@ impl TargetGroupState {
         let best = best?;
         self.next_index = (best + 1) % count;
         Some(best)
+    }
+
+    /// A draw among the eligible targets in proportion to their weights
+    /// (automatic target weights'; all full unless an anomalous target is
+    /// mitigated), from the state's own seeded generator (splitmix64).
+    fn weighted_random(&mut self, eligibility: &Eligibility<'_>) -> Option<usize> {
+        let total_weight: u64 = self
+            .targets
+            .iter()
+            .filter(|entry| eligibility.allows(entry))
+            .map(|entry| u64::from(entry.anomaly.weight.max(1)))
+            .sum();
+        if total_weight == 0 {
+            return None;
+        }
+        self.random_state = self.random_state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut draw = self.random_state;
+        draw = (draw ^ (draw >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        draw = (draw ^ (draw >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        draw ^= draw >> 31;
+        let mut remaining = draw % total_weight;
+        for (index, entry) in self.targets.iter().enumerate() {
+            if !eligibility.allows(entry) {
+                continue;
+            }
+            let weight = u64::from(entry.anomaly.weight.max(1));
+            if remaining < weight {
+                return Some(index);
+            }
+            remaining -= weight;
+        }
+        None
     }
 
     fn index_of(&self, target: Target) -> Option<usize> {
@@ -531,7 +716,11 @@ mod tests {
                 .enumerate()
                 .map(|(index, state)| (target(index as u8 + 1), *state));
             let expected: Vec<Target> = expected.iter().map(|&n| target(n)).collect();
-            assert_eq!(routable_targets(targets), expected, "{states:?}");
+            assert_eq!(
+                routable_targets(targets, MinimumHealthyTargets::default()),
+                expected,
+                "{states:?}"
+            );
         }
     }
 
@@ -577,6 +766,88 @@ mod tests {
     }
 
     #[test]
+    fn weighted_random_spreads_over_routable_targets() {
+        let mut state = TargetGroupState::new(
+            &group(&[1, 2, 3, 4], |a| {
+                a.load_balancing_algorithm_type = LoadBalancingAlgorithm::WeightedRandom
+            }),
+            0,
+        );
+        make_healthy(&mut state, &[1, 2, 3], 0);
+        let counts = distribution(&mut state, 3000, 0);
+        assert_eq!(counts.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
+        for (octet, count) in &counts {
+            assert!((800..1200).contains(count), "{octet}: {count} of 3000");
+        }
+        // Not a rotation.
+        let sequence: Vec<Target> = (0..12)
+            .map(|_| state.select(None, 0).unwrap().target)
+            .collect();
+        assert!(sequence.windows(3).any(|w| w[0] == w[1] || w[0] == w[2]));
+    }
+
+    #[test]
+    fn weighted_random_follows_automatic_target_weights() {
+        use crate::anomaly::{AnomalyResult, TargetAnomaly};
+        let mut state = TargetGroupState::new(
+            &group(&[1, 2, 3, 4], |a| {
+                a.load_balancing_algorithm_type = LoadBalancingAlgorithm::WeightedRandom
+            }),
+            0,
+        );
+        make_healthy(&mut state, &[1, 2, 3], 0);
+        assert_eq!(state.target_anomaly(target(1)), Some(TargetAnomaly::NORMAL));
+        let counts = distribution(&mut state, 300, 0);
+        state.record_target_error(target(3));
+        state.record_connection_failure(target(3), 0);
+        state.record_connection_success(target(3));
+        // Requests and errors per target since the last call; the unhealthy
+        // target 4 is observed too, draining ones are not.
+        let observations = state.take_observations();
+        let seen: Vec<(u8, bool, u64, u64)> = observations
+            .iter()
+            .map(|o| {
+                let octet = match o.target.id {
+                    std::net::IpAddr::V4(v4) => v4.octets()[3],
+                    std::net::IpAddr::V6(_) => unreachable!(),
+                };
+                (octet, o.healthy, o.outcomes.requests, o.outcomes.errors)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (1, true, u64::from(counts[&1]), 0),
+                (2, true, u64::from(counts[&2]), 0),
+                (3, true, u64::from(counts[&3]), 2),
+                (4, false, 0, 0),
+            ]
+        );
+        assert!(state
+            .take_observations()
+            .iter()
+            .all(|o| o.outcomes.requests == 0));
+        // Target 3 at a tenth of the others' weight gets about 1 in 21.
+        let mitigated = TargetAnomaly {
+            result: AnomalyResult::Anomalous,
+            mitigation_in_effect: true,
+            weight: 100,
+        };
+        state.apply_anomaly_decisions(&[(target(3), mitigated)]);
+        assert_eq!(state.target_anomaly(target(3)), Some(mitigated));
+        let counts = distribution(&mut state, 2100, 0);
+        assert!((50..150).contains(&counts[&3]), "{counts:?}");
+        assert!(counts[&1] > 900 && counts[&2] > 900, "{counts:?}");
+        // No decision for a target: full weight again.
+        state.apply_anomaly_decisions(&[]);
+        let counts = distribution(&mut state, 3000, 0);
+        assert!((800..1200).contains(&counts[&3]), "{counts:?}");
+        // Other algorithms report no anomaly detection.
+        let round_robin = TargetGroupState::new(&group(&[1], |_| {}), 0);
+        assert_eq!(round_robin.target_anomaly(target(1)), None);
+    }
+
+    #[test]
     fn slow_start_ramps_a_new_target_up() {
         let mut state =
             TargetGroupState::new(&group(&[1, 2], |a| a.slow_start_duration_seconds = 100), 0);
@@ -595,18 +866,21 @@ mod tests {
     fn stickiness_pins_to_a_routable_target() {
         let mut state = TargetGroupState::new(
             &group(&[1, 2], |a| {
-                a.stickiness = Stickiness {
-                    enabled: true,
-                    lb_cookie_duration_seconds: 60,
-                }
+                a.stickiness = Stickiness::lb_cookie(60);
             }),
             0,
         );
         make_healthy(&mut state, &[1, 2], 0);
+        assert_eq!(state.stickiness_cookie_name(), Some("AWSALB"));
         let first = state.select(None, 0).unwrap();
-        let (cookie, duration_seconds) = first.stickiness_cookie.clone().unwrap();
-        assert_eq!(duration_seconds, 60);
-        let sticky = decode_stickiness_cookie(&cookie);
+        let cookie = first.stickiness_cookie.clone().unwrap();
+        assert_eq!((cookie.name, cookie.duration_seconds), ("AWSALB", 60));
+        assert!(cookie.is_set_on([]));
+        assert_eq!(
+            cookie.set_cookie_value(),
+            format!("AWSALB={}; Max-Age=60; Path=/", cookie.value)
+        );
+        let sticky = decode_stickiness_cookie(&cookie.value);
         assert_eq!(sticky, Some(first.target));
         for _ in 0..5 {
             assert_eq!(state.select(sticky, 0).unwrap().target, first.target);
@@ -617,6 +891,64 @@ mod tests {
         assert_ne!(state.select(sticky, 0).unwrap().target, first.target);
         assert_eq!(decode_stickiness_cookie("zz"), None);
         assert_eq!(decode_stickiness_cookie("414243"), None);
+    }
+
+    #[test]
+    fn app_cookie_stickiness_follows_the_applications_cookie() {
+        let mut state = TargetGroupState::new(
+            &group(&[1, 2], |a| {
+                a.stickiness = Stickiness::app_cookie("SESSION", 120)
+            }),
+            0,
+        );
+        make_healthy(&mut state, &[1, 2], 0);
+        assert_eq!(state.stickiness_cookie_name(), Some("AWSALBAPP-0"));
+        let first = state.select(None, 0).unwrap();
+        let cookie = first.stickiness_cookie.clone().unwrap();
+        assert_eq!((cookie.name, cookie.duration_seconds), ("AWSALBAPP-0", 120));
+        // Set only on a response setting the application's cookie.
+        assert!(!cookie.is_set_on([&b"other=1"[..]]));
+        assert!(cookie.is_set_on([&b"other=1"[..], b"SESSION=abc; Path=/"]));
+        let sticky = decode_stickiness_cookie(&cookie.value);
+        assert_eq!(sticky, Some(first.target));
+        for _ in 0..5 {
+            assert_eq!(state.select(sticky, 0).unwrap().target, first.target);
+        }
+    }
+
+    #[test]
+    fn too_few_healthy_targets_fail_open() {
+        use crate::config::MinimumHealthyTargets;
+        let mut state = TargetGroupState::new(
+            &group(&[1, 2, 3, 4], |a| {
+                a.unhealthy_state_routing = MinimumHealthyTargets {
+                    count: 2,
+                    percentage: None,
+                }
+            }),
+            0,
+        );
+        make_healthy(&mut state, &[1], 0);
+        make_unhealthy(&mut state, &[2, 3]);
+        // One healthy of the two required: every target that is not draining.
+        assert_eq!(
+            state.routable_targets(),
+            vec![target(1), target(2), target(3), target(4)]
+        );
+        make_healthy(&mut state, &[2], 0);
+        assert_eq!(state.routable_targets(), vec![target(1), target(2)]);
+        assert_eq!(
+            distribution(&mut state, 4, 0),
+            BTreeMap::from([(1, 2), (2, 2)])
+        );
+        // A percentage: 75% of four is three.
+        let mut config = state.config().clone();
+        config.attributes.unhealthy_state_routing.percentage = Some(75);
+        state.apply_config(&config, 0);
+        assert_eq!(state.routable_targets().len(), 4);
+        assert_eq!(distribution(&mut state, 4, 0).len(), 4);
+        make_healthy(&mut state, &[3], 0);
+        assert_eq!(state.routable_targets().len(), 3);
     }
 
     #[test]
@@ -666,10 +998,7 @@ mod tests {
             let mut state = TargetGroupState::new(
                 &group(&[1, 2], |a| {
                     a.load_balancing_algorithm_type = algorithm;
-                    a.stickiness = Stickiness {
-                        enabled: true,
-                        lb_cookie_duration_seconds: 60,
-                    };
+                    a.stickiness = Stickiness::lb_cookie(60);
                 }),
                 0,
             );

@@ -440,38 +440,30 @@ impl Elbv2 {
         // Checked before the load balancer is read, so bad input answers the same either way.
         attributes::check_load_balancer_changes(&changes)?;
         let arn = request.load_balancer_arn.unwrap_or_default();
-        for _ in 0..records::MAX_CAS_ATTEMPTS {
-            let mut load_balancer = self.find_load_balancer(ctx, &arn).await?;
-            load_balancer.value.attributes =
-                attributes::modify_load_balancer(&load_balancer.value.attributes, &changes)?;
-            let key = records::load_balancer_key(&ctx.region, &load_balancer.value.name);
-            if Write::new()
-                .expect(&key, load_balancer.mod_revision)
-                .put(&key, &load_balancer.value)
-                .commit(self.store())
-                .await?
-            {
-                return Ok(ModifyLoadBalancerAttributesOutput {
-                    attributes: Some(lb_attributes_wire(&load_balancer.value.attributes)),
-                });
-            }
-        }
-        Err(records::too_much_contention("load balancers"))
+        let record = self
+            .update_load_balancer(ctx, &arn, |record| {
+                record.attributes = attributes::modify_load_balancer(&record.attributes, &changes)?;
+                Ok(())
+            })
+            .await?;
+        Ok(ModifyLoadBalancerAttributesOutput {
+            attributes: Some(lb_attributes_wire(&record.attributes)),
+        })
     }
 }
 
 impl Elbv2 {
     /// Reads the load balancer `arn` names, applies `change` to it and writes it back with
-    /// compare-and-swap; returns the record written.
+    /// compare-and-swap; returns the record written. A `change` that fails writes nothing.
     async fn update_load_balancer(
         &self,
         ctx: &RequestContext,
         arn: &str,
-        change: impl Fn(&mut LoadBalancerRecord),
+        change: impl Fn(&mut LoadBalancerRecord) -> Result<(), ApiError>,
     ) -> Result<LoadBalancerRecord, ApiError> {
         for _ in 0..records::MAX_CAS_ATTEMPTS {
             let mut load_balancer = self.find_load_balancer(ctx, arn).await?;
-            change(&mut load_balancer.value);
+            change(&mut load_balancer.value)?;
             let key = records::load_balancer_key(&ctx.region, &load_balancer.value.name);
             if Write::new()
                 .expect(&key, load_balancer.mod_revision)
@@ -506,7 +498,10 @@ impl Elbv2 {
         validate_subnets(&subnets)?;
         let arn = request.load_balancer_arn.unwrap_or_default();
         let record = self
-            .update_load_balancer(ctx, &arn, |record| record.subnets = subnets.clone())
+            .update_load_balancer(ctx, &arn, |record| {
+                record.subnets = subnets.clone();
+                Ok(())
+            })
             .await?;
         Ok(SetSubnetsOutput {
             availability_zones: self.load_balancer_wire(ctx, &record).availability_zones,
@@ -531,7 +526,8 @@ impl Elbv2 {
         let arn = request.load_balancer_arn.unwrap_or_default();
         let record = self
             .update_load_balancer(ctx, &arn, |record| {
-                record.security_groups = security_groups.clone()
+                record.security_groups = security_groups.clone();
+                Ok(())
             })
             .await?;
         Ok(SetSecurityGroupsOutput {

@@ -356,7 +356,9 @@ def test_agents_on_one_engine_survive_a_control_plane_restart(
             docker("rm", "-f", *leftovers, check=False)
 
 
-def test_a_running_task_keeps_and_changes_its_tags(ecs: Any) -> None:
+def test_a_running_task_keeps_and_changes_its_tags(node: BerthNode) -> None:
+    # A client of its own: an earlier test restarts the node, which may then listen elsewhere.
+    ecs = node.client()
     task_definition = register(ecs, [container(command=["sleep", "300"], stopTimeout=2)],
                                tags=[{"key": "team", "value": "core"}])
     task_arn = run(ecs, task_definition, propagateTags="TASK_DEFINITION", enableECSManagedTags=True,

@@ -7,67 +7,57 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use scheduler::query::{parse_timestamp_ms, Expr, QueryTarget};
+use scheduler::query::{parse_timestamp_ms, Expr};
+use scheduler::{InstanceSnapshot, InstanceStatus, Resources};
 
-struct Instance {
-    attributes: BTreeMap<&'static str, Option<&'static str>>,
-    ec2_instance_id: Option<&'static str>,
-    agent_connected: bool,
-    agent_version: Option<&'static str>,
-    registered_at_ms: i64,
-    running_tasks_count: u32,
-    task_groups: Vec<&'static str>,
-}
-
-impl QueryTarget for Instance {
-    fn attribute(&self, name: &str) -> Option<Option<&str>> {
-        self.attributes.get(name).copied()
-    }
-    fn ec2_instance_id(&self) -> Option<&str> {
-        self.ec2_instance_id
-    }
-    fn agent_connected(&self) -> bool {
-        self.agent_connected
-    }
-    fn agent_version(&self) -> Option<&str> {
-        self.agent_version
-    }
-    fn registered_at_ms(&self) -> i64 {
-        self.registered_at_ms
-    }
-    fn running_tasks_count(&self) -> u32 {
-        self.running_tasks_count
-    }
-    fn any_task_group(&self, predicate: &mut dyn FnMut(&str) -> bool) -> bool {
-        self.task_groups.iter().any(|group| predicate(group))
-    }
-}
-
-fn instances() -> [Instance; 2] {
+/// Two container instances as the scheduler evaluates them: one with every
+/// field the language reads, one with none (and extreme numbers).
+fn instances() -> [InstanceSnapshot; 2] {
+    let text = |pairs: &[(&str, Option<&str>)]| -> BTreeMap<String, Option<String>> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.map(str::to_string)))
+            .collect()
+    };
     [
-        Instance {
-            attributes: BTreeMap::from([
+        InstanceSnapshot {
+            container_instance_arn:
+                "arn:aws:ecs:us-east-1:000000000000:container-instance/default/a".into(),
+            ec2_instance_id: Some("i-abcd1234".into()),
+            status: InstanceStatus::Active,
+            agent_connected: true,
+            agent_version: Some("1.14.5".into()),
+            registered_at_ms: 1_518_516_000_000,
+            remaining: Resources::default(),
+            used_tcp_ports: Vec::new(),
+            used_udp_ports: Vec::new(),
+            attributes: text(&[
                 ("ecs.instance-type", Some("t2.small")),
                 ("ecs.availability-zone", Some("us-east-1a")),
                 ("ecs.capability.ecr-auth", None),
                 ("stack", Some("prod")),
                 ("disk-gib", Some("100")),
             ]),
-            ec2_instance_id: Some("i-abcd1234"),
-            agent_connected: true,
-            agent_version: Some("1.14.5"),
-            registered_at_ms: 1_518_516_000_000,
             running_tasks_count: 1,
-            task_groups: vec!["service:production", "family:web"],
+            task_groups: BTreeMap::from([
+                ("service:production".to_string(), 1),
+                ("family:web".to_string(), 1),
+            ]),
         },
-        Instance {
-            attributes: BTreeMap::new(),
+        InstanceSnapshot {
+            container_instance_arn:
+                "arn:aws:ecs:us-east-1:000000000000:container-instance/default/b".into(),
             ec2_instance_id: None,
+            status: InstanceStatus::Draining,
             agent_connected: false,
             agent_version: None,
             registered_at_ms: i64::MIN,
+            remaining: Resources::default(),
+            used_tcp_ports: Vec::new(),
+            used_udp_ports: Vec::new(),
+            attributes: BTreeMap::new(),
             running_tasks_count: u32::MAX,
-            task_groups: Vec::new(),
+            task_groups: BTreeMap::new(),
         },
     ]
 }

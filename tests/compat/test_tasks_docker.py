@@ -383,3 +383,141 @@ def test_a_running_task_keeps_and_changes_its_tags(node: BerthNode) -> None:
     ecs.stop_task(cluster="default", task=task_arn)
     assert wait_stopped(ecs, task_arn)["lastStatus"] == "STOPPED"
     assert tags_now() == expected
+
+
+# ----- the awslogs log driver ------------------------------------------------------
+
+
+def awslogs(group: str, prefix: str = "app", **options: str) -> dict[str, Any]:
+    return {"logDriver": "awslogs", "options": {
+        "awslogs-group": group, "awslogs-region": "us-east-1", "awslogs-stream-prefix": prefix, **options,
+    }}
+
+
+def read_stream(logs: Any, group: str, stream: str) -> list[dict[str, Any]]:
+    """Every event of the stream, from the head, following the forward token to its end."""
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"startFromHead": True}
+    while True:
+        page = logs.get_log_events(logGroupName=group, logStreamName=stream, **kwargs)
+        events.extend(page["events"])
+        if kwargs.get("nextToken") == page["nextForwardToken"]:
+            return events
+        kwargs["nextToken"] = page["nextForwardToken"]
+
+
+def wait_for_events(logs: Any, group: str, stream: str, count: int, timeout_s: float = 30) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            events = read_stream(logs, group, stream)
+        except logs.exceptions.ResourceNotFoundException:
+            events = []
+        if len(events) >= count or time.monotonic() > deadline:
+            return events
+        time.sleep(0.2)
+
+
+def task_id(task_arn: str) -> str:
+    return task_arn.rsplit("/", 1)[1]
+
+
+def test_awslogs_delivers_stdout_and_stderr_complete_and_in_order(node: BerthNode) -> None:
+    ecs, logs = node.client(), node.client(service="logs")
+    group = "/ecs/" + unique_name("awslogs")
+    logs.create_log_group(logGroupName=group)
+    script = 'for i in $(seq 1 1500); do echo "out $i"; echo "err $i" >&2; done'
+    task_definition = register(ecs, [container(
+        name="web", command=["sh", "-c", script], logConfiguration=awslogs(group, "app"),
+    )])
+    task_arn = run(ecs, task_definition)
+    # The task definition and DescribeTasks say where the container writes;
+    # the stream is named <prefix>/<container name>/<task id>, as on ECS.
+    stream = f"app/web/{task_id(task_arn)}"
+    task = wait_stopped(ecs, task_arn)
+    assert by_name(task)["web"]["exitCode"] == 0
+    events = wait_for_events(logs, group, stream, 3000)
+    messages = [e["message"] for e in events]
+    assert [m for m in messages if m.startswith("out ")] == [f"out {i}" for i in range(1, 1501)]
+    assert [m for m in messages if m.startswith("err ")] == [f"err {i}" for i in range(1, 1501)]
+    assert len(messages) == 3000
+    timestamps = [e["timestamp"] for e in events]
+    assert timestamps == sorted(timestamps)
+    described = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    assert [s["logStreamName"] for s in described] == [stream]
+
+
+def test_awslogs_latency_and_multiline_events(node: BerthNode) -> None:
+    ecs, logs = node.client(), node.client(service="logs")
+    group = "/ecs/" + unique_name("multiline")
+    logs.create_log_group(logGroupName=group)
+    script = (
+        "echo 'INFO starting'; "
+        "printf 'ERROR boom\\n  at a.b(C.java:1)\\n  at d.e(F.java:2)\\n'; "
+        "echo 'INFO done'; sleep 30"
+    )
+    task_definition = register(ecs, [container(
+        name="app", command=["sh", "-c", script], stopTimeout=2,
+        logConfiguration=awslogs(group, "ml", **{"awslogs-multiline-pattern": "^(INFO|ERROR)"}),
+    )])
+    task_arn = run(ecs, task_definition)
+    wait_running(ecs, task_arn)
+    stream = f"ml/app/{task_id(task_arn)}"
+    # The last event is sent once the next one starts or the container goes
+    # quiet; all three arrive while the container is still running.
+    events = wait_for_events(logs, group, stream, 3, timeout_s=15)
+    # As Docker's awslogs driver sends them: with a multiline pattern every
+    # line of an event is followed by a newline.
+    assert [e["message"] for e in events] == [
+        "INFO starting\n",
+        "ERROR boom\n  at a.b(C.java:1)\n  at d.e(F.java:2)\n",
+        "INFO done\n",
+    ]
+    assert describe(ecs, task_arn)["lastStatus"] == "RUNNING"
+    ecs.stop_task(cluster="default", task=task_arn)
+    wait_stopped(ecs, task_arn)
+
+
+def test_awslogs_group_must_exist_unless_create_group(node: BerthNode) -> None:
+    ecs, logs = node.client(), node.client(service="logs")
+    missing = "/ecs/" + unique_name("missing")
+    task_definition = register(ecs, [container(
+        name="app", command=["echo", "hi"], logConfiguration=awslogs(missing),
+    )])
+    task = wait_stopped(ecs, run(ecs, task_definition))
+    reason = by_name(task)["app"]["reason"]
+    assert reason.startswith("CannotStartContainerError:"), reason
+    assert "ResourceNotFoundException" in reason and "log group does not exist" in reason, reason
+
+    created = "/ecs/" + unique_name("created")
+    task_definition = register(ecs, [container(
+        name="app", command=["echo", "hello from a new group"],
+        logConfiguration=awslogs(created, **{"awslogs-create-group": "true"}),
+    )])
+    task_arn = run(ecs, task_definition)
+    wait_stopped(ecs, task_arn)
+    events = wait_for_events(logs, created, f"app/app/{task_id(task_arn)}", 1)
+    assert [e["message"] for e in events] == ["hello from a new group"]
+
+
+def test_awslogs_loses_and_doubles_nothing_across_a_kill_9(node: BerthNode) -> None:
+    """`berth up` (control plane and agent) is killed with SIGKILL while a
+    container writes, and started again: every line arrives exactly once."""
+    ecs, logs = node.client(), node.client(service="logs")
+    group = "/ecs/" + unique_name("kill9")
+    logs.create_log_group(logGroupName=group)
+    script = 'i=0; while [ $i -lt 3000 ]; do i=$((i+1)); echo "line $i"; usleep 2000; done'
+    task_definition = register(ecs, [container(
+        name="app", command=["sh", "-c", script], logConfiguration=awslogs(group, "k"),
+    )])
+    task_arn = run(ecs, task_definition)
+    wait_running(ecs, task_arn)
+    stream = f"k/app/{task_id(task_arn)}"
+    assert wait_for_events(logs, group, stream, 200)
+    node.kill()
+    time.sleep(1)
+    node.start()
+    ecs, logs = node.client(), node.client(service="logs")
+    wait_stopped(ecs, task_arn)
+    events = wait_for_events(logs, group, stream, 3000, timeout_s=60)
+    assert [e["message"] for e in events] == [f"line {i}" for i in range(1, 3001)]

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::awslogs::{self, AwsLogsConfig, OptionsError, LABEL_AWSLOGS_OPTIONS};
 use ecs_wire::{
     ContainerCondition, ContainerDefinition, ContainerOverride, IpcMode, LogDriver, NetworkMode,
     PidMode, Scope, TaskDefinition, TaskOverride, TransportProtocol, Volume,
@@ -122,6 +123,9 @@ pub struct ContainerBlueprint {
     /// Network bindings ECS reports for `host` network mode, where Docker
     /// publishes nothing: each container port on the same host port.
     pub host_mode_bindings: Vec<NetworkBinding>,
+    /// `logDriver: awslogs`: the agent delivers the container's output
+    /// (Docker logs it with `json-file`, see [`crate::awslogs`]).
+    pub awslogs: Option<AwsLogsConfig>,
     pub spec: ContainerSpec,
 }
 
@@ -414,11 +418,11 @@ fn unsupported_container_feature(container: &ContainerDefinition) -> Option<Stri
     }
     if let Some(log) = &container.log_configuration {
         match log.log_driver {
-            Some(LogDriver::JsonFile) | None => {}
+            Some(LogDriver::JsonFile | LogDriver::Awslogs) | None => {}
             Some(other) => {
                 return feature(
                     &format!("logConfiguration.logDriver '{other}'"),
-                    "use 'json-file' (the awslogs driver arrives with log support)",
+                    "use 'awslogs' or 'json-file'",
                 )
             }
         }
@@ -554,6 +558,18 @@ pub fn task_blueprint(
         if !task_volume_names.is_empty() {
             labels.insert(LABEL_TASK_VOLUMES.to_string(), task_volume_names.join(","));
         }
+        let awslogs = awslogs_config(container)?;
+        if awslogs.is_some() {
+            let options = container
+                .log_configuration
+                .as_ref()
+                .and_then(|log| log.options.clone())
+                .unwrap_or_default();
+            labels.insert(
+                LABEL_AWSLOGS_OPTIONS.to_string(),
+                serde_json::to_string(&options).expect("a string map serializes"),
+            );
+        }
         let docker_name = docker_names[name.as_str()].clone();
         let spec = container_spec(ContainerInput {
             container,
@@ -577,6 +593,7 @@ pub fn task_blueprint(
             stop_timeout_s: stop_timeout_s(container, facts),
             restart_policy: restart_policy(container),
             host_mode_bindings: host_mode_bindings(container, network_mode),
+            awslogs,
             spec,
         });
     }
@@ -585,6 +602,49 @@ pub fn task_blueprint(
         containers,
         volumes,
     })
+}
+
+/// The awslogs settings of a container with `logDriver: awslogs`, or why its
+/// options cannot be used (refused before the container is created, in
+/// Docker's words where Docker would refuse them).
+fn awslogs_config(container: &ContainerDefinition) -> Result<Option<AwsLogsConfig>, Unsupported> {
+    let Some(log) = container
+        .log_configuration
+        .as_ref()
+        .filter(|log| log.log_driver == Some(LogDriver::Awslogs))
+    else {
+        return Ok(None);
+    };
+    let name = container.name.as_deref().unwrap_or_default();
+    awslogs::parse_options(&log.options.clone().unwrap_or_default())
+        .map(Some)
+        .map_err(|error| match error {
+            OptionsError::Invalid(message) => unsupported(format!(
+                "CannotCreateContainerError: Error response from daemon: {message} \
+                 (logConfiguration of container '{name}')"
+            )),
+            OptionsError::Unsupported(what) => unsupported(format!(
+                "UnsupportedFeature: {what} (logConfiguration of container '{name}')."
+            )),
+        })
+}
+
+/// What Docker is told to log with: `json-file` (without options) for an
+/// awslogs container, whose output the agent delivers itself.
+fn docker_log_driver(container: &ContainerDefinition) -> Option<Logging> {
+    container
+        .log_configuration
+        .as_ref()
+        .map(|log| match log.log_driver {
+            Some(LogDriver::Awslogs) => Logging {
+                name: LogDriver::JsonFile.as_str().to_string(),
+                options: BTreeMap::new(),
+            },
+            driver => Logging {
+                name: driver.unwrap_or(LogDriver::JsonFile).as_str().to_string(),
+                options: log.options.clone().unwrap_or_default(),
+            },
+        })
 }
 
 fn stop_timeout_s(container: &ContainerDefinition, facts: &AgentFacts) -> u32 {
@@ -993,14 +1053,7 @@ fn container_spec(input: ContainerInput<'_>) -> Result<ContainerSpec, Unsupporte
             mount_options: t.mount_options.clone().unwrap_or_default(),
         })
         .collect();
-    let log_driver = c.log_configuration.as_ref().map(|log| Logging {
-        name: log
-            .log_driver
-            .unwrap_or(LogDriver::JsonFile)
-            .as_str()
-            .to_string(),
-        options: log.options.clone().unwrap_or_default(),
-    });
+    let log_driver = docker_log_driver(c);
     // ECS on Linux: cpu 0, 1 or unset → 2 shares; above 256 vCPUs → the kernel's maximum.
     let cpu_shares = Some((cpu.unwrap_or(0).max(0) as u64).clamp(MIN_CPU_SHARES, MAX_CPU_SHARES));
     // Docker has no task-level cgroup here: each container is held to the

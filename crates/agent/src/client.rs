@@ -189,6 +189,27 @@ impl EcsClient {
         target: Option<String>,
         body: Vec<u8>,
     ) -> Result<Response<Incoming>, AgentError> {
+        self.send_signed(
+            path,
+            content_type,
+            target,
+            body,
+            ecs_wire::SIGNING_NAME,
+            &self.region,
+        )
+        .await
+    }
+
+    /// Sends a request signed for `service` in `region`.
+    async fn send_signed(
+        &self,
+        path: &str,
+        content_type: &'static str,
+        target: Option<String>,
+        body: Vec<u8>,
+        service: &str,
+        region: &str,
+    ) -> Result<Response<Incoming>, AgentError> {
         let mut headers = HeaderMap::new();
         let host =
             HeaderValue::from_str(&self.endpoint.authority).map_err(|e| self.transport(e))?;
@@ -208,8 +229,8 @@ impl EcsClient {
                 access_key_id: &self.credentials.access_key_id,
                 secret_access_key: &self.credentials.secret_access_key,
                 session_token: self.credentials.session_token.as_deref(),
-                region: &self.region,
-                service: ecs_wire::SIGNING_NAME,
+                region,
+                service,
                 // Always the system clock: the control plane checks the signing
                 // time against its own.
                 now_epoch_s: crate::clock::system_now_ms().div_euclid(1000),
@@ -256,12 +277,34 @@ impl EcsClient {
 
     /// Calls an ECS operation with a JSON body; returns the response body.
     pub async fn call_json(&self, operation: &str, body: Vec<u8>) -> Result<Bytes, AgentError> {
+        self.call_json_to(
+            ecs_wire::TARGET_PREFIX,
+            ecs_wire::SIGNING_NAME,
+            &self.region,
+            operation,
+            body,
+        )
+        .await
+    }
+
+    /// Calls `<target_prefix>.<operation>` with a JSON body, signed for
+    /// `service` in `region`; returns the response body.
+    async fn call_json_to(
+        &self,
+        target_prefix: &str,
+        service: &str,
+        region: &str,
+        operation: &str,
+        body: Vec<u8>,
+    ) -> Result<Bytes, AgentError> {
         let response = self
-            .send(
+            .send_signed(
                 "/",
                 aws_protocol::json::CONTENT_TYPE,
-                Some(format!("{}.{operation}", ecs_wire::TARGET_PREFIX)),
+                Some(format!("{target_prefix}.{operation}")),
                 body,
+                service,
+                region,
             )
             .await?;
         if response.status() != StatusCode::OK {
@@ -273,6 +316,39 @@ impl EcsClient {
             .await
             .map_err(|e| self.transport(e))?
             .to_bytes())
+    }
+
+    /// Calls a CloudWatch Logs operation (`Logs_20140328.*`, or Berth's
+    /// `BerthAgentLogs_20261207.*` when `target_prefix` says so), signed for
+    /// service `logs` in `region` (the log group's, `awslogs-region`).
+    pub async fn call_logs<Q: Serialize, A: DeserializeOwned>(
+        &self,
+        target_prefix: &str,
+        region: &str,
+        operation: &str,
+        request: &Q,
+    ) -> Result<A, AgentError> {
+        let protocol = |message: String| AgentError::Protocol {
+            operation: operation.to_string(),
+            message,
+        };
+        let body = serde_json::to_vec(request).map_err(|e| protocol(e.to_string()))?;
+        let answer = self
+            .call_json_to(
+                target_prefix,
+                model::agent_logs::SIGNING_NAME,
+                region,
+                operation,
+                body,
+            )
+            .await?;
+        // CreateLogGroup and CreateLogStream answer with an empty body.
+        let answer: &[u8] = if answer.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &answer
+        };
+        serde_json::from_slice(answer).map_err(|e| protocol(e.to_string()))
     }
 
     /// Calls an ECS operation with typed request and response shapes.

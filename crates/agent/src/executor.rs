@@ -10,8 +10,10 @@ use model::agent::LABEL_TASK_ARN;
 use runtime::{ContainerRuntime, ContainerState, RuntimeError};
 use tracing::{debug, info, warn};
 
+use crate::awslogs::{self, AwsLogsConfig};
 use crate::blueprint::RegistryCredentials;
 use crate::clock::Clock;
+use crate::log_shipper::{ensure_stream, LogsApi, PrepareError};
 use crate::reconcile::{Action, ImagePullBehavior, LocalUpdate, PullDecision};
 
 /// An observation of one container: its state, or `None` when it is gone.
@@ -40,7 +42,9 @@ fn runtime_message(error: &RuntimeError) -> String {
     }
 }
 
-/// Runs one task's actions in order; stops at the first failure.
+/// Runs one task's actions in order; stops at the first failure. Without
+/// a logs client: for tasks without awslogs containers.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) async fn execute(
     runtime: Arc<dyn ContainerRuntime>,
     clock: Clock,
@@ -48,8 +52,21 @@ pub(crate) async fn execute(
     task_arn: String,
     actions: Vec<Action>,
 ) -> Done {
+    execute_with_logs(runtime, None, clock, runtime_retry_ms, task_arn, actions).await
+}
+
+/// [`execute`], creating awslogs containers' log streams with `logs`.
+pub(crate) async fn execute_with_logs(
+    runtime: Arc<dyn ContainerRuntime>,
+    logs: Option<Arc<dyn LogsApi>>,
+    clock: Clock,
+    runtime_retry_ms: i64,
+    task_arn: String,
+    actions: Vec<Action>,
+) -> Done {
     let mut execution = Execution {
         runtime,
+        logs,
         clock,
         runtime_retry_ms,
         task_arn,
@@ -71,6 +88,7 @@ pub(crate) async fn execute(
 
 struct Execution {
     runtime: Arc<dyn ContainerRuntime>,
+    logs: Option<Arc<dyn LogsApi>>,
     clock: Clock,
     runtime_retry_ms: i64,
     task_arn: String,
@@ -213,6 +231,14 @@ impl Execution {
                     false
                 }
             },
+            Action::PrepareLogStream {
+                container_name,
+                docker_name,
+                awslogs,
+            } => {
+                self.prepare_log_stream(container_name, docker_name, &awslogs)
+                    .await
+            }
             Action::StopContainer {
                 runtime_id,
                 timeout_s,
@@ -244,6 +270,59 @@ impl Execution {
                     warn!(volume = %name, %error, "cannot remove a task volume; leaving it");
                 }
                 true
+            }
+        }
+    }
+
+    /// Creates the log stream (and group) of an awslogs container before it
+    /// starts, as Docker's awslogs driver does at start.
+    async fn prepare_log_stream(
+        &mut self,
+        container_name: String,
+        docker_name: String,
+        config: &AwsLogsConfig,
+    ) -> bool {
+        let Some(logs) = self.logs.clone() else {
+            self.updates.push(LocalUpdate::ContainerFailed {
+                container_name,
+                reason: "CannotStartContainerError: this agent has no CloudWatch Logs client for \
+                         the awslogs log driver"
+                    .to_string(),
+            });
+            return false;
+        };
+        let docker_id = if config.stream_prefix.is_some() {
+            String::new()
+        } else {
+            // Without a prefix the stream is named after the container's id.
+            match self.runtime.inspect_container(&docker_name).await {
+                Ok(Some(state)) => state.id,
+                Ok(None) => {
+                    let error = RuntimeError::NotFound {
+                        message: format!("No such container: {docker_name}"),
+                    };
+                    return self.transient("preparing a log stream", &error);
+                }
+                Err(error) => return self.transient("preparing a log stream", &error),
+            }
+        };
+        let stream = awslogs::stream_name(config, &container_name, &self.task_arn, &docker_id);
+        match ensure_stream(logs.as_ref(), config, &stream).await {
+            Ok(()) => true,
+            Err(PrepareError::Retry(error)) => {
+                warn!(task = %self.task_arn, %error, "cannot create the log stream yet; retrying shortly");
+                self.updates.push(LocalUpdate::RetryAfter {
+                    at_ms: self.clock.now_ms() + self.runtime_retry_ms,
+                });
+                false
+            }
+            Err(PrepareError::Fail(reason)) => {
+                info!(task = %self.task_arn, container = %container_name, %reason, "the log stream cannot be created");
+                self.updates.push(LocalUpdate::ContainerFailed {
+                    container_name,
+                    reason,
+                });
+                false
             }
         }
     }

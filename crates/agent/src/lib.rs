@@ -13,6 +13,8 @@
 //!   + `now` → [`reconcile::Plan`] (runtime actions, reports, memory updates).
 //! - [`report`]: task and container state → `SubmitTaskStateChange` calls.
 //! - [`registration`]: `RegisterContainerInstance` from host facts.
+//! - [`awslogs`]: the `awslogs` log driver's options, stream names, and a
+//!   container's output lines → events → batches with a producer cursor.
 //! - [`credentials`]: the AWS credential and region chain, with injected
 //!   environment and file reads.
 //!
@@ -23,7 +25,10 @@
 //! the session (reconnects with backoff, also when silent for 3 heartbeats),
 //! Docker events plus a periodic listing, one executor per task with actions
 //! in flight (tasks in parallel), and a reporter that retries every report
-//! until the control plane acknowledges it.
+//! until the control plane acknowledges it. [`log_shipper`] delivers each
+//! awslogs container's output (one tokio task per started container; the
+//! control plane's producer cursor is the only record of what arrived), and
+//! a container is removed only once its output was delivered.
 //!
 //! **Architecture Invariant:** the agent only ever touches containers that
 //! carry its container instance ARN label; several agents may share one
@@ -36,11 +41,13 @@
 //! - `repositoryCredentials` are resolved from credentials given to the agent
 //!   (Berth has no Secrets Manager).
 
+pub mod awslogs;
 pub mod blueprint;
 pub mod client;
 mod clock;
 pub mod credentials;
 mod executor;
+pub mod log_shipper;
 pub mod reconcile;
 pub mod registration;
 pub mod report;

@@ -19,6 +19,7 @@ use model::agent::{DesiredTask, LABEL_CONTAINER_NAME, LABEL_TASK_ARN};
 use model::task::{ContainerStatus, DesiredStatus, NetworkBinding, TaskContainer, TaskStatus};
 use runtime::{ContainerSpec, ContainerState, Health, VolumeSpec};
 
+use crate::awslogs::{AwsLogsConfig, LABEL_AWSLOGS_OPTIONS};
 use crate::blueprint::{
     self, AgentFacts, ContainerBlueprint, Dependency, RegistryCredentials, TaskBlueprint,
     DEFAULT_STOP_TIMEOUT_S,
@@ -71,6 +72,11 @@ impl ImagePullBehavior {
         }
     }
 }
+
+/// How long past its cleanup time a stopped awslogs container whose output
+/// could not be delivered is kept before it is removed anyway (the agent
+/// logs a warning then; what was not delivered is lost with it).
+pub const LOG_DELIVERY_GRACE_MS: i64 = 60 * 60 * 1000;
 
 /// Settings of the reconciler.
 #[derive(Clone, Debug, Default)]
@@ -150,6 +156,9 @@ pub struct LocalTask {
     pub reported: Option<TaskReport>,
     /// No runtime actions before this time (after a transient runtime failure).
     pub retry_after_ms: Option<i64>,
+    /// awslogs containers whose output was delivered up to their stop, by
+    /// Docker id → the start (`started_at_ms`) that run began with.
+    pub logs_delivered: BTreeMap<String, i64>,
 }
 
 /// Everything the agent remembers, by task ARN.
@@ -215,11 +224,34 @@ pub enum LocalUpdate {
     RetryAfter {
         at_ms: i64,
     },
+    /// An awslogs container's output was delivered up to its stop (the
+    /// shell's log shipper finished).
+    LogsDelivered {
+        runtime_id: String,
+        started_at_ms: i64,
+    },
     /// The task is done with: forget it.
     Forget,
 }
 
 impl LocalState {
+    /// The container logs with awslogs, has run, and its output since that
+    /// start has not been delivered yet: it must not be removed.
+    pub fn awaits_log_delivery(&self, container: &ContainerState) -> bool {
+        let Some(started_at_ms) = container.started_at_ms else {
+            return false;
+        };
+        if !container.labels.contains_key(LABEL_AWSLOGS_OPTIONS) {
+            return false;
+        }
+        let delivered = container
+            .labels
+            .get(LABEL_TASK_ARN)
+            .and_then(|task_arn| self.tasks.get(task_arn))
+            .and_then(|task| task.logs_delivered.get(&container.id));
+        delivered != Some(&started_at_ms)
+    }
+
     pub fn apply(&mut self, task_arn: &str, update: &LocalUpdate) {
         if *update == LocalUpdate::Forget {
             self.tasks.remove(task_arn);
@@ -328,6 +360,13 @@ impl LocalTask {
                 self.volumes_created.retain(|_, task_scoped| !*task_scoped)
             }
             LocalUpdate::RetryAfter { at_ms } => self.retry_after_ms = Some(*at_ms),
+            LocalUpdate::LogsDelivered {
+                runtime_id,
+                started_at_ms,
+            } => {
+                self.logs_delivered
+                    .insert(runtime_id.clone(), *started_at_ms);
+            }
             LocalUpdate::Forget => {}
         }
     }
@@ -350,6 +389,14 @@ pub enum Action {
     CreateContainer {
         container_name: String,
         spec: Box<ContainerSpec>,
+    },
+    /// Create an awslogs container's log stream (and group, with
+    /// `awslogs-create-group`) before it starts; failing as Docker's awslogs
+    /// driver fails the start.
+    PrepareLogStream {
+        container_name: String,
+        docker_name: String,
+        awslogs: Box<AwsLogsConfig>,
     },
     /// Start (or restart) a container, addressed by its Docker name.
     StartContainer {
@@ -607,6 +654,15 @@ impl<'a> TaskWork<'a> {
         }
     }
 
+    /// [`LocalState::awaits_log_delivery`] for a container of this task.
+    fn logs_pending(&self, container: &ContainerState) -> bool {
+        let Some(started_at_ms) = container.started_at_ms else {
+            return false;
+        };
+        container.labels.contains_key(LABEL_AWSLOGS_OPTIONS)
+            && self.local.logs_delivered.get(&container.id) != Some(&started_at_ms)
+    }
+
     /// The container named `name` (the running one if Docker somehow has two).
     fn observed_container(&self, name: &str) -> Option<&'a ContainerState> {
         let mut matching = self
@@ -670,9 +726,14 @@ impl<'a> TaskWork<'a> {
                 all_removable = false;
                 continue;
             }
-            let removable_at_ms = container.finished_at_ms.map_or(self.now_ms, |finished| {
+            let mut removable_at_ms = container.finished_at_ms.map_or(self.now_ms, |finished| {
                 finished + self.config.task_cleanup_wait_ms
             });
+            if self.logs_pending(container) {
+                // Its output is still being delivered: keep it (Docker's
+                // log is the only copy), within reason.
+                removable_at_ms += LOG_DELIVERY_GRACE_MS;
+            }
             if removable_at_ms <= self.now_ms {
                 removals.push(Action::RemoveContainer {
                     container_name: name,
@@ -1032,6 +1093,7 @@ impl<'a> TaskWork<'a> {
                 self.update(LocalUpdate::ContainerRestarted {
                     container_name: name.to_string(),
                 });
+                self.prepare_log_stream(container);
                 self.plan.actions.push(Action::StartContainer {
                     container_name: name.to_string(),
                     docker_name: container.docker_name.clone(),
@@ -1066,11 +1128,23 @@ impl<'a> TaskWork<'a> {
                     spec: Box::new(container.spec.clone()),
                 });
             }
+            self.prepare_log_stream(container);
             self.plan.actions.push(Action::StartContainer {
                 container_name: name.to_string(),
                 docker_name: container.docker_name.clone(),
             });
             started.insert(name);
+        }
+    }
+
+    /// An awslogs container's stream is made ready before each start.
+    fn prepare_log_stream(&mut self, container: &ContainerBlueprint) {
+        if let Some(awslogs) = &container.awslogs {
+            self.plan.actions.push(Action::PrepareLogStream {
+                container_name: container.name.clone(),
+                docker_name: container.docker_name.clone(),
+                awslogs: Box::new(awslogs.clone()),
+            });
         }
     }
 
@@ -1365,5 +1439,7 @@ fn essential_failure(
     None
 }
 
+#[cfg(test)]
+mod awslogs_tests;
 #[cfg(test)]
 mod tests;

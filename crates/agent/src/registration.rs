@@ -13,8 +13,12 @@ const OLDEST_ADVERTISED_DOCKER_API_MINOR: u32 = 17;
 
 /// Capabilities this agent honours whatever the daemon (beyond the Docker
 /// remote API versions and registry authentication).
-pub const CAPABILITIES: [&str; 6] = [
+pub const CAPABILITIES: [&str; 8] = [
     "com.amazonaws.ecs.capability.logging-driver.json-file",
+    // awslogs is delivered by the agent itself (`log_shipper`), with the
+    // agent's credentials whether or not the task has an execution role.
+    "com.amazonaws.ecs.capability.logging-driver.awslogs",
+    "ecs.capability.execution-role-awslogs",
     "com.amazonaws.ecs.capability.privileged-container",
     "ecs.capability.container-health-check",
     "ecs.capability.container-ordering",
@@ -294,7 +298,7 @@ mod tests {
         );
         assert_eq!(
             value("com.amazonaws.ecs.capability.logging-driver.awslogs"),
-            None
+            Some(None)
         );
         assert_eq!(value("com.amazonaws.ecs.capability.task-iam-role"), None);
     }

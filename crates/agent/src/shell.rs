@@ -27,7 +27,8 @@ use crate::blueprint::{AgentFacts, DEFAULT_STOP_TIMEOUT_S};
 use crate::client::{EcsClient, Endpoint};
 use crate::clock::Clock;
 use crate::credentials::{resolve_credentials, resolve_region, ProcessEnvironment};
-use crate::executor::{execute, Done, Observation};
+use crate::executor::{execute_with_logs, Done, Observation};
+use crate::log_shipper::{ship, ContainerLogs, LogsApi, ShipperTiming};
 use crate::reconcile::{reconcile, ImagePullBehavior, LocalState, LocalUpdate, ReconcileConfig};
 use crate::registration::{self, RegistrationInput};
 use crate::report::ReportCall;
@@ -48,6 +49,8 @@ pub struct Timing {
     pub default_stop_timeout_s: u32,
     /// Wait this long after a runtime failure before a task's next action.
     pub runtime_retry_ms: i64,
+    /// The awslogs shippers' intervals.
+    pub log_shipper: ShipperTiming,
 }
 
 impl Default for Timing {
@@ -60,6 +63,7 @@ impl Default for Timing {
             task_cleanup_wait_ms: 3 * 60 * 60 * 1000,
             default_stop_timeout_s: DEFAULT_STOP_TIMEOUT_S,
             runtime_retry_ms: 1_000,
+            log_shipper: ShipperTiming::default(),
         }
     }
 }
@@ -308,6 +312,12 @@ enum Input {
         started_seq: u64,
         result: Result<Vec<ContainerState>, RuntimeError>,
     },
+    /// An awslogs container's shipper finished.
+    LogsShipped {
+        task_arn: String,
+        container_id: String,
+        started_at_ms: Option<i64>,
+    },
     Fatal(AgentError),
 }
 
@@ -364,6 +374,19 @@ impl ObservedContainers {
     }
 }
 
+/// The running log shippers, by Docker id; aborted when the agent stops
+/// (a restarted agent resumes them from the control plane's cursors).
+#[derive(Default)]
+struct Shippers(BTreeMap<String, tokio::task::JoinHandle<()>>);
+
+impl Drop for Shippers {
+    fn drop(&mut self) {
+        for handle in self.0.values() {
+            handle.abort();
+        }
+    }
+}
+
 /// Aborts the spawned background tasks when the agent stops.
 struct Background(Vec<tokio::task::JoinHandle<()>>);
 
@@ -397,6 +420,8 @@ struct Agent {
     inputs_rx: mpsc::UnboundedReceiver<Input>,
     reports_tx: mpsc::UnboundedSender<ReportCall>,
     reports_rx: Option<mpsc::UnboundedReceiver<ReportCall>>,
+    logs: Arc<dyn LogsApi>,
+    shippers: Shippers,
 }
 
 impl Agent {
@@ -411,6 +436,8 @@ impl Agent {
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         Agent {
             runtime,
+            logs: Arc::new(client.clone()),
+            shippers: Shippers::default(),
             client,
             config,
             timing: agent_config.timing.clone(),
@@ -519,6 +546,22 @@ impl Agent {
                     self.start_listing();
                 }
             }
+            Input::LogsShipped {
+                task_arn,
+                container_id,
+                started_at_ms,
+            } => {
+                self.shippers.0.remove(&container_id);
+                if let Some(started_at_ms) = started_at_ms {
+                    self.local.apply(
+                        &task_arn,
+                        &LocalUpdate::LogsDelivered {
+                            runtime_id: container_id,
+                            started_at_ms,
+                        },
+                    );
+                }
+            }
             Input::Fatal(error) => return Err(error),
         }
         Ok(())
@@ -570,6 +613,10 @@ impl Agent {
     }
 
     fn reconcile_and_dispatch(&mut self) {
+        if self.listed_once {
+            let observed = self.observed.states();
+            self.start_shippers(&observed);
+        }
         let Some(desired) = &self.desired else {
             return;
         };
@@ -596,10 +643,23 @@ impl Agent {
                 debug!(task = %task_plan.task_arn, operation = report.operation(), "report");
                 let _ = self.reports_tx.send(report);
             }
+            for action in &task_plan.actions {
+                if let crate::reconcile::Action::RemoveContainer { runtime_id, .. } = action {
+                    if self.shippers.0.contains_key(runtime_id) {
+                        warn!(
+                            task = %task_plan.task_arn,
+                            container = %runtime_id,
+                            grace_ms = crate::reconcile::LOG_DELIVERY_GRACE_MS,
+                            "removing a container whose output could not be delivered within the grace period; what was not delivered is lost"
+                        );
+                    }
+                }
+            }
             if !task_plan.actions.is_empty() {
                 self.busy.insert(task_plan.task_arn.clone());
-                let handle = self.executions.spawn(execute(
+                let handle = self.executions.spawn(execute_with_logs(
                     self.runtime.clone(),
+                    Some(self.logs.clone()),
                     self.clock.clone(),
                     self.timing.runtime_retry_ms,
                     task_plan.task_arn.clone(),
@@ -607,6 +667,41 @@ impl Agent {
                 ));
                 self.execution_tasks.insert(handle.id(), task_plan.task_arn);
             }
+        }
+    }
+}
+
+impl Agent {
+    /// Starts a shipper for every awslogs container that has run and whose
+    /// output since that start is not delivered yet.
+    fn start_shippers(&mut self, observed: &[ContainerState]) {
+        self.shippers.0.retain(|_, handle| !handle.is_finished());
+        for state in observed {
+            if self.shippers.0.contains_key(&state.id) || !self.local.awaits_log_delivery(state) {
+                continue;
+            }
+            let Some(container) = ContainerLogs::from_container(state) else {
+                continue;
+            };
+            let inputs = self.inputs_tx.clone();
+            let task_arn = container.task_arn.clone();
+            let container_id = container.container_id.clone();
+            let shipment = ship(
+                self.runtime.clone(),
+                self.logs.clone(),
+                self.clock.clone(),
+                self.timing.log_shipper.clone(),
+                container,
+            );
+            let handle = tokio::spawn(async move {
+                let shipped = shipment.await;
+                let _ = inputs.send(Input::LogsShipped {
+                    task_arn,
+                    container_id,
+                    started_at_ms: shipped.started_at_ms,
+                });
+            });
+            self.shippers.0.insert(state.id.clone(), handle);
         }
     }
 }

@@ -23,10 +23,10 @@ mod container_instances;
 mod error;
 pub mod keys;
 pub mod load_balancing;
-mod pagination;
+pub mod pagination;
 pub mod placement;
 mod placement_cache;
-mod records;
+pub mod records;
 mod service_controller;
 mod service_targets;
 mod services;
@@ -415,11 +415,14 @@ pub(crate) fn parse<R: Request>(body: &[u8]) -> Result<R, ApiError> {
     from_value(value)
 }
 
-pub(crate) fn parse_unchecked<R: DeserializeOwned>(body: &[u8]) -> Result<R, ApiError> {
+/// Parses a JSON 1.1 request body into `R` without checking required
+/// members (the caller answers those in its service's words).
+pub fn parse_unchecked<R: DeserializeOwned>(body: &[u8]) -> Result<R, ApiError> {
     from_value(parse_json_object(body)?)
 }
 
-fn respond<T: Serialize>(response: T) -> Result<Vec<u8>, ApiError> {
+/// Encodes a JSON 1.1 response body.
+pub fn respond<T: Serialize>(response: T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(&response)
         .map_err(|err| ApiError::server(format!("response encoding failed: {err}")))
 }

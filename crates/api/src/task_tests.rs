@@ -396,9 +396,9 @@ async fn placement_failures_and_validation() {
         "MemberOf placement constraint unsatisfied."
     );
     h.ok("RegisterTaskDefinition", json!({"family": "logs", "containerDefinitions": [{"name": "a", "image": "i", "memory": 8,
-        "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g", "awslogs-region": "us-east-1"}}}]})).await;
+        "logConfiguration": {"logDriver": "splunk", "options": {"splunk-token": "t", "splunk-url": "https://splunk.example"}}}]})).await;
     let e = h.err("RunTask", json!({"taskDefinition": "logs"})).await;
-    assert!(e.message.contains("awslogs log driver"), "{}", e.message);
+    assert!(e.message.contains("splunk log driver"), "{}", e.message);
     // Nothing was placed by any failure.
     assert_eq!(h.ok("ListTasks", json!({})).await["taskArns"], json!([]));
 }

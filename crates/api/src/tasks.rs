@@ -210,9 +210,12 @@ fn unsupported_feature(
             ))
         };
         if let Some(log) = &container.log_configuration {
-            if log.log_driver != Some(LogDriver::JsonFile) {
+            if !matches!(
+                log.log_driver,
+                Some(LogDriver::JsonFile | LogDriver::Awslogs)
+            ) {
                 return unsupported(&format!(
-                    "the {} log driver (only json-file is)",
+                    "the {} log driver (json-file and awslogs are)",
                     log.log_driver.map(|d| d.as_str()).unwrap_or("unknown")
                 ));
             }
@@ -1265,8 +1268,9 @@ impl Ecs {
     }
 
     /// What the agent of instance `instance_id` should be running: every
-    /// task placed there that is not STOPPED. Returns the store revision
-    /// the list was read at.
+    /// task placed there that is not STOPPED, its task definition with the
+    /// `defaultLogDriverMode` account setting applied. Returns the store
+    /// revision the list was read at.
     pub async fn agent_desired_tasks(
         &self,
         ctx: &RequestContext,
@@ -1280,6 +1284,8 @@ impl Ecs {
             .await?;
         let mut desired = Vec::new();
         let mut definitions: BTreeMap<String, TaskDefinition> = BTreeMap::new();
+        // The `defaultLogDriverMode` account setting, read once per list.
+        let mut default_log_driver_mode: Option<String> = None;
         for kv in &index.kvs {
             let task_id = &kv.key[prefix.len()..];
             let Some(task) = self.load_task(ctx, cluster_name, task_id).await? else {
@@ -1295,10 +1301,22 @@ impl Ecs {
                 let Some(record) = self.resolve_task_definition(ctx, &reference).await? else {
                     continue;
                 };
-                definitions.insert(
-                    task.task_definition_arn.clone(),
-                    record.value.task_definition,
+                let mut definition = record.value.task_definition;
+                if default_log_driver_mode.is_none() {
+                    default_log_driver_mode = Some(
+                        self.effective_account_setting(
+                            ctx,
+                            &ctx.arns().root_principal(),
+                            "defaultLogDriverMode",
+                        )
+                        .await?,
+                    );
+                }
+                model::task_definition::apply_default_log_driver_mode(
+                    &mut definition,
+                    default_log_driver_mode.as_deref().unwrap_or_default(),
                 );
+                definitions.insert(task.task_definition_arn.clone(), definition);
             }
             // A DEACTIVATING task is draining from its load balancers: its
             // containers keep running until the controller moves it on.

@@ -39,7 +39,7 @@ use crate::bench_support::{
 };
 use crate::clock;
 
-const CLUSTER_NAME: &str = "bench-latency";
+pub(crate) const CLUSTER_NAME: &str = "bench-latency";
 const FAMILY: &str = "bench-latency";
 const CONTAINER_NAME: &str = "app";
 const CONTAINER_MEMORY_MIB: u64 = 32;
@@ -95,6 +95,7 @@ pub async fn run(args: RunTaskBenchArgs) -> Result<()> {
         &args.region,
         InProcessOptions {
             agent_sessions: true,
+            ..Default::default()
         },
     )
     .await?;
@@ -195,7 +196,10 @@ async fn measure(
 }
 
 /// Waits until ListContainerInstances shows the agent's instance.
-async fn wait_for_registration(client: &mut Client, agent: &mut AgentProcess) -> Result<()> {
+pub(crate) async fn wait_for_registration(
+    client: &mut Client,
+    agent: &mut AgentProcess,
+) -> Result<()> {
     let started = clock::monotonic_now();
     loop {
         let listed = client
@@ -334,7 +338,7 @@ async fn remove_leftover_containers() -> Result<()> {
 }
 
 /// A `berth agent` child process and its log file.
-struct AgentProcess {
+pub(crate) struct AgentProcess {
     child: Child,
     log_path: PathBuf,
     // Holds the agent's state file and log; removed when the bench ends.
@@ -344,7 +348,7 @@ struct AgentProcess {
 impl AgentProcess {
     /// Starts this executable as `berth agent` for cluster `bench-latency`,
     /// with the in-process server's account key as its credentials.
-    fn spawn(endpoint_url: &str, target: &Target) -> Result<AgentProcess> {
+    pub(crate) fn spawn(endpoint_url: &str, target: &Target) -> Result<AgentProcess> {
         let data_dir = tempfile::Builder::new()
             .prefix("berth-bench-agent-")
             .tempdir()
@@ -402,13 +406,13 @@ impl AgentProcess {
         ProcessMemory::parse(&status).with_context(|| format!("{path} has no VmRSS or VmHWM"))
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         log_tail(&self.log_path, AGENT_LOG_TAIL_LINES)
     }
 
     /// SIGTERM, then up to [`AGENT_EXIT_TIMEOUT`] for it to exit, then
     /// SIGKILL.
-    async fn stop(&mut self) -> Result<std::process::ExitStatus> {
+    pub(crate) async fn stop(&mut self) -> Result<std::process::ExitStatus> {
         if let Some(status) = self.child.try_wait()? {
             return Ok(status);
         }

@@ -220,6 +220,7 @@ impl ControlPlane {
             region,
             InProcessOptions {
                 agent_sessions: true,
+                ..Default::default()
             },
         )
         .await?;

@@ -25,6 +25,23 @@ use crate::clock;
 /// Bytes of a response body quoted in an error.
 const EXCERPT_BYTES: usize = 300;
 
+/// A JSON 1.1 service: its `X-Amz-Target` prefix and SigV4 signing name.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct JsonTarget {
+    pub(crate) target_prefix: &'static str,
+    pub(crate) signing_name: &'static str,
+}
+
+pub(crate) const ECS: JsonTarget = JsonTarget {
+    target_prefix: api::Ecs::TARGET_PREFIX,
+    signing_name: api::Ecs::SIGNING_NAME,
+};
+
+pub(crate) const LOGS: JsonTarget = JsonTarget {
+    target_prefix: logs::Logs::TARGET_PREFIX,
+    signing_name: logs::Logs::SIGNING_NAME,
+};
+
 /// Where requests go and how they are signed.
 pub(crate) struct Target {
     pub(crate) connect_addr: SocketAddr,
@@ -37,6 +54,16 @@ pub(crate) struct Target {
 impl Target {
     /// A signed ECS JSON 1.1 request for `operation` with `body`.
     pub(crate) fn request(&self, operation: &str, body: Vec<u8>) -> Result<Request<Full<Bytes>>> {
+        self.request_to(ECS, operation, body)
+    }
+
+    /// A signed JSON 1.1 request to `service`.
+    pub(crate) fn request_to(
+        &self,
+        service: JsonTarget,
+        operation: &str,
+        body: Vec<u8>,
+    ) -> Result<Request<Full<Bytes>>> {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::HOST, self.host.clone());
         headers.insert(
@@ -45,7 +72,7 @@ impl Target {
         );
         headers.insert(
             "x-amz-target",
-            HeaderValue::from_str(&format!("{}.{operation}", api::Ecs::TARGET_PREFIX))?,
+            HeaderValue::from_str(&format!("{}.{operation}", service.target_prefix))?,
         );
         sigv4::sign_headers(
             "POST",
@@ -58,7 +85,7 @@ impl Target {
                 secret_access_key: &self.secret_access_key,
                 session_token: None,
                 region: &self.region,
-                service: api::Ecs::SIGNING_NAME,
+                service: service.signing_name,
                 now_epoch_s: clock::now_ms().div_euclid(1000),
             },
         )?;
@@ -90,7 +117,18 @@ impl Client {
         operation: &str,
         body: &Value,
     ) -> Result<(StatusCode, Bytes)> {
-        let request = self.target.request(operation, serde_json::to_vec(body)?)?;
+        self.call_bytes(ECS, operation, serde_json::to_vec(body)?)
+            .await
+    }
+
+    /// `call` to `service` with a body already encoded.
+    pub(crate) async fn call_bytes(
+        &mut self,
+        service: JsonTarget,
+        operation: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Bytes)> {
+        let request = self.target.request_to(service, operation, body)?;
         // The server closes connections idle for long; open a new one then.
         if self
             .connection
@@ -114,7 +152,19 @@ impl Client {
 
     /// `call`, with anything but a 2xx answer an error; the body as JSON.
     pub(crate) async fn call_ok(&mut self, operation: &str, body: &Value) -> Result<Value> {
-        let (status, response) = self.call(operation, body).await?;
+        self.call_ok_to(ECS, operation, body).await
+    }
+
+    /// `call_ok` to `service`.
+    pub(crate) async fn call_ok_to(
+        &mut self,
+        service: JsonTarget,
+        operation: &str,
+        body: &Value,
+    ) -> Result<Value> {
+        let (status, response) = self
+            .call_bytes(service, operation, serde_json::to_vec(body)?)
+            .await?;
         if !status.is_success() {
             bail!("{operation}: HTTP {status}: {}", excerpt(&response));
         }
@@ -176,6 +226,9 @@ pub(crate) struct InProcessOptions {
     /// Also serve the agent session stream, as `berth up` does, so a real
     /// `berth agent` can connect.
     pub(crate) agent_sessions: bool,
+    /// Also serve CloudWatch Logs (and the agents' log delivery), with log
+    /// events in segment files beside the store.
+    pub(crate) logs: bool,
 }
 
 /// A server in this process on a fresh SQLite store.
@@ -187,6 +240,8 @@ pub(crate) struct InProcessServer {
     /// The ECS service it serves, for benches that run the control plane's
     /// background loops (the service controller) beside it.
     pub(crate) ecs: Arc<api::Ecs>,
+    /// With `InProcessOptions::logs`: the log event store, for its figures.
+    pub(crate) log_events: Option<Arc<log_store::segments::SegmentLogStore>>,
     // Removed (with the store) when the bench ends.
     _data_dir: tempfile::TempDir,
     shutdown: oneshot::Sender<()>,
@@ -228,10 +283,24 @@ pub(crate) async fn start_in_process(
             &mut rand::rngs::OsRng,
         )
         .await?;
-    let ecs = Arc::new(api::Ecs::new(store));
+    let ecs = Arc::new(api::Ecs::new(Arc::clone(&store)));
     let mut services = Services::new().with_json(Arc::clone(&ecs) as Arc<dyn JsonService>);
     if options.agent_sessions {
         services = services.with_agent_sessions(Arc::clone(&ecs));
+    }
+    let mut log_events = None;
+    if options.logs {
+        let events = Arc::new(log_store::segments::SegmentLogStore::open(
+            &data_dir.path().join("logs"),
+        )?);
+        let logs = Arc::new(logs::Logs::new(
+            Arc::clone(&store),
+            Arc::clone(&events) as Arc<dyn log_store::LogStore>,
+        ));
+        services = services
+            .with_json(Arc::clone(&logs) as Arc<dyn JsonService>)
+            .with_json(Arc::new(logs::AgentLogs::new(logs)));
+        log_events = Some(events);
     }
     let config = ServerConfig::new(
         SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -258,6 +327,7 @@ pub(crate) async fn start_in_process(
             endpoint_url,
             store: sqlite,
             ecs,
+            log_events,
             _data_dir: data_dir,
             shutdown,
             task,
@@ -406,6 +476,7 @@ mod tests {
             crate::DEFAULT_REGION,
             InProcessOptions {
                 agent_sessions: true,
+                ..Default::default()
             },
         )
         .await

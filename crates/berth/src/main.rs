@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod bench;
 mod bench_load_balancer;
+mod bench_logs;
+mod bench_logs_container;
 mod bench_run_task;
 mod bench_scheduler;
 mod bench_services;
@@ -84,6 +86,10 @@ enum BenchCommand {
     Services(bench_services::ServicesBenchArgs),
     /// Berth's Application Load Balancer proxy against nginx, with wrk.
     LoadBalancer(bench_load_balancer::LoadBalancerBenchArgs),
+    /// CloudWatch Logs: PutLogEvents ingest, FilterLogEvents and
+    /// GetLogEvents over what was stored, bytes on disk, and a container's
+    /// write → GetLogEvents latency.
+    Logs(bench_logs::LogsBenchArgs),
 }
 
 #[derive(Args)]
@@ -178,6 +184,7 @@ fn run(cli: Cli) -> Result<()> {
             runtime()?.block_on(bench_services::run(args))
         }
         Command::Bench(BenchCommand::LoadBalancer(args)) => bench_load_balancer::run(&args),
+        Command::Bench(BenchCommand::Logs(args)) => runtime()?.block_on(bench_logs::run(args)),
     }
 }
 

@@ -112,8 +112,20 @@ pub async fn run(options: NodeOptions) -> Result<()> {
             Some(Arc::clone(&load_balancers) as Arc<dyn elbv2::TargetHealthSource>),
         ))),
     );
+    // Log events are kept apart from the orchestration records, in their
+    // own files under the data directory.
+    let log_events = Arc::new(
+        log_store::segments::SegmentLogStore::open(&options.data_dir.join("logs"))
+            .context("cannot open the log event store")?,
+    );
+    let logs = Arc::new(logs::Logs::new(
+        Arc::clone(&store),
+        Arc::clone(&log_events) as Arc<dyn log_store::LogStore>,
+    ));
     let services = Services::new()
         .with_json(Arc::clone(&ecs) as Arc<dyn control_plane::JsonService>)
+        .with_json(Arc::clone(&logs) as Arc<dyn control_plane::JsonService>)
+        .with_json(Arc::new(logs::AgentLogs::new(Arc::clone(&logs))))
         .with_query(Arc::new(
             elbv2::Elbv2::new(Arc::clone(&store))
                 .with_target_health(
@@ -173,6 +185,10 @@ pub async fn run(options: NodeOptions) -> Result<()> {
     let mut components = JoinSet::new();
     components.spawn(server.run(shutdown.signalled()));
     components.spawn(reap_stopped_tasks(Arc::clone(&ecs), shutdown.signalled()));
+    components.spawn(enforce_log_retention(
+        Arc::clone(&logs),
+        shutdown.signalled(),
+    ));
     components.spawn(run_service_controller(
         Arc::clone(&ecs),
         options.account_id.clone(),
@@ -224,6 +240,33 @@ async fn reap_stopped_tasks(ecs: Arc<api::Ecs>, shutdown: impl std::future::Futu
                 Ok(0) => {}
                 Ok(reaped) => tracing::info!(reaped, "deleted STOPPED tasks past their retention"),
                 Err(err) => tracing::warn!(%err, "deleting old STOPPED tasks failed"),
+            },
+            () = &mut shutdown => break,
+        }
+    }
+}
+
+/// How often expired log segments and orphaned log streams are deleted
+/// (reads hide expired events in between).
+const LOG_RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn enforce_log_retention(
+    logs: Arc<logs::Logs>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut interval = tokio::time::interval(LOG_RETENTION_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => match logs.enforce_retention(clock::now_ms()).await {
+                Ok(pass) if pass == logs::RetentionPass::default() => {}
+                Ok(pass) => tracing::info!(
+                    streams_expired = pass.streams_expired,
+                    orphans_deleted = pass.orphans_deleted,
+                    bytes_freed = pass.bytes_freed,
+                    "log retention pass"
+                ),
+                Err(err) => tracing::warn!(%err, "log retention pass failed"),
             },
             () = &mut shutdown => break,
         }

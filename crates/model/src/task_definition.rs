@@ -1021,5 +1021,24 @@ pub fn derive_requires_attributes(
         .collect()
 }
 
+/// The `defaultLogDriverMode` account setting at work: every container
+/// whose `logConfiguration` names a driver but no `mode` option gets
+/// `mode` = `default_mode` (ECS's default is `non-blocking` since June
+/// 2025). The agent is given the task definition with this applied.
+pub fn apply_default_log_driver_mode(definition: &mut TaskDefinition, default_mode: &str) {
+    for container in definition.container_definitions.iter_mut().flatten() {
+        let Some(log) = container.log_configuration.as_mut() else {
+            continue;
+        };
+        if log.log_driver.is_none() {
+            continue;
+        }
+        log.options
+            .get_or_insert_with(Default::default)
+            .entry("mode".to_string())
+            .or_insert_with(|| default_mode.to_string());
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -737,6 +737,26 @@ pub fn event_filter(label_key: &str, label_value: &str) -> Value {
     })
 }
 
+/// Whether the inspected container has a TTY (`Config.Tty`), which makes
+/// its log stream raw rather than multiplexed.
+pub fn parse_tty(body: &[u8]) -> Result<bool, RuntimeError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Inspect {
+        config: Config,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Config {
+        #[serde(default)]
+        tty: bool,
+    }
+    let inspect: Inspect = serde_json::from_slice(body).map_err(|error| RuntimeError::Other {
+        message: format!("unexpected container inspect response from Docker: {error}"),
+    })?;
+    Ok(inspect.config.tty)
+}
+
 #[cfg(test)]
 mod tests {
     use runtime::{
@@ -1114,6 +1134,19 @@ mod tests {
         assert_eq!(state.exit_code, Some(127));
         assert_eq!(state.started_at_ms, None);
         assert!(state.error.unwrap().contains("executable file not found"));
+    }
+
+    #[test]
+    fn tty_comes_from_the_config() {
+        for (body, expected) in [
+            (r#"{"Config":{"Tty":true,"Image":"app"}}"#, Some(true)),
+            (r#"{"Config":{"Tty":false}}"#, Some(false)),
+            (r#"{"Config":{}}"#, Some(false)),
+            (r#"{"State":{}}"#, None),
+        ] {
+            assert_eq!(parse_tty(body.as_bytes()).ok(), expected, "{body}");
+        }
+        assert_eq!(parse_tty(EXITED_INSPECT.as_bytes()), Ok(false));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Parsing the RFC 3339 timestamps Docker writes (`State.StartedAt`,
-//! `State.FinishedAt`), e.g. `2024-05-01T12:34:56.123456789Z`.
+//! `State.FinishedAt`, the prefix of each log message with `timestamps=1`),
+//! e.g. `2024-05-01T12:34:56.123456789Z`.
 //!
 //! Small enough to write here rather than pull in a date library: Docker
 //! always writes the Go `time.RFC3339Nano` layout, in UTC or with an offset.
@@ -8,6 +9,12 @@
 /// timestamp or is Go's zero time (`0001-01-01T00:00:00Z`), which Docker
 /// writes for "never".
 pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+    parse_rfc3339_ns(text).map(|nanos| nanos.div_euclid(1_000_000))
+}
+
+/// Nanoseconds since the Unix epoch (fractions beyond nanoseconds are
+/// truncated), or `None` as for [`parse_rfc3339_ms`].
+pub fn parse_rfc3339_ns(text: &str) -> Option<i64> {
     let bytes = text.as_bytes();
     if bytes.len() < 20
         || bytes[4] != b'-'
@@ -38,22 +45,22 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     }
 
     let mut rest = &text[19..];
-    let mut millis = 0;
+    let mut nanos = 0;
     if let Some(fraction) = rest.strip_prefix('.') {
         let length = fraction.bytes().take_while(u8::is_ascii_digit).count();
         if length == 0 {
             return None;
         }
-        // Truncate to milliseconds: pad or cut the fraction to 3 digits.
+        // Truncate to nanoseconds: pad or cut the fraction to 9 digits.
         let mut scaled = 0;
-        for position in 0..3 {
+        for position in 0..9 {
             let digit = fraction
                 .as_bytes()
                 .get(position)
                 .filter(|_| position < length);
             scaled = scaled * 10 + digit.map_or(0, |digit| i64::from(digit - b'0'));
         }
-        millis = scaled;
+        nanos = scaled;
         rest = &fraction[length..];
     }
 
@@ -80,7 +87,7 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
 
     let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_minutes * 60;
-    Some(seconds * 1_000 + millis)
+    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
 fn digits(text: &str) -> Option<i64> {
@@ -132,6 +139,35 @@ mod tests {
         check("2000-02-29T00:00:00Z", Some(951_782_400_000));
         check("2026-11-25T16:59:47.826336331Z", Some(1_795_625_987_826));
         check("1969-12-31T23:59:59Z", Some(-1_000));
+    }
+
+    #[test]
+    fn parses_nanoseconds() {
+        for (text, expected_ns) in [
+            ("1970-01-01T00:00:00Z", Some(0)),
+            ("1970-01-01T00:00:01.000000001Z", Some(1_000_000_001)),
+            ("1970-01-01T00:00:01.5Z", Some(1_500_000_000)),
+            (
+                "2024-05-01T12:34:56.123456789Z",
+                Some(1_714_566_896_123_456_789),
+            ),
+            (
+                "2024-05-01T12:34:56.1234567891Z",
+                Some(1_714_566_896_123_456_789),
+            ),
+            (
+                "2024-05-01T14:34:56.123456789+02:00",
+                Some(1_714_566_896_123_456_789),
+            ),
+            ("1969-12-31T23:59:59.5Z", Some(-500_000_000)),
+            ("0001-01-01T00:00:00Z", None),
+            ("2024-05-01T12:34:56", None),
+            // Beyond what i64 nanoseconds hold (year 2262 on).
+            ("9999-12-31T23:59:59Z", None),
+        ] {
+            assert_eq!(parse_rfc3339_ns(text), expected_ns, "parsing {text:?}");
+        }
+        check("1969-12-31T23:59:59.5Z", Some(-500));
     }
 
     #[test]

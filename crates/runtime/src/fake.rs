@@ -7,8 +7,9 @@
 //! ports are assigned (deterministically, from 32768 up), fixed host ports
 //! clash, events come in Docker's order (`kill`, `die`, `stop`; `oom` before
 //! `die`; `destroy` last). Nothing happens by itself: processes exit, run out
-//! of memory or change health only when the test says so ([`FakeRuntime::exit`],
-//! [`FakeRuntime::oom`], [`FakeRuntime::set_health`]), and time is a counter
+//! of memory, change health or write output only when the test says so
+//! ([`FakeRuntime::exit`], [`FakeRuntime::oom`], [`FakeRuntime::set_health`],
+//! [`FakeRuntime::write_log`]), and time is a counter
 //! the test sets ([`FakeRuntime::set_now_ms`]). Every trait call is recorded
 //! ([`FakeRuntime::calls`]) so tests assert on what the agent did.
 //!
@@ -27,8 +28,9 @@ use futures::StreamExt;
 
 use crate::{
     ActualBinding, ContainerEvent, ContainerEventAction, ContainerEventStream, ContainerRuntime,
-    ContainerSpec, ContainerState, ContainerStatus, Health, ImageReference, Mount, NetworkMode,
-    Protocol, RegistryAuth, RuntimeError, RuntimeInfo, VolumeSpec,
+    ContainerSpec, ContainerState, ContainerStatus, Health, ImageReference, LogLine, LogLineStream,
+    LogSource, Mount, NetworkMode, Protocol, RegistryAuth, RuntimeError, RuntimeInfo, VolumeSpec,
+    MAX_LOG_LINE_BYTES,
 };
 
 /// The first host port handed out for dynamic port bindings (the start of
@@ -84,6 +86,10 @@ pub enum RuntimeCall {
         label_key: String,
         label_value: String,
     },
+    FollowLogs {
+        id: String,
+        since_ns: i64,
+    },
 }
 
 impl RuntimeCall {
@@ -103,6 +109,7 @@ impl RuntimeCall {
             RuntimeCall::CreateVolume { .. } => Operation::CreateVolume,
             RuntimeCall::RemoveVolume { .. } => Operation::RemoveVolume,
             RuntimeCall::Events { .. } => Operation::Events,
+            RuntimeCall::FollowLogs { .. } => Operation::FollowLogs,
         }
     }
 
@@ -129,6 +136,7 @@ pub enum Operation {
     CreateVolume,
     RemoveVolume,
     Events,
+    FollowLogs,
 }
 
 impl Operation {
@@ -141,6 +149,7 @@ impl Operation {
                 | Operation::InspectContainer
                 | Operation::ListContainers
                 | Operation::Events
+                | Operation::FollowLogs
         )
     }
 }
@@ -156,6 +165,16 @@ struct FakeContainer {
     state: ContainerState,
     /// Exit code when stopped with `stop_container`.
     stop_exit_code: i64,
+    /// Everything the container wrote, in the order written (kept across
+    /// restarts, as Docker's `json-file` and `local` drivers keep it).
+    log: Vec<LogLine>,
+}
+
+/// An open [`ContainerRuntime::follow_logs`] stream of a running container.
+struct LogFollower {
+    container_id: String,
+    since_ns: i64,
+    sender: mpsc::UnboundedSender<Result<LogLine, RuntimeError>>,
 }
 
 struct Subscriber {
@@ -178,6 +197,7 @@ struct FakeState {
     volumes: BTreeMap<String, VolumeSpec>,
     calls: Vec<RuntimeCall>,
     subscribers: Vec<Subscriber>,
+    log_followers: Vec<LogFollower>,
     scripted_failures: VecDeque<(Operation, RuntimeError)>,
     unavailable: bool,
     info: RuntimeInfo,
@@ -196,6 +216,7 @@ impl Default for FakeState {
             volumes: BTreeMap::new(),
             calls: Vec::new(),
             subscribers: Vec::new(),
+            log_followers: Vec::new(),
             scripted_failures: VecDeque::new(),
             unavailable: false,
             info: RuntimeInfo {
@@ -304,6 +325,14 @@ impl FakeState {
         for action in actions {
             self.emit(id, action);
         }
+        self.end_log_followers(id);
+    }
+
+    /// The container stopped or went away: its log streams end (after the
+    /// lines already sent).
+    fn end_log_followers(&mut self, id: &str) {
+        self.log_followers
+            .retain(|follower| follower.container_id != id);
     }
 
     fn running(&self, id: &str) -> bool {
@@ -399,6 +428,9 @@ impl FakeRuntime {
             for subscriber in state.subscribers.drain(..) {
                 let _ = subscriber.sender.unbounded_send(Err(fake_unavailable()));
             }
+            for follower in state.log_followers.drain(..) {
+                let _ = follower.sender.unbounded_send(Err(fake_unavailable()));
+            }
         }
     }
 
@@ -465,13 +497,62 @@ impl FakeRuntime {
     }
 
     /// The container disappears without any event, as when it was removed
-    /// while nobody was watching (e.g. during an agent restart).
+    /// while nobody was watching (e.g. during an agent restart). Its log
+    /// streams end.
     ///
     /// Panics unless the container exists.
     pub fn vanish(&self, id_or_name: &str) {
         let mut state = self.lock();
         let id = state.scripted_container(id_or_name);
         state.containers.remove(&id);
+        state.end_log_followers(&id);
+    }
+
+    /// The container's process writes one line, `text` without its newline,
+    /// which the runtime records at `timestamp_ns` (nanoseconds since the
+    /// epoch; the fake does not check that timestamps grow, Docker's
+    /// stdout and stderr copiers do not guarantee it either). Open
+    /// [`ContainerRuntime::follow_logs`] streams that asked for lines from
+    /// `timestamp_ns` or earlier get it.
+    ///
+    /// Panics unless the container exists and is running (only a running
+    /// process writes), or if `text` holds a newline or is longer than
+    /// [`MAX_LOG_LINE_BYTES`] (a runtime never delivers such a line: write
+    /// several).
+    pub fn write_log(
+        &self,
+        id_or_name: &str,
+        source: LogSource,
+        timestamp_ns: i64,
+        text: impl Into<Vec<u8>>,
+    ) {
+        let text = text.into();
+        assert!(
+            !text.contains(&b'\n'),
+            "FakeRuntime: a log line has no newline in it; write one line per call"
+        );
+        assert!(
+            text.len() <= MAX_LOG_LINE_BYTES,
+            "FakeRuntime: a log line is at most {MAX_LOG_LINE_BYTES} bytes; write several"
+        );
+        let mut state = self.lock();
+        let id = state.scripted_container(id_or_name);
+        assert!(
+            state.running(&id),
+            "FakeRuntime: container {id_or_name:?} is not running, it cannot write output"
+        );
+        let line = LogLine {
+            source,
+            timestamp_ns,
+            text,
+        };
+        state.log_followers.retain(|follower| {
+            if follower.container_id != id || timestamp_ns < follower.since_ns {
+                return !follower.sender.is_closed();
+            }
+            follower.sender.unbounded_send(Ok(line.clone())).is_ok()
+        });
+        state.container_mut(&id).log.push(line);
     }
 
     /// The exit code the container reports when stopped with
@@ -506,6 +587,23 @@ impl FakeRuntime {
             .filter(|call| call.is_mutation())
             .cloned()
             .collect()
+    }
+
+    /// Everything a container wrote, by id or name, without recording a call.
+    pub fn log(&self, id_or_name: &str) -> Option<Vec<LogLine>> {
+        let state = self.lock();
+        let id = state.resolve(id_or_name)?;
+        Some(state.containers[&id].log.clone())
+    }
+
+    /// How many [`ContainerRuntime::follow_logs`] streams are open and
+    /// following (not yet ended by a stop, a removal or an outage).
+    pub fn log_followers(&self) -> usize {
+        let mut state = self.lock();
+        state
+            .log_followers
+            .retain(|follower| !follower.sender.is_closed());
+        state.log_followers.len()
     }
 
     /// A container's state by id or name, without recording a call.
@@ -648,6 +746,7 @@ impl ContainerRuntime for FakeRuntime {
                 error: None,
             },
             stop_exit_code: 0,
+            log: Vec::new(),
         };
         state.containers.insert(id.clone(), container);
         state.emit(&id, ContainerEventAction::Create);
@@ -861,6 +960,35 @@ impl ContainerRuntime for FakeRuntime {
         state.subscribers.push(Subscriber {
             label_key: label_key.to_string(),
             label_value: label_value.to_string(),
+            sender,
+        });
+        Ok(receiver.boxed())
+    }
+
+    async fn follow_logs(&self, id: &str, since_ns: i64) -> Result<LogLineStream, RuntimeError> {
+        let mut state = self.begin(RuntimeCall::FollowLogs {
+            id: id.to_string(),
+            since_ns,
+        })?;
+        let id = state.resolve(id).ok_or_else(|| no_such_container(id))?;
+        let written: Vec<LogLine> = state.containers[&id]
+            .log
+            .iter()
+            .filter(|line| line.timestamp_ns >= since_ns)
+            .cloned()
+            .collect();
+        if !state.running(&id) {
+            return Ok(futures::stream::iter(written.into_iter().map(Ok)).boxed());
+        }
+        let (sender, receiver) = mpsc::unbounded();
+        for line in written {
+            sender
+                .unbounded_send(Ok(line))
+                .expect("the receiver is still here");
+        }
+        state.log_followers.push(LogFollower {
+            container_id: id,
+            since_ns,
             sender,
         });
         Ok(receiver.boxed())
@@ -1290,6 +1418,237 @@ mod tests {
         block_on(runtime.remove_volume("data")).unwrap();
         block_on(runtime.remove_volume("data")).unwrap();
         assert!(runtime.volumes().is_empty());
+    }
+
+    fn line(source: LogSource, timestamp_ns: i64, text: &str) -> LogLine {
+        LogLine {
+            source,
+            timestamp_ns,
+            text: text.as_bytes().to_vec(),
+        }
+    }
+
+    /// Lines already delivered to `stream`, without waiting for more, and
+    /// whether the stream has ended.
+    fn drain_log(stream: &mut LogLineStream) -> (Vec<LogLine>, bool) {
+        let mut lines = Vec::new();
+        loop {
+            match stream.next().now_or_never() {
+                Some(Some(line)) => lines.push(line.expect("a line, not an error")),
+                Some(None) => return (lines, true),
+                None => return (lines, false),
+            }
+        }
+    }
+
+    /// A running container `web` that wrote `out 1` at 10, `err 2` at 20 and
+    /// `out 3` at 30.
+    fn container_with_output() -> (FakeRuntime, String) {
+        let runtime = runtime_with_image();
+        let id = block_on(runtime.create_container(&labelled("web"))).unwrap();
+        block_on(runtime.start_container(&id)).unwrap();
+        runtime.write_log("web", LogSource::Stdout, 10, "out 1");
+        runtime.write_log(&id, LogSource::Stderr, 20, "err 2");
+        runtime.write_log(&id, LogSource::Stdout, 30, b"out 3\r".to_vec());
+        (runtime, id)
+    }
+
+    #[test]
+    fn follow_logs_starts_at_since_inclusive() {
+        fn check(since_ns: i64, expected: &[(LogSource, i64, &str)]) {
+            let (runtime, id) = container_with_output();
+            let mut stream = block_on(runtime.follow_logs(&id, since_ns)).unwrap();
+            let expected: Vec<LogLine> = expected
+                .iter()
+                .map(|(source, timestamp_ns, text)| line(*source, *timestamp_ns, text))
+                .collect();
+            assert_eq!(
+                drain_log(&mut stream),
+                (expected, false),
+                "since {since_ns}"
+            );
+        }
+        check(
+            0,
+            &[
+                (LogSource::Stdout, 10, "out 1"),
+                (LogSource::Stderr, 20, "err 2"),
+                (LogSource::Stdout, 30, "out 3\r"),
+            ],
+        );
+        check(
+            20,
+            &[
+                (LogSource::Stderr, 20, "err 2"),
+                (LogSource::Stdout, 30, "out 3\r"),
+            ],
+        );
+        check(21, &[(LogSource::Stdout, 30, "out 3\r")]);
+        check(31, &[]);
+    }
+
+    #[test]
+    fn follow_logs_follows_until_the_container_stops() {
+        let (runtime, id) = container_with_output();
+        let mut stream = block_on(runtime.follow_logs("web", 30)).unwrap();
+        assert_eq!(
+            drain_log(&mut stream),
+            (vec![line(LogSource::Stdout, 30, "out 3\r")], false)
+        );
+        runtime.write_log(&id, LogSource::Stderr, 40, "err 4");
+        runtime.write_log(&id, LogSource::Stdout, 50, "");
+        assert_eq!(
+            drain_log(&mut stream),
+            (
+                vec![
+                    line(LogSource::Stderr, 40, "err 4"),
+                    line(LogSource::Stdout, 50, "")
+                ],
+                false
+            )
+        );
+        assert_eq!(runtime.log_followers(), 1);
+        runtime.write_log(&id, LogSource::Stdout, 60, "last");
+        runtime.exit(&id, 0);
+        assert_eq!(
+            drain_log(&mut stream),
+            (vec![line(LogSource::Stdout, 60, "last")], true)
+        );
+        assert_eq!(runtime.log_followers(), 0);
+        assert_eq!(runtime.log(&id).unwrap().len(), 6);
+        assert_eq!(
+            runtime.calls().last(),
+            Some(&RuntimeCall::FollowLogs {
+                id: "web".into(),
+                since_ns: 30
+            })
+        );
+    }
+
+    #[test]
+    fn every_way_of_stopping_ends_log_streams() {
+        type Stop = fn(&FakeRuntime, &str);
+        let stops: [(&str, Stop); 5] = [
+            ("exit", |runtime, id| runtime.exit(id, 1)),
+            ("oom", |runtime, id| runtime.oom(id)),
+            ("stop", |runtime, id| {
+                block_on(runtime.stop_container(id, 10)).unwrap()
+            }),
+            ("kill", |runtime, id| {
+                block_on(runtime.kill_container(id)).unwrap()
+            }),
+            ("remove", |runtime, id| {
+                block_on(runtime.remove_container(id)).unwrap()
+            }),
+        ];
+        for (name, stop) in stops {
+            let (runtime, id) = container_with_output();
+            let mut stream = block_on(runtime.follow_logs(&id, 0)).unwrap();
+            stop(&runtime, &id);
+            let (lines, ended) = drain_log(&mut stream);
+            assert_eq!(lines.len(), 3, "{name}");
+            assert!(ended, "{name} ends the stream");
+        }
+        let (runtime, id) = container_with_output();
+        let mut stream = block_on(runtime.follow_logs(&id, 0)).unwrap();
+        runtime.vanish(&id);
+        assert!(drain_log(&mut stream).1, "vanish ends the stream");
+    }
+
+    #[test]
+    fn stopped_containers_give_what_they_wrote_and_end() {
+        let (runtime, id) = container_with_output();
+        runtime.exit(&id, 0);
+        let mut stream = block_on(runtime.follow_logs(&id, 15)).unwrap();
+        let (lines, ended) = drain_log(&mut stream);
+        assert_eq!(
+            lines,
+            vec![
+                line(LogSource::Stderr, 20, "err 2"),
+                line(LogSource::Stdout, 30, "out 3\r")
+            ]
+        );
+        assert!(ended);
+
+        // A restarted container keeps its earlier output.
+        block_on(runtime.start_container(&id)).unwrap();
+        runtime.write_log(&id, LogSource::Stdout, 40, "again");
+        let mut stream = block_on(runtime.follow_logs(&id, 0)).unwrap();
+        assert_eq!(
+            drain_log(&mut stream),
+            (
+                vec![
+                    line(LogSource::Stdout, 10, "out 1"),
+                    line(LogSource::Stderr, 20, "err 2"),
+                    line(LogSource::Stdout, 30, "out 3\r"),
+                    line(LogSource::Stdout, 40, "again"),
+                ],
+                false
+            )
+        );
+
+        let created = block_on(runtime.create_container(&labelled("idle"))).unwrap();
+        let mut stream = block_on(runtime.follow_logs(&created, 0)).unwrap();
+        assert_eq!(drain_log(&mut stream), (Vec::new(), true));
+    }
+
+    #[test]
+    fn follow_logs_of_a_missing_container_is_not_found() {
+        let runtime = runtime_with_image();
+        let error = block_on(runtime.follow_logs("ghost", 0)).err().unwrap();
+        assert_eq!(
+            error,
+            RuntimeError::NotFound {
+                message: "No such container: ghost".into()
+            }
+        );
+    }
+
+    #[test]
+    fn an_outage_cuts_log_streams_with_unavailable() {
+        let (runtime, id) = container_with_output();
+        let mut stream = block_on(runtime.follow_logs(&id, 0)).unwrap();
+        runtime.set_unavailable(true);
+        let mut items = Vec::new();
+        while let Some(Some(item)) = stream.next().now_or_never() {
+            items.push(item);
+        }
+        assert_eq!(items.len(), 4, "{items:?}");
+        assert!(matches!(items[3], Err(RuntimeError::Unavailable { .. })));
+        assert!(block_on(stream.next()).is_none(), "the stream ends");
+        assert!(matches!(
+            block_on(runtime.follow_logs(&id, 0)),
+            Err(RuntimeError::Unavailable { .. })
+        ));
+        runtime.set_unavailable(false);
+        runtime.fail_next(
+            Operation::FollowLogs,
+            RuntimeError::Other {
+                message: "scripted".into(),
+            },
+        );
+        assert!(block_on(runtime.follow_logs(&id, 0)).is_err());
+        assert_eq!(
+            drain_log(&mut block_on(runtime.follow_logs(&id, 0)).unwrap())
+                .0
+                .len(),
+            3
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "cannot write output")]
+    fn only_running_containers_write() {
+        let runtime = runtime_with_image();
+        block_on(runtime.create_container(&labelled("web"))).unwrap();
+        runtime.write_log("web", LogSource::Stdout, 1, "hello");
+    }
+
+    #[test]
+    #[should_panic(expected = "one line per call")]
+    fn a_log_line_holds_no_newline() {
+        let (runtime, id) = container_with_output();
+        runtime.write_log(&id, LogSource::Stdout, 1, "two\nlines");
     }
 
     #[test]

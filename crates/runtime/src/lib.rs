@@ -3,7 +3,7 @@
 //! The agent decides what should run; a [`ContainerRuntime`] makes it so on
 //! one host. This crate holds the trait, the values crossing it
 //! ([`ContainerSpec`] in; [`ContainerState`], [`ContainerEvent`],
-//! [`RuntimeInfo`] out), the one error type, and [`fake::FakeRuntime`], an
+//! [`RuntimeInfo`], [`LogLine`] out), the one error type, and [`fake::FakeRuntime`], an
 //! in-memory scriptable implementation for deterministic tests and the
 //! simulator. The Docker Engine implementation lives in `runtime-docker`.
 //!
@@ -22,14 +22,21 @@
 //!   subscribe first, then `list_containers`, then apply the events. If the
 //!   runtime goes away (e.g. the daemon restarts) the stream yields one
 //!   [`RuntimeError::Unavailable`] and ends: subscribe and list again.
+//! - `follow_logs` delivers what the container wrote from a timestamp on
+//!   (inclusive) and follows until the container stops. If the runtime goes
+//!   away mid-stream the stream yields one [`RuntimeError::Unavailable`] and
+//!   ends: follow again from the last timestamp seen (lines with that
+//!   timestamp come again; skip the ones already handled).
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 pub mod fake;
+mod logs;
 mod spec;
 mod state;
 
+pub use logs::{LogLine, LogLineStream, LogSource, MAX_LOG_LINE_BYTES};
 pub use spec::{
     ContainerSpec, Device, DevicePermission, ExtraHost, HealthCheck, ImageReference, Link,
     LogDriver, Mount, NetworkMode, PortBinding, Protocol, RegistryAuth, Tmpfs, Ulimit, VolumeFrom,
@@ -131,4 +138,12 @@ pub trait ContainerRuntime: Send + Sync {
         label_key: &str,
         label_value: &str,
     ) -> Result<ContainerEventStream, RuntimeError>;
+
+    /// The container's stdout and stderr, from lines recorded at or after
+    /// `since_ns` (nanoseconds since the Unix epoch) on, in the order
+    /// written, following new output until the container has stopped: then
+    /// the stream ends after the last line. A container that is not running
+    /// gives what it wrote and ends. A missing container is
+    /// [`RuntimeError::NotFound`].
+    async fn follow_logs(&self, id: &str, since_ns: i64) -> Result<LogLineStream, RuntimeError>;
 }

@@ -548,9 +548,24 @@ fn fields_berth_cannot_honour_stop_the_task_with_a_reason() {
             "environmentFiles",
         ),
         (
-            container(json!({"logConfiguration": {"logDriver": "awslogs", "options": {}}})),
+            container(json!({"logConfiguration": {"logDriver": "splunk", "options": {}}})),
             json!({}),
-            "logDriver 'awslogs'",
+            "logDriver 'splunk' in container 'app' is not supported by Berth yet; use 'awslogs' or 'json-file'",
+        ),
+        (
+            container(json!({"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-region": "us-east-1"}}})),
+            json!({}),
+            "CannotCreateContainerError: Error response from daemon: must specify a value for log opt 'awslogs-group' (logConfiguration of container 'app')",
+        ),
+        (
+            container(json!({"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g", "awslogs-region": "us-east-1", "awslogs-foo": "1"}}})),
+            json!({}),
+            "Error response from daemon: unknown log opt 'awslogs-foo' for awslogs log driver",
+        ),
+        (
+            container(json!({"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g", "awslogs-region": "us-east-1", "awslogs-endpoint": "http://x"}}})),
+            json!({}),
+            "UnsupportedFeature: log option 'awslogs-endpoint'",
         ),
         (
             container(
@@ -658,4 +673,50 @@ fn containers_with_the_same_name_stop_the_task_instead_of_hanging() {
         "Invalid task definition: more than one container definition is named 'init'; \
          register the task definition again with a unique name for every container."
     );
+}
+
+#[test]
+fn awslogs_containers_log_with_json_file_and_carry_their_options() {
+    let options = json!({
+        "awslogs-group": "/ecs/web",
+        "awslogs-region": "eu-west-1",
+        "awslogs-stream-prefix": "ecs",
+        "awslogs-datetime-format": "%Y-%m-%d",
+        "mode": "non-blocking",
+        "max-buffer-size": "25m",
+    });
+    let blueprint = build(json!({"containerDefinitions": [{
+        "name": "app",
+        "image": "app",
+        "logConfiguration": {"logDriver": "awslogs", "options": options.clone()},
+    }]}));
+    let container = &blueprint.containers[0];
+    assert_eq!(
+        container.spec.log_driver,
+        Some(Logging {
+            name: "json-file".into(),
+            options: BTreeMap::new()
+        })
+    );
+    let config = container.awslogs.as_ref().expect("awslogs settings");
+    assert_eq!(config.group, "/ecs/web");
+    assert_eq!(config.region, "eu-west-1");
+    assert_eq!(config.stream_prefix.as_deref(), Some("ecs"));
+    assert_eq!(
+        config.mode,
+        crate::awslogs::DeliveryMode::NonBlocking {
+            max_buffer_size_bytes: 25 << 20
+        }
+    );
+    assert!(config.multiline_pattern.is_some());
+    let label: serde_json::Value =
+        serde_json::from_str(&container.spec.labels[LABEL_AWSLOGS_OPTIONS]).unwrap();
+    assert_eq!(label, options);
+
+    let plain = build(json!({"containerDefinitions": [{"name": "app", "image": "app"}]}));
+    assert_eq!(plain.containers[0].awslogs, None);
+    assert!(!plain.containers[0]
+        .spec
+        .labels
+        .contains_key(LABEL_AWSLOGS_OPTIONS));
 }

@@ -904,14 +904,14 @@ fn unsupported_fields_stop_the_task_before_anything_is_created() {
     let mut h = Harness::with_images(&["app"]);
     h.desired = vec![task(
         "t1",
-        json!([{"name": "app", "image": "app", "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g"}}}]),
+        json!([{"name": "app", "image": "app", "logConfiguration": {"logDriver": "splunk", "options": {"splunk-url": "https://splunk"}}}]),
     )];
     h.settle();
     assert!(h.calls().is_empty());
     let reports = h.reports();
     assert_eq!(reports.len(), 1);
     assert!(
-        reports[0].starts_with("STOPPED 'UnsupportedFeature: logConfiguration.logDriver 'awslogs' in container 'app' is not supported by Berth yet"),
+        reports[0].starts_with("STOPPED 'UnsupportedFeature: logConfiguration.logDriver 'splunk' in container 'app' is not supported by Berth yet"),
         "{reports:?}"
     );
 }

@@ -403,3 +403,37 @@ fn references_parse() {
         assert!(TaskDefinitionReference::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn the_default_log_driver_mode_fills_in_a_missing_mode() {
+    let mut definition: TaskDefinition = serde_json::from_value(json!({"containerDefinitions": [
+        {"name": "a", "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g"}}},
+        {"name": "b", "logConfiguration": {"logDriver": "awslogs", "options": {"mode": "blocking"}}},
+        {"name": "c", "logConfiguration": {"logDriver": "json-file"}},
+        {"name": "d"},
+    ]}))
+    .unwrap();
+    apply_default_log_driver_mode(&mut definition, "non-blocking");
+    let modes: Vec<Option<&str>> = definition
+        .container_definitions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            c.log_configuration
+                .as_ref()
+                .and_then(|l| l.options.as_ref())
+                .and_then(|o| o.get("mode"))
+                .map(String::as_str)
+        })
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            Some("non-blocking"),
+            Some("blocking"),
+            Some("non-blocking"),
+            None
+        ]
+    );
+}

@@ -1,0 +1,628 @@
+//! The operations end to end on the in-memory store and log store.
+
+use std::sync::Arc;
+
+use api::{ApiError, RequestContext};
+use serde_json::{json, Value};
+
+use crate::{AgentLogs, Logs};
+
+const NOW: i64 = 1_800_000_000_000;
+const DAY: i64 = 24 * 60 * 60 * 1000;
+
+struct Harness {
+    logs: Arc<Logs>,
+    agent: AgentLogs,
+    now_ms: i64,
+    requests: std::cell::Cell<u64>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let logs = Arc::new(Logs::new(
+            Arc::new(store::MemoryStore::new()),
+            Arc::new(log_store::MemoryLogStore::new()),
+        ));
+        Harness {
+            agent: AgentLogs::new(Arc::clone(&logs)),
+            logs,
+            now_ms: NOW,
+            requests: std::cell::Cell::new(0),
+        }
+    }
+
+    fn ctx(&self) -> RequestContext {
+        self.requests.set(self.requests.get() + 1);
+        RequestContext {
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            principal_arn: "arn:aws:iam::000000000000:root".into(),
+            request_id: format!("request-{}", self.requests.get()),
+            now_ms: self.now_ms,
+        }
+    }
+
+    async fn call(&self, operation: &str, body: Value) -> Result<Value, ApiError> {
+        let response = self
+            .logs
+            .handle(&self.ctx(), operation, body.to_string().as_bytes())
+            .await?;
+        Ok(serde_json::from_slice(&response).unwrap())
+    }
+
+    async fn ok(&self, operation: &str, body: Value) -> Value {
+        match self.call(operation, body).await {
+            Ok(value) => value,
+            Err(err) => panic!("{operation}: {err}"),
+        }
+    }
+
+    async fn err(&self, operation: &str, body: Value) -> (String, String) {
+        let err = self.call(operation, body).await.unwrap_err();
+        (err.code.to_string(), err.message)
+    }
+
+    async fn agent_call(&self, operation: &str, body: Value) -> Result<Value, ApiError> {
+        use control_plane::JsonService as _;
+        let response = self
+            .agent
+            .handle(&self.ctx(), operation, body.to_string().as_bytes())
+            .await?;
+        Ok(serde_json::from_slice(&response).unwrap())
+    }
+
+    async fn group_and_stream(&self, group: &str, stream: &str) {
+        self.ok("CreateLogGroup", json!({"logGroupName": group}))
+            .await;
+        self.ok(
+            "CreateLogStream",
+            json!({"logGroupName": group, "logStreamName": stream}),
+        )
+        .await;
+    }
+
+    async fn put(&self, group: &str, stream: &str, events: &[(i64, &str)]) -> Value {
+        let events: Vec<Value> = events
+            .iter()
+            .map(|(t, m)| json!({"timestamp": t, "message": m}))
+            .collect();
+        self.ok(
+            "PutLogEvents",
+            json!({"logGroupName": group, "logStreamName": stream, "logEvents": events}),
+        )
+        .await
+    }
+}
+
+fn messages(response: &Value) -> Vec<String> {
+    response["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn groups_and_streams_are_created_described_and_deleted() {
+    let h = Harness::new();
+    h.ok(
+        "CreateLogGroup",
+        json!({"logGroupName": "/ecs/web", "tags": {"team": "a"}, "logGroupClass": "INFREQUENT_ACCESS"}),
+    )
+    .await;
+    assert_eq!(
+        h.err("CreateLogGroup", json!({"logGroupName": "/ecs/web"}))
+            .await,
+        (
+            "ResourceAlreadyExistsException".into(),
+            "The specified log group already exists".into()
+        )
+    );
+    assert_eq!(
+        h.err("CreateLogGroup", json!({"logGroupName": "bad name"}))
+            .await
+            .0,
+        "InvalidParameterException"
+    );
+    h.ok("CreateLogGroup", json!({"logGroupName": "/ecs/web/b"}))
+        .await;
+    h.ok("CreateLogGroup", json!({"logGroupName": "other"}))
+        .await;
+
+    let groups = h
+        .ok("DescribeLogGroups", json!({"logGroupNamePrefix": "/ecs/"}))
+        .await;
+    let names: Vec<&str> = groups["logGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["logGroupName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/ecs/web", "/ecs/web/b"]);
+    let web = &groups["logGroups"][0];
+    assert_eq!(
+        web["arn"],
+        "arn:aws:logs:us-east-1:000000000000:log-group:/ecs/web:*"
+    );
+    assert_eq!(
+        web["logGroupArn"],
+        "arn:aws:logs:us-east-1:000000000000:log-group:/ecs/web"
+    );
+    assert_eq!(web["creationTime"], NOW);
+    assert_eq!(web["logGroupClass"], "INFREQUENT_ACCESS");
+    assert_eq!(web["storedBytes"], 0);
+    assert_eq!(web["metricFilterCount"], 0);
+
+    let pattern = h
+        .ok("DescribeLogGroups", json!({"logGroupNamePattern": "WEB"}))
+        .await;
+    assert_eq!(pattern["logGroups"].as_array().unwrap().len(), 2);
+    let page = h.ok("DescribeLogGroups", json!({"limit": 2})).await;
+    assert_eq!(page["logGroups"].as_array().unwrap().len(), 2);
+    let rest = h
+        .ok(
+            "DescribeLogGroups",
+            json!({"limit": 2, "nextToken": page["nextToken"]}),
+        )
+        .await;
+    assert_eq!(rest["logGroups"][0]["logGroupName"], "other");
+    assert!(rest.get("nextToken").is_none());
+
+    // Streams of `/ecs/web` are not those of `/ecs/web/b`.
+    for (group, stream) in [("/ecs/web", "a"), ("/ecs/web", "b"), ("/ecs/web/b", "c")] {
+        h.ok(
+            "CreateLogStream",
+            json!({"logGroupName": group, "logStreamName": stream}),
+        )
+        .await;
+    }
+    assert_eq!(
+        h.err(
+            "CreateLogStream",
+            json!({"logGroupName": "/ecs/web", "logStreamName": "a"})
+        )
+        .await,
+        (
+            "ResourceAlreadyExistsException".into(),
+            "The specified log stream already exists".into()
+        )
+    );
+    assert_eq!(
+        h.err(
+            "CreateLogStream",
+            json!({"logGroupName": "missing", "logStreamName": "a"})
+        )
+        .await,
+        (
+            "ResourceNotFoundException".into(),
+            "The specified log group does not exist.".into()
+        )
+    );
+    let streams = h
+        .ok("DescribeLogStreams", json!({"logGroupName": "/ecs/web"}))
+        .await;
+    let names: Vec<&str> = streams["logStreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["logStreamName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(
+        streams["logStreams"][0]["arn"],
+        "arn:aws:logs:us-east-1:000000000000:log-group:/ecs/web:log-stream:a"
+    );
+    assert_eq!(
+        h.err(
+            "DescribeLogStreams",
+            json!({"logGroupName": "/ecs/web", "orderBy": "LastEventTime", "logStreamNamePrefix": "a"})
+        )
+        .await
+        .1,
+        "Cannot order by LastEventTime with a logStreamNamePrefix."
+    );
+
+    h.ok(
+        "DeleteLogStream",
+        json!({"logGroupName": "/ecs/web", "logStreamName": "a"}),
+    )
+    .await;
+    assert_eq!(
+        h.err(
+            "DeleteLogStream",
+            json!({"logGroupName": "/ecs/web", "logStreamName": "a"})
+        )
+        .await
+        .1,
+        "The specified log stream does not exist."
+    );
+    h.ok("DeleteLogGroup", json!({"logGroupName": "/ecs/web"}))
+        .await;
+    assert_eq!(
+        h.err("DeleteLogGroup", json!({"logGroupName": "/ecs/web"}))
+            .await
+            .1,
+        "The specified log group does not exist."
+    );
+    // The other group's stream is still there.
+    let streams = h
+        .ok("DescribeLogStreams", json!({"logGroupName": "/ecs/web/b"}))
+        .await;
+    assert_eq!(streams["logStreams"][0]["logStreamName"], "c");
+}
+
+#[tokio::test]
+async fn events_are_put_and_read_back_in_pages_as_aws_pages_them() {
+    let h = Harness::new();
+    h.group_and_stream("g", "s").await;
+    let events: Vec<(i64, String)> = (0..25)
+        .map(|i| (NOW - 1000 + i, format!("line {i}")))
+        .collect();
+    let refs: Vec<(i64, &str)> = events.iter().map(|(t, m)| (*t, m.as_str())).collect();
+    let put = h.put("g", "s", &refs).await;
+    assert!(put["nextSequenceToken"].is_string());
+    assert!(put.get("rejectedLogEventsInfo").is_none());
+
+    // From the head, 10 at a time, until the forward token repeats.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut request =
+            json!({"logGroupName": "g", "logStreamName": "s", "limit": 10, "startFromHead": true});
+        if let Some(token) = &token {
+            request["nextToken"] = json!(token);
+        }
+        let page = h.ok("GetLogEvents", request).await;
+        seen.extend(messages(&page));
+        let next = page["nextForwardToken"].as_str().unwrap().to_string();
+        assert!(next.starts_with("f/"));
+        if token.as_deref() == Some(next.as_str()) {
+            break;
+        }
+        token = Some(next);
+    }
+    let expected: Vec<String> = events.iter().map(|(_, m)| m.clone()).collect();
+    assert_eq!(seen, expected);
+
+    // Without startFromHead: the latest events, oldest first; then backward.
+    let latest = h
+        .ok(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s", "limit": 10}),
+        )
+        .await;
+    assert_eq!(messages(&latest), expected[15..]);
+    let before = h
+        .ok(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s", "limit": 10, "nextToken": latest["nextBackwardToken"]}),
+        )
+        .await;
+    assert_eq!(messages(&before), expected[5..15]);
+
+    // A time range.
+    let range = h
+        .ok(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s", "startTime": NOW - 1000 + 3, "endTime": NOW - 1000 + 6, "startFromHead": true}),
+        )
+        .await;
+    assert_eq!(messages(&range), expected[3..6]);
+
+    // New events after the end are found with the last forward token.
+    h.put("g", "s", &[(NOW, "late")]).await;
+    let more = h
+        .ok(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s", "nextToken": token}),
+        )
+        .await;
+    assert_eq!(messages(&more), ["late"]);
+
+    let stream = h
+        .ok("DescribeLogStreams", json!({"logGroupName": "g"}))
+        .await;
+    let s = &stream["logStreams"][0];
+    assert_eq!(s["firstEventTimestamp"], NOW - 1000);
+    assert_eq!(s["lastEventTimestamp"], NOW);
+    assert_eq!(s["lastIngestionTime"], NOW);
+    let bytes: usize = expected.iter().map(|m| m.len() + 26).sum::<usize>() + 4 + 26;
+    assert_eq!(s["storedBytes"], bytes);
+    assert_eq!(
+        h.err(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s", "nextToken": "garbage"})
+        )
+        .await
+        .1,
+        "The specified nextToken is invalid."
+    );
+    assert_eq!(
+        h.err(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "missing"})
+        )
+        .await
+        .1,
+        "The specified log stream does not exist."
+    );
+}
+
+#[tokio::test]
+async fn put_log_events_rejects_old_new_and_expired_events() {
+    let mut h = Harness::new();
+    h.group_and_stream("g", "s").await;
+    let put = h
+        .put(
+            "g",
+            "s",
+            &[(NOW - 15 * DAY, "old"), (NOW - 15 * DAY + 1, "old too")],
+        )
+        .await;
+    assert_eq!(
+        put["rejectedLogEventsInfo"],
+        json!({"tooOldLogEventEndIndex": 2})
+    );
+    let put = h
+        .put("g", "s", &[(NOW, "now"), (NOW + 3 * 3_600_000, "future")])
+        .await;
+    assert_eq!(
+        put["rejectedLogEventsInfo"],
+        json!({"tooNewLogEventStartIndex": 1})
+    );
+    let all = h
+        .ok(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s", "startFromHead": true}),
+        )
+        .await;
+    assert_eq!(messages(&all), ["now"]);
+    assert_eq!(
+        h.err(
+            "PutLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s", "logEvents": [
+                {"timestamp": NOW, "message": "b"}, {"timestamp": NOW - 1, "message": "a"}]})
+        )
+        .await
+        .1,
+        "Log events in a single PutLogEvents request must be in chronological order."
+    );
+
+    // Retention hides older events at once and rejects them on the way in.
+    h.put("g", "s", &[(NOW - 10 * DAY, "ten days old")]).await;
+    assert_eq!(
+        h.err(
+            "PutRetentionPolicy",
+            json!({"logGroupName": "g", "retentionInDays": 2})
+        )
+        .await
+        .1,
+        "1 validation error detected: Value '2' at 'retentionInDays' failed to satisfy constraint: Member must satisfy enum value set: [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653]"
+    );
+    h.ok(
+        "PutRetentionPolicy",
+        json!({"logGroupName": "g", "retentionInDays": 7}),
+    )
+    .await;
+    let groups = h.ok("DescribeLogGroups", json!({})).await;
+    assert_eq!(groups["logGroups"][0]["retentionInDays"], 7);
+    let all = h
+        .ok(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s", "startFromHead": true}),
+        )
+        .await;
+    assert_eq!(messages(&all), ["now"]);
+    let put = h.put("g", "s", &[(NOW - 8 * DAY, "expired")]).await;
+    assert_eq!(
+        put["rejectedLogEventsInfo"],
+        json!({"expiredLogEventEndIndex": 1})
+    );
+    h.now_ms += DAY;
+    let pass = h.logs.enforce_retention(h.now_ms).await.unwrap();
+    assert_eq!(pass.orphans_deleted, 0);
+    h.ok("DeleteRetentionPolicy", json!({"logGroupName": "g"}))
+        .await;
+    let groups = h.ok("DescribeLogGroups", json!({})).await;
+    assert!(groups["logGroups"][0].get("retentionInDays").is_none());
+}
+
+#[tokio::test]
+async fn filter_log_events_interleaves_streams_and_pages() {
+    let h = Harness::new();
+    h.group_and_stream("g", "a").await;
+    h.ok(
+        "CreateLogStream",
+        json!({"logGroupName": "g", "logStreamName": "b"}),
+    )
+    .await;
+    h.put("g", "a", &[(NOW - 30, "ERROR one"), (NOW - 10, "INFO two")])
+        .await;
+    h.put("g", "b", &[(NOW - 20, "ERROR three"), (NOW, "ERROR four")])
+        .await;
+    let all = h
+        .ok(
+            "FilterLogEvents",
+            json!({"logGroupName": "g", "filterPattern": "ERROR"}),
+        )
+        .await;
+    assert_eq!(messages(&all), ["ERROR one", "ERROR three", "ERROR four"]);
+    assert_eq!(all["events"][1]["logStreamName"], "b");
+    assert_eq!(all["events"][0]["eventId"].as_str().unwrap().len(), 56);
+
+    let mut seen = Vec::new();
+    let mut token: Option<Value> = None;
+    loop {
+        let mut request = json!({"logGroupName": "g", "limit": 1});
+        if let Some(token) = &token {
+            request["nextToken"] = token.clone();
+        }
+        let page = h.ok("FilterLogEvents", request).await;
+        seen.extend(messages(&page));
+        match page.get("nextToken") {
+            Some(next) => token = Some(next.clone()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["ERROR one", "ERROR three", "INFO two", "ERROR four"]);
+
+    let only_b = h
+        .ok(
+            "FilterLogEvents",
+            json!({"logGroupName": "g", "logStreamNames": ["b"], "startTime": NOW - 5}),
+        )
+        .await;
+    assert_eq!(messages(&only_b), ["ERROR four"]);
+    assert_eq!(
+        h.err(
+            "FilterLogEvents",
+            json!({"logGroupName": "g", "logStreamNames": ["a"], "logStreamNamePrefix": "a"})
+        )
+        .await
+        .0,
+        "InvalidParameterException"
+    );
+}
+
+#[tokio::test]
+async fn tags_and_metric_filters() {
+    let h = Harness::new();
+    h.ok(
+        "CreateLogGroup",
+        json!({"logGroupName": "g", "tags": {"a": "1"}}),
+    )
+    .await;
+    let arn = "arn:aws:logs:us-east-1:000000000000:log-group:g";
+    h.ok(
+        "TagResource",
+        json!({"resourceArn": arn, "tags": {"b": "2"}}),
+    )
+    .await;
+    assert_eq!(
+        h.ok("ListTagsForResource", json!({"resourceArn": arn}))
+            .await["tags"],
+        json!({"a": "1", "b": "2"})
+    );
+    h.ok(
+        "UntagResource",
+        json!({"resourceArn": arn, "tagKeys": ["a"]}),
+    )
+    .await;
+    assert_eq!(
+        h.ok("ListTagsLogGroup", json!({"logGroupName": "g"})).await["tags"],
+        json!({"b": "2"})
+    );
+    assert_eq!(
+        h.err(
+            "ListTagsForResource",
+            json!({"resourceArn": "arn:aws:logs:us-east-1:000000000000:log-group:nope"})
+        )
+        .await
+        .0,
+        "ResourceNotFoundException"
+    );
+
+    let transformation =
+        json!([{"metricName": "Errors", "metricNamespace": "App", "metricValue": "1"}]);
+    h.ok(
+        "PutMetricFilter",
+        json!({"logGroupName": "g", "filterName": "errors", "filterPattern": "ERROR", "metricTransformations": transformation}),
+    )
+    .await;
+    let filters = h
+        .ok("DescribeMetricFilters", json!({"logGroupName": "g"}))
+        .await;
+    assert_eq!(filters["metricFilters"][0]["filterName"], "errors");
+    assert_eq!(
+        filters["metricFilters"][0]["metricTransformations"],
+        transformation
+    );
+    let groups = h.ok("DescribeLogGroups", json!({})).await;
+    assert_eq!(groups["logGroups"][0]["metricFilterCount"], 1);
+    let test = h
+        .ok(
+            "TestMetricFilter",
+            json!({"filterPattern": "ERROR", "logEventMessages": ["ERROR x", "INFO y"]}),
+        )
+        .await;
+    assert_eq!(test["matches"].as_array().unwrap().len(), 1);
+    assert_eq!(test["matches"][0]["eventNumber"], 1);
+    h.ok(
+        "DeleteMetricFilter",
+        json!({"logGroupName": "g", "filterName": "errors"}),
+    )
+    .await;
+    assert_eq!(
+        h.err(
+            "DeleteMetricFilter",
+            json!({"logGroupName": "g", "filterName": "errors"})
+        )
+        .await
+        .1,
+        "The specified metric filter does not exist."
+    );
+}
+
+#[tokio::test]
+async fn the_agent_service_stores_a_resent_batch_once() {
+    let h = Harness::new();
+    h.group_and_stream("g", "s").await;
+    let batch = json!({"logGroupName": "g", "logStreamName": "s", "producerCursor": "100",
+        "logEvents": [{"timestamp": NOW, "message": "one"}]});
+    let first = h
+        .agent_call("PutContainerLogEvents", batch.clone())
+        .await
+        .unwrap();
+    assert_eq!(first, json!({"written": true, "producerCursor": "100"}));
+    let again = h.agent_call("PutContainerLogEvents", batch).await.unwrap();
+    assert_eq!(again, json!({"written": false, "producerCursor": "100"}));
+    let cursor = h
+        .agent_call(
+            "GetProducerCursor",
+            json!({"logGroupName": "g", "logStreamName": "s"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cursor, json!({"producerCursor": "100"}));
+    let all = h
+        .ok(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s", "startFromHead": true}),
+        )
+        .await;
+    assert_eq!(messages(&all), ["one"]);
+    let missing = h
+        .agent_call(
+            "GetProducerCursor",
+            json!({"logGroupName": "nope", "logStreamName": "s"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(missing.message, "The specified log group does not exist.");
+}
+
+#[tokio::test]
+async fn orphaned_events_are_deleted_by_the_retention_pass() {
+    let h = Harness::new();
+    h.group_and_stream("g", "s").await;
+    h.put("g", "s", &[(NOW, "x")]).await;
+    // Events whose stream record is gone (as after a crash mid-delete).
+    h.logs
+        .events
+        .append(
+            "deadbeef",
+            log_store::Append {
+                events: &[log_store::NewEvent {
+                    timestamp_ms: NOW,
+                    message: "orphan".into(),
+                }],
+                ingestion_time_ms: NOW,
+                producer_cursor: None,
+            },
+        )
+        .unwrap();
+    let pass = h.logs.enforce_retention(NOW).await.unwrap();
+    assert_eq!(pass.orphans_deleted, 1);
+    assert_eq!(h.logs.events.streams().unwrap().len(), 1);
+}

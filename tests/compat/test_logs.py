@@ -1,7 +1,7 @@
 """CloudWatch Logs through boto3 and the AWS CLI: groups, streams, events,
 paging with AWS's tokens and botocore's paginators, filter patterns,
-retention, tags, metric filters, AWS's errors, and acknowledged events
-surviving kill -9 of the server."""
+retention, tags, metric filters, StartLiveTail's event stream, AWS's
+errors, and acknowledged events surviving kill -9 of the server."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from berth_harness import BerthServer, api_error, unique_name
@@ -418,3 +420,80 @@ def test_acknowledged_events_survive_kill_9(make_server: Any) -> None:
     assert not missing, f"{len(missing)} acknowledged events were lost, e.g. {sorted(missing)[:3]}"
     # Writing continues after the restart.
     put(logs, group, stream, [(now_ms(), "after restart")])
+
+
+def live_tail_client(server: BerthServer) -> Any:
+    """A Logs client that sends StartLiveTail to the endpoint itself: AWS's
+    SDKs prefix the host with `stream-` for it unless host prefix injection
+    is off (`AWS_DISABLE_HOST_PREFIX_INJECTION=true` does the same)."""
+    access_key, secret_key = server.credentials()
+    return boto3.session.Session().client(
+        "logs",
+        region_name="us-east-1",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=Config(inject_host_prefix=False, retries={"total_max_attempts": 1}),
+    )
+
+
+def test_live_tail_streams_new_events_as_cloudwatch_does(server: BerthServer, logs: Any) -> None:
+    group, _ = make_stream(logs, "tail")
+    logs.create_log_stream(logGroupName=group, logStreamName="web/1")
+    logs.create_log_stream(logGroupName=group, logStreamName="db/1")
+    arn = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0]["logGroupArn"]
+    tail = live_tail_client(server)
+
+    response = tail.start_live_tail(
+        logGroupIdentifiers=[arn], logStreamNamePrefixes=["web/"], logEventFilterPattern="-DEBUG"
+    )
+    stream = response["responseStream"]
+    events = iter(stream)
+    start = next(events)["sessionStart"]
+    assert start["logGroupIdentifiers"] == [arn]
+    assert start["logStreamNamePrefixes"] == ["web/"]
+    assert start["logEventFilterPattern"] == "-DEBUG"
+    assert len(start["sessionId"]) == 36 and start["requestId"]
+
+    t = now_ms()
+    put(logs, group, "web/1", [(t, "GET / 200"), (t + 1, "DEBUG noise"), (t + 2, "GET /x 404")])
+    put(logs, group, "db/1", [(t, "not this stream")])
+    seen: list[dict[str, Any]] = []
+    updates = 0
+    began = time.monotonic()
+    for event in events:
+        update = event["sessionUpdate"]
+        updates += 1
+        assert update["sessionMetadata"] == {"sampled": False}
+        seen.extend(update["sessionResults"])
+        if len(seen) >= 2 or updates >= 5:
+            break
+    assert time.monotonic() - began < 5
+    assert [e["message"] for e in seen] == ["GET / 200", "GET /x 404"]
+    account = arn.split(":")[4]
+    assert {e["logGroupIdentifier"] for e in seen} == {f"{account}:{group}"}
+    assert {e["logStreamName"] for e in seen} == {"web/1"}
+    assert [e["timestamp"] for e in seen] == [t, t + 2]
+    assert all(e["ingestionTime"] >= t - 1000 for e in seen)
+    # An idle second still brings an (empty) update.
+    assert next(events)["sessionUpdate"]["sessionResults"] == []
+    stream.close()
+
+
+def test_live_tail_refuses_what_aws_refuses(server: BerthServer, logs: Any) -> None:
+    group, _ = make_stream(logs, "tailbad")
+    tail = live_tail_client(server)
+    error = api_error(
+        "ResourceNotFoundException", tail.start_live_tail, logGroupIdentifiers=[group + "-missing"]
+    )
+    assert error.message == "The specified log group does not exist."
+    error = api_error(
+        "InvalidParameterException", tail.start_live_tail,
+        logGroupIdentifiers=[group], logStreamNames=["a"], logStreamNamePrefixes=["b"],
+    )
+    assert error.message == "Cannot specify both logStreamNames and logStreamNamePrefixes."
+    error = api_error(
+        "InvalidParameterException", tail.start_live_tail,
+        logGroupIdentifiers=[group] * 11,
+    )
+    assert "Member must have length less than or equal to 10" in error.message

@@ -47,6 +47,9 @@ pub struct RequestContext {
     pub account_id: String,
     /// The caller's IAM principal, e.g. `arn:aws:iam::000000000000:root`.
     pub principal_arn: String,
+    /// The access key the request was signed with (empty for Berth's own
+    /// internal calls).
+    pub access_key_id: String,
     pub request_id: String,
     /// Milliseconds since the Unix epoch, read once by the shell.
     pub now_ms: i64,

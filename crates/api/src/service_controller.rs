@@ -80,6 +80,7 @@ impl Ecs {
             let region = kv.key[keys::SERVICE_REGIONS_PREFIX.len()..].to_string();
             let ctx = RequestContext {
                 principal_arn: model::arn::ArnScope::new(&region, account_id).root_principal(),
+                access_key_id: String::new(),
                 region,
                 account_id: account_id.to_string(),
                 request_id: format!("service-controller-{:016x}", rng.gen::<u64>()),

@@ -12,6 +12,7 @@ pub fn ctx(region: &str) -> RequestContext {
         region: region.to_string(),
         account_id: "000000000000".into(),
         principal_arn: "arn:aws:iam::000000000000:root".into(),
+        access_key_id: String::new(),
         request_id: "test".into(),
         now_ms: 1_700_000_000_000,
     }

@@ -5,12 +5,15 @@
 //!   the request hot path, and signing for our own clients.
 //! * [`json`] — JSON 1.1 protocol helpers (ECS): content type, error bodies, `X-Amz-Target`.
 //! * [`query`] — query protocol helpers (ELBv2): form bodies and XML error responses.
+//! * [`eventstream`] — `application/vnd.amazon.eventstream` frames for streaming responses
+//!   (StartLiveTail).
 //! * [`date`] — the `YYYYMMDD'T'HHMMSS'Z'` timestamps and HTTP dates, without a date crate.
 //!
 //! **Architecture Invariant:** no I/O, no tokio, no clock: the current time is always an
 //! argument (`now_epoch_s`) and secrets come through a lookup function.
 
 pub mod date;
+pub mod eventstream;
 pub mod json;
 pub mod query;
 pub mod sigv4;

@@ -147,6 +147,7 @@ pub async fn run(options: NodeOptions) -> Result<()> {
             region: options.region.clone(),
             account_id: options.account_id.clone(),
             principal_arn: format!("arn:aws:iam::{}:root", options.account_id),
+            access_key_id: String::new(),
             request_id: "berth-up".to_string(),
             now_ms: clock::now_ms(),
         };

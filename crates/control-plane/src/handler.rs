@@ -60,6 +60,13 @@ impl Handler {
     }
 
     pub(crate) async fn serve(&self, request: Request<Incoming>) -> Response<Body> {
+        if let Some(registry) = self.services.registry_for(request.uri().path()) {
+            let request = request.map(|body| {
+                body.map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
+                    .boxed_unsync()
+            });
+            return registry.serve(request).await;
+        }
         let started = clock::monotonic_now();
         let request_id = uuid::Uuid::new_v4().to_string();
         let outcome = self.dispatch(request, &request_id).await;
@@ -103,6 +110,7 @@ impl Handler {
             region: verified.region.clone(),
             account_id: self.account_id.clone(),
             principal_arn: self.principal_arn.clone(),
+            access_key_id: verified.access_key_id.clone(),
             request_id: request_id.to_string(),
             now_ms,
         };
@@ -210,6 +218,19 @@ impl Handler {
             return json_failure(&ctx.request_id, label, auth_failure(Protocol::Json, err));
         }
         let body: &[u8] = if body.is_empty() { b"{}" } else { body };
+        if service.is_event_stream(operation) {
+            return match service.open_event_stream(ctx, operation, body).await {
+                Ok(stream) => Outcome {
+                    response: response::event_stream(
+                        &ctx.request_id,
+                        stream,
+                        self.shutdown.clone(),
+                    ),
+                    operation: label,
+                },
+                Err(err) => json_failure(&ctx.request_id, label, err.into()),
+            };
+        }
         match service.handle(ctx, operation, body).await {
             Ok(response_body) => Outcome {
                 response: response::json_success(&ctx.request_id, response_body),

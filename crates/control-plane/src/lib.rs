@@ -6,7 +6,9 @@
 //! - with `X-Amz-Target` → the JSON 1.1 [`JsonService`] registered for the
 //!   target prefix (ECS: `AmazonEC2ContainerServiceV20141113`);
 //! - without → the query-protocol [`QueryService`] named by the credential
-//!   scope's service.
+//!   scope's service;
+//! - under a [`RegistryService`]'s path prefix (`/v2/`) → that service,
+//!   which authenticates by itself and streams bodies both ways.
 //!
 //! Every response carries `x-amzn-RequestId`; errors carry
 //! `x-amzn-ErrorType` and the protocol's error body.
@@ -37,4 +39,7 @@ mod service;
 pub use agent_session::HEARTBEAT_INTERVAL;
 pub use error::ServerError;
 pub use server::{Server, ServerConfig, DEFAULT_MAX_BODY_BYTES};
-pub use service::{JsonService, QueryService, Services};
+pub use service::{
+    EventStream, JsonService, QueryService, RegistryService, RequestBody, ResponseBody, Services,
+    StreamMessage,
+};

@@ -4,13 +4,15 @@
 
 use std::convert::Infallible;
 
+use aws_protocol::eventstream::StreamMessage;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 
 /// Whole bodies for API responses, streamed ones for agent sessions.
-pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed_unsync()
@@ -65,6 +67,35 @@ pub(crate) fn json_success(request_id: &str, body: Vec<u8>) -> Response<Body> {
 
 pub(crate) fn query_success(request_id: &str, body: Vec<u8>) -> Response<Body> {
     build(StatusCode::OK, request_id, XML_CONTENT_TYPE, body)
+}
+
+/// An event-stream response: `initial-response` (the output has no other
+/// members), then the service's messages as the client reads them, until the
+/// service ends the stream, the client goes away or the server shuts down.
+pub(crate) fn event_stream(
+    request_id: &str,
+    stream: crate::EventStream,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Response<Body> {
+    use futures::StreamExt;
+    let shutting_down = async move {
+        // A dropped sender is a shutdown too.
+        let _ = shutdown.wait_for(|stopping| *stopping).await;
+    };
+    let frames = futures::stream::once(async { StreamMessage::initial_response() })
+        .chain(stream)
+        .take_until(shutting_down)
+        .map(|message| Ok::<_, Infallible>(Frame::data(message.encode())));
+    let mut response = Response::new(StreamBody::new(frames).boxed_unsync());
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(aws_protocol::eventstream::CONTENT_TYPE),
+    );
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(REQUEST_ID_HEADER, value);
+    }
+    response
 }
 
 /// The error in `protocol`'s format.
@@ -150,6 +181,56 @@ mod tests {
             body_text(response).await,
             r#"<ErrorResponse><Error><Type>Sender</Type><Code>InvalidAction</Code><Message>no &lt;such&gt; action</Message></Error><RequestId>rid-2</RequestId></ErrorResponse>"#
         );
+    }
+
+    fn event_types(body: &[u8]) -> Vec<String> {
+        let mut rest = body;
+        let mut types = Vec::new();
+        while !rest.is_empty() {
+            let message = aws_smithy_eventstream::frame::read_message_from(&mut rest).unwrap();
+            let event_type = message
+                .headers()
+                .iter()
+                .find(|h| h.name().as_str() == ":event-type")
+                .map(|h| h.value().as_string().unwrap().as_str().to_string())
+                .unwrap();
+            types.push(event_type);
+        }
+        types
+    }
+
+    #[tokio::test]
+    async fn event_streams_open_with_the_initial_response_and_end_with_the_service() {
+        use futures::StreamExt;
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let messages = futures::stream::iter([
+            StreamMessage::event("sessionStart", b"{}".to_vec()),
+            StreamMessage::event("sessionUpdate", b"{}".to_vec()),
+        ])
+        .boxed();
+        let response = event_stream("rid-3", messages, shutdown);
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            "application/vnd.amazon.eventstream"
+        );
+        assert_eq!(response.headers()[REQUEST_ID_HEADER], "rid-3");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            event_types(&body),
+            ["initial-response", "sessionStart", "sessionUpdate"]
+        );
+    }
+
+    #[tokio::test]
+    async fn event_streams_end_when_the_server_shuts_down() {
+        use futures::StreamExt;
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let endless = futures::stream::pending::<StreamMessage>().boxed();
+        let mut body = event_stream("rid-4", endless, shutdown).into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(event_types(&first), ["initial-response"]);
+        stop.send(true).unwrap();
+        assert!(body.frame().await.is_none());
     }
 
     #[tokio::test]

@@ -14,6 +14,13 @@ use std::sync::Arc;
 
 use api::{ApiError, RequestContext};
 use async_trait::async_trait;
+pub use aws_protocol::eventstream::StreamMessage;
+
+/// The messages of an event-stream response (`application/vnd.amazon.eventstream`),
+/// produced as the client reads them. The service ends it (after an
+/// exception message, say); dropping it — the client went away, the server
+/// shuts down — ends it too.
+pub type EventStream = futures::stream::BoxStream<'static, StreamMessage>;
 
 /// A JSON 1.1 protocol service.
 #[async_trait]
@@ -32,6 +39,25 @@ pub trait JsonService: Send + Sync + 'static {
         operation: &str,
         body: &[u8],
     ) -> Result<Vec<u8>, ApiError>;
+
+    /// Whether `operation` answers with an event stream (CloudWatch Logs'
+    /// StartLiveTail) instead of a JSON body; such operations go to
+    /// [`JsonService::open_event_stream`] rather than `handle`.
+    fn is_event_stream(&self, _operation: &str) -> bool {
+        false
+    }
+
+    /// Checks an event-stream operation's request and opens its stream; an
+    /// error here is an ordinary error response. The control plane sends
+    /// the `initial-response` message before the stream's own.
+    async fn open_event_stream(
+        &self,
+        _ctx: &RequestContext,
+        operation: &str,
+        _body: &[u8],
+    ) -> Result<EventStream, ApiError> {
+        Err(ApiError::unknown_operation(operation))
+    }
 }
 
 /// A query protocol service (form-encoded request, XML response).
@@ -64,6 +90,28 @@ impl JsonService for api::Ecs {
     }
 }
 
+/// A request body as a [`RegistryService`] reads it: streamed, frame by
+/// frame.
+pub type RequestBody = http_body_util::combinators::UnsyncBoxBody<
+    bytes::Bytes,
+    Box<dyn std::error::Error + Send + Sync>,
+>;
+
+/// A response body: whole or streamed.
+pub type ResponseBody = crate::response::Body;
+
+/// A service with an HTTP API of its own under a path prefix, outside
+/// AWS's protocols: the container registry (`/v2/…`, OCI Distribution),
+/// which authenticates with its own tokens rather than SigV4 and streams
+/// large bodies both ways.
+#[async_trait]
+pub trait RegistryService: Send + Sync + 'static {
+    /// The path prefix it serves, e.g. `/v2` (the prefix itself and
+    /// everything under `<prefix>/`).
+    fn path_prefix(&self) -> &str;
+    async fn serve(&self, request: http::Request<RequestBody>) -> http::Response<ResponseBody>;
+}
+
 /// The registry of services, keyed by JSON target prefix and by query
 /// protocol signing name.
 #[derive(Clone, Default)]
@@ -71,6 +119,7 @@ pub struct Services {
     json_by_target_prefix: HashMap<String, Arc<dyn JsonService>>,
     query_by_signing_name: HashMap<String, Arc<dyn QueryService>>,
     agent_sessions: Option<Arc<api::Ecs>>,
+    registry: Option<Arc<dyn RegistryService>>,
 }
 
 impl fmt::Debug for Services {
@@ -122,6 +171,21 @@ impl Services {
         self
     }
 
+    /// Serves `service`'s path prefix with it.
+    pub fn with_registry(mut self, service: Arc<dyn RegistryService>) -> Self {
+        self.registry = Some(service);
+        self
+    }
+
+    /// The registry service whose prefix `path` is under, if any.
+    pub fn registry_for(&self, path: &str) -> Option<&Arc<dyn RegistryService>> {
+        self.registry.as_ref().filter(|service| {
+            let prefix = service.path_prefix();
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
+
     pub fn agent_sessions(&self) -> Option<&Arc<api::Ecs>> {
         self.agent_sessions.as_ref()
     }
@@ -157,6 +221,33 @@ mod tests {
         ) -> Result<Vec<u8>, ApiError> {
             Ok(body.to_vec())
         }
+    }
+
+    struct Registry;
+
+    #[async_trait]
+    impl RegistryService for Registry {
+        fn path_prefix(&self) -> &str {
+            "/v2"
+        }
+        async fn serve(
+            &self,
+            _request: http::Request<RequestBody>,
+        ) -> http::Response<ResponseBody> {
+            http::Response::new(crate::response::full("registry"))
+        }
+    }
+
+    #[test]
+    fn the_registry_serves_its_prefix_and_nothing_beside_it() {
+        let services = Services::new().with_registry(Arc::new(Registry));
+        for path in ["/v2", "/v2/", "/v2/web/manifests/1"] {
+            assert!(services.registry_for(path).is_some(), "{path}");
+        }
+        for path in ["/", "/v20", "/v2x/a", "/_berth/agent/v1/session"] {
+            assert!(services.registry_for(path).is_none(), "{path}");
+        }
+        assert!(Services::new().registry_for("/v2/").is_none());
     }
 
     #[test]

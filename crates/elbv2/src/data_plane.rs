@@ -793,6 +793,7 @@ mod tests {
                 region: region.into(),
                 account_id: "000000000000".into(),
                 principal_arn: "arn:aws:iam::000000000000:root".into(),
+                access_key_id: String::new(),
                 request_id: "request".into(),
                 now_ms: 1_700_000_000_000,
             };

@@ -22,6 +22,7 @@ impl Harness {
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             principal_arn: "arn:aws:iam::000000000000:root".into(),
+            access_key_id: String::new(),
             request_id: format!("request-{number}"),
             now_ms: 1_700_000_000_000,
         };

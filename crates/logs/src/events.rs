@@ -23,6 +23,7 @@ use logs_wire as wire;
 use crate::error;
 use crate::filter_pattern::FilterPattern;
 use crate::groups::{group_name_of, retention_cutoff_ms};
+use crate::live_tail::IngestedBatch;
 use crate::records::{list_streams, require_group, require_stream, LogStreamRecord};
 use crate::validate::{Violations, LOG_STREAM_NAME_PATTERN};
 use crate::Logs;
@@ -255,19 +256,31 @@ impl Logs {
         events.truncate(acceptance.accepted_end);
         events.drain(..acceptance.accepted_start);
         let now_ms = ctx.now_ms;
-        self.with_events(move |store| {
-            let appended = store.append(
-                &stream.stream_id,
-                Append {
-                    events: &events,
-                    ingestion_time_ms: now_ms,
-                    producer_cursor,
-                },
-            )?;
-            let stats = store.stats(&stream.stream_id)?;
-            Ok((appended, stats.event_count))
-        })
-        .await
+        let stream_id = stream.stream_id.clone();
+        let (appended, stored, events) = self
+            .with_events(move |store| {
+                let appended = store.append(
+                    &stream_id,
+                    Append {
+                        events: &events,
+                        ingestion_time_ms: now_ms,
+                        producer_cursor,
+                    },
+                )?;
+                let stats = store.stats(&stream_id)?;
+                Ok((appended, stats.event_count, events))
+            })
+            .await?;
+        if appended.written && !events.is_empty() && self.live_tail.has_sessions() {
+            self.live_tail.publish(IngestedBatch {
+                region: ctx.region.clone(),
+                group: stream.group,
+                stream: stream.name,
+                ingestion_time_ms: now_ms,
+                events,
+            });
+        }
+        Ok((appended, stored))
     }
 
     pub(crate) async fn put_log_events(

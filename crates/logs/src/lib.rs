@@ -11,6 +11,8 @@
 //! - `events.rs`: PutLogEvents (AWS's batch rules, `rejectedLogEventsInfo`),
 //!   GetLogEvents (AWS's forward/backward tokens), FilterLogEvents (filter
 //!   patterns from `filter_pattern`, interleaved across streams).
+//! - `live_tail.rs`: StartLiveTail, an event stream of what `store_batch`
+//!   makes durable from the moment the session opens.
 //! - `retention.rs`: the pass `berth` runs to drop expired segments and the
 //!   events of streams whose records are gone; reads hide expired events
 //!   whatever the pass has done.
@@ -33,6 +35,7 @@ mod error;
 mod events;
 pub mod filter_pattern;
 mod groups;
+mod live_tail;
 mod metric_filters;
 mod records;
 mod retention;
@@ -50,6 +53,7 @@ mod tests;
 pub struct Logs {
     store: Arc<dyn Store>,
     events: Arc<dyn LogStore>,
+    live_tail: live_tail::LiveTailHub,
 }
 
 /// Operations dispatched by [`Logs::handle`]; the model's other operations
@@ -77,6 +81,7 @@ pub const SUPPORTED_OPERATIONS: &[&str] = &[
     "DescribeMetricFilters",
     "DeleteMetricFilter",
     "TestMetricFilter",
+    "StartLiveTail",
 ];
 
 impl Logs {
@@ -84,7 +89,11 @@ impl Logs {
     pub const SIGNING_NAME: &'static str = logs_wire::SIGNING_NAME;
 
     pub fn new(store: Arc<dyn Store>, events: Arc<dyn LogStore>) -> Self {
-        Logs { store, events }
+        Logs {
+            store,
+            events,
+            live_tail: live_tail::LiveTailHub::new(),
+        }
     }
 
     pub async fn handle(
@@ -123,6 +132,10 @@ impl Logs {
             }
             "DeleteMetricFilter" => respond(self.delete_metric_filter(ctx, parse(body)?).await?),
             "TestMetricFilter" => respond(self.test_metric_filter(parse(body)?)?),
+            "StartLiveTail" => Err(ApiError::client(
+                "InvalidOperationException",
+                "StartLiveTail answers with an event stream; call it through the control plane's event-stream path.",
+            )),
             other => match logs_wire::find_operation(other) {
                 Some(_) => Err(ApiError::client(
                     "InvalidOperationException",
@@ -162,6 +175,20 @@ impl control_plane::JsonService for Logs {
         body: &[u8],
     ) -> Result<Vec<u8>, ApiError> {
         Logs::handle(self, ctx, operation, body).await
+    }
+    fn is_event_stream(&self, operation: &str) -> bool {
+        operation == "StartLiveTail"
+    }
+    async fn open_event_stream(
+        &self,
+        ctx: &RequestContext,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<control_plane::EventStream, ApiError> {
+        match operation {
+            "StartLiveTail" => self.start_live_tail(ctx, parse(body)?).await,
+            other => Err(ApiError::unknown_operation(other)),
+        }
     }
 }
 

@@ -37,6 +37,7 @@ impl Harness {
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             principal_arn: "arn:aws:iam::000000000000:root".into(),
+            access_key_id: String::new(),
             request_id: format!("request-{}", self.requests.get()),
             now_ms: self.now_ms,
         }
@@ -625,4 +626,70 @@ async fn orphaned_events_are_deleted_by_the_retention_pass() {
     let pass = h.logs.enforce_retention(NOW).await.unwrap();
     assert_eq!(pass.orphans_deleted, 1);
     assert_eq!(h.logs.events.streams().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn live_tail_shows_what_puts_and_agents_store_and_nothing_resent() {
+    use control_plane::JsonService as _;
+    use futures::StreamExt;
+    let h = Harness::new();
+    h.group_and_stream("g", "s").await;
+    let missing = h
+        .logs
+        .open_event_stream(
+            &h.ctx(),
+            "StartLiveTail",
+            json!({"logGroupIdentifiers": ["nope"]})
+                .to_string()
+                .as_bytes(),
+        )
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(missing.message, "The specified log group does not exist.");
+
+    let arn = "arn:aws:logs:us-east-1:000000000000:log-group:g";
+    let mut stream = h
+        .logs
+        .open_event_stream(
+            &h.ctx(),
+            "StartLiveTail",
+            json!({"logGroupIdentifiers": [arn]}).to_string().as_bytes(),
+        )
+        .await
+        .unwrap();
+    h.put("g", "s", &[(NOW, "from PutLogEvents")]).await;
+    let batch = json!({"logGroupName": "g", "logStreamName": "s", "producerCursor": "7",
+        "logEvents": [{"timestamp": NOW + 1, "message": "from an agent"}]});
+    h.agent_call("PutContainerLogEvents", batch.clone())
+        .await
+        .unwrap();
+    // A resent batch the store already holds is not shown twice.
+    h.agent_call("PutContainerLogEvents", batch).await.unwrap();
+
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let Some(control_plane::StreamMessage::Event {
+            event_type,
+            payload,
+        }) = stream.next().await
+        else {
+            panic!("the session ended early");
+        };
+        let payload: Value = serde_json::from_slice(&payload).unwrap();
+        if event_type == "sessionStart" {
+            assert_eq!(payload["logGroupIdentifiers"], json!([arn]));
+            continue;
+        }
+        assert_eq!(event_type, "sessionUpdate");
+        for event in payload["sessionResults"].as_array().unwrap() {
+            assert_eq!(event["logGroupIdentifier"], "000000000000:g");
+            assert_eq!(event["ingestionTime"], NOW);
+            seen.push(event["message"].as_str().unwrap().to_string());
+        }
+        if seen.len() >= 2 {
+            break;
+        }
+    }
+    assert_eq!(seen, ["from PutLogEvents", "from an agent"]);
 }

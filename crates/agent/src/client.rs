@@ -287,6 +287,19 @@ impl EcsClient {
         .await
     }
 
+    /// Calls an ECR operation (`AmazonEC2ContainerRegistry_V20150921.*`),
+    /// signed for service `ecr` in the agent's region.
+    pub async fn call_ecr(&self, operation: &str, body: Vec<u8>) -> Result<Bytes, AgentError> {
+        self.call_json_to(
+            crate::registry_login::ECR_TARGET_PREFIX,
+            crate::registry_login::ECR_SIGNING_NAME,
+            &self.region,
+            operation,
+            body,
+        )
+        .await
+    }
+
     /// Calls `<target_prefix>.<operation>` with a JSON body, signed for
     /// `service` in `region`; returns the response body.
     async fn call_json_to(

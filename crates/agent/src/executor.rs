@@ -15,6 +15,7 @@ use crate::blueprint::RegistryCredentials;
 use crate::clock::Clock;
 use crate::log_shipper::{ensure_stream, LogsApi, PrepareError};
 use crate::reconcile::{Action, ImagePullBehavior, LocalUpdate, PullDecision};
+use crate::registry_login::RegistryLogin;
 
 /// An observation of one container: its state, or `None` when it is gone.
 #[derive(Debug)]
@@ -52,13 +53,24 @@ pub(crate) async fn execute(
     task_arn: String,
     actions: Vec<Action>,
 ) -> Done {
-    execute_with_logs(runtime, None, clock, runtime_retry_ms, task_arn, actions).await
+    execute_with_logs(
+        runtime,
+        None,
+        None,
+        clock,
+        runtime_retry_ms,
+        task_arn,
+        actions,
+    )
+    .await
 }
 
-/// [`execute`], creating awslogs containers' log streams with `logs`.
+/// [`execute`], creating awslogs containers' log streams with `logs` and
+/// pulling images of Berth's registry with credentials from `registry`.
 pub(crate) async fn execute_with_logs(
     runtime: Arc<dyn ContainerRuntime>,
     logs: Option<Arc<dyn LogsApi>>,
+    registry: Option<Arc<dyn RegistryLogin>>,
     clock: Clock,
     runtime_retry_ms: i64,
     task_arn: String,
@@ -67,6 +79,7 @@ pub(crate) async fn execute_with_logs(
     let mut execution = Execution {
         runtime,
         logs,
+        registry,
         clock,
         runtime_retry_ms,
         task_arn,
@@ -89,6 +102,7 @@ pub(crate) async fn execute_with_logs(
 struct Execution {
     runtime: Arc<dyn ContainerRuntime>,
     logs: Option<Arc<dyn LogsApi>>,
+    registry: Option<Arc<dyn RegistryLogin>>,
     clock: Clock,
     runtime_retry_ms: i64,
     task_arn: String,
@@ -343,8 +357,22 @@ impl Execution {
             PullDecision::Pull {
                 fall_back_to_cached,
             } => {
+                let login = match (&credentials, &self.registry) {
+                    (RegistryCredentials::None, Some(registry)) => {
+                        match registry.credentials_for(&image).await {
+                            Ok(login) => login,
+                            Err(message) => {
+                                let error = RuntimeError::Unavailable { message };
+                                return self.transient("getting registry credentials", &error);
+                            }
+                        }
+                    }
+                    _ => None,
+                };
                 let result = match &credentials {
-                    RegistryCredentials::None => self.runtime.pull_image(&image, None).await,
+                    RegistryCredentials::None => {
+                        self.runtime.pull_image(&image, login.as_ref()).await
+                    }
                     RegistryCredentials::Auth(auth) => {
                         self.runtime.pull_image(&image, Some(auth)).await
                     }

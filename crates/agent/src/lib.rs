@@ -50,6 +50,7 @@ mod executor;
 pub mod log_shipper;
 pub mod reconcile;
 pub mod registration;
+pub mod registry_login;
 pub mod report;
 mod shell;
 pub mod state_file;

@@ -31,6 +31,7 @@ use crate::executor::{execute_with_logs, Done, Observation};
 use crate::log_shipper::{ship, ContainerLogs, LogsApi, ShipperTiming};
 use crate::reconcile::{reconcile, ImagePullBehavior, LocalState, LocalUpdate, ReconcileConfig};
 use crate::registration::{self, RegistrationInput};
+use crate::registry_login::{EcrLogin, RegistryLogin};
 use crate::report::ReportCall;
 use crate::{state_file, AgentError, Credentials};
 
@@ -421,6 +422,7 @@ struct Agent {
     reports_tx: mpsc::UnboundedSender<ReportCall>,
     reports_rx: Option<mpsc::UnboundedReceiver<ReportCall>>,
     logs: Arc<dyn LogsApi>,
+    registry: Arc<dyn RegistryLogin>,
     shippers: Shippers,
 }
 
@@ -437,6 +439,7 @@ impl Agent {
         Agent {
             runtime,
             logs: Arc::new(client.clone()),
+            registry: Arc::new(EcrLogin::new(client.clone(), agent_config.clock.clone())),
             shippers: Shippers::default(),
             client,
             config,
@@ -660,6 +663,7 @@ impl Agent {
                 let handle = self.executions.spawn(execute_with_logs(
                     self.runtime.clone(),
                     Some(self.logs.clone()),
+                    Some(self.registry.clone()),
                     self.clock.clone(),
                     self.timing.runtime_retry_ms,
                     task_plan.task_arn.clone(),

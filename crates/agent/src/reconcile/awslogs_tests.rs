@@ -93,6 +93,7 @@ impl Agent {
             let done = execute_with_logs(
                 Arc::new(self.runtime.clone()),
                 Some(Arc::new(self.logs.clone())),
+                None,
                 Clock::from_fn(move || clock_source.now_ms()),
                 1_000,
                 task_plan.task_arn.clone(),

@@ -394,8 +394,19 @@ impl Execution {
         let stopped_ms = self.clock.now_ms();
         match failure {
             None => {
+                let image_digest = match self.runtime.image_digest(&image).await {
+                    Ok(digest) => digest,
+                    Err(error @ RuntimeError::Unavailable { .. }) => {
+                        return self.transient("reading an image digest", &error)
+                    }
+                    Err(error) => {
+                        warn!(task = %self.task_arn, %image, %error, "cannot read the image digest; reporting none");
+                        None
+                    }
+                };
                 self.updates.push(LocalUpdate::ImageReady {
                     image,
+                    image_digest,
                     pull_started_at_ms: started_ms,
                     pull_stopped_at_ms: stopped_ms,
                 });

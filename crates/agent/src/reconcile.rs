@@ -92,6 +92,9 @@ pub struct ReconcileConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImageOutcome {
     Ready {
+        /// ECS `imageDigest` of the image, learnt once when it became ready;
+        /// `None` for an image without a manifest digest (built locally).
+        image_digest: Option<String>,
         pull_started_at_ms: i64,
         pull_stopped_at_ms: i64,
     },
@@ -108,6 +111,7 @@ impl ImageOutcome {
             ImageOutcome::Ready {
                 pull_started_at_ms,
                 pull_stopped_at_ms,
+                ..
             }
             | ImageOutcome::Failed {
                 pull_started_at_ms,
@@ -170,8 +174,12 @@ pub struct LocalState {
 /// One change to [`LocalState`] (of the task it is filed under).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LocalUpdate {
+    /// The image is present; `image_digest` is its manifest digest
+    /// ([`runtime::ContainerRuntime::image_digest`]), reported as every
+    /// container's ECS `imageDigest` that runs it.
     ImageReady {
         image: String,
+        image_digest: Option<String>,
         pull_started_at_ms: i64,
         pull_stopped_at_ms: i64,
     },
@@ -273,12 +281,14 @@ impl LocalTask {
         match update {
             LocalUpdate::ImageReady {
                 image,
+                image_digest,
                 pull_started_at_ms,
                 pull_stopped_at_ms,
             } => {
                 self.images.insert(
                     image.clone(),
                     ImageOutcome::Ready {
+                        image_digest: image_digest.clone(),
                         pull_started_at_ms: *pull_started_at_ms,
                         pull_stopped_at_ms: *pull_stopped_at_ms,
                     },
@@ -1192,6 +1202,7 @@ impl<'a> TaskWork<'a> {
                 reason: None,
                 network_bindings: c.network_bindings.clone(),
                 health_status: c.health_status,
+                image_digest: c.image_digest.clone(),
             })
             .collect();
         let report = TaskReport {
@@ -1209,8 +1220,24 @@ impl<'a> TaskWork<'a> {
         self.queue_report(task, report);
     }
 
+    /// The container's ECS `imageDigest`: learnt when its image became
+    /// ready, or (after an agent restart, when the agent has forgotten) what
+    /// the control plane was told before.
+    fn image_digest(&self, container: &ContainerBlueprint, task: &DesiredTask) -> Option<String> {
+        match self.local.images.get(&container.image) {
+            Some(ImageOutcome::Ready { image_digest, .. }) => image_digest.clone(),
+            Some(ImageOutcome::Failed { .. }) => None,
+            None => task
+                .containers
+                .iter()
+                .find(|c| c.name == container.name)
+                .and_then(|c| c.image_digest.clone()),
+        }
+    }
+
     fn container_report(
         &self,
+        task: &DesiredTask,
         container: &ContainerBlueprint,
         phase: &Phase<'_>,
         restarting: bool,
@@ -1235,6 +1262,7 @@ impl<'a> TaskWork<'a> {
                 .healthcheck
                 .as_ref()
                 .map(|_| HealthStatus::Unknown),
+            image_digest: self.image_digest(container, task),
         };
         let unknown_if_checked = report.health_status;
         let observed_health = move |health: Option<Health>| {
@@ -1318,7 +1346,7 @@ impl<'a> TaskWork<'a> {
         let containers: Vec<ContainerReport> = blueprint
             .containers
             .iter()
-            .map(|c| self.container_report(c, &phases[&c.name], restarting.contains(&c.name)))
+            .map(|c| self.container_report(task, c, &phases[&c.name], restarting.contains(&c.name)))
             .collect();
         let any_running = containers
             .iter()

@@ -31,6 +31,10 @@ pub struct ContainerReport {
     pub network_bindings: Vec<NetworkBinding>,
     /// `None` for a container without a health check.
     pub health_status: Option<HealthStatus>,
+    /// ECS `imageDigest`: the manifest digest (`sha256:...`) of the image
+    /// the container runs, once known; `None` for an image without one
+    /// (built locally).
+    pub image_digest: Option<String>,
 }
 
 /// A task as the agent reports it.
@@ -63,6 +67,7 @@ impl TaskReport {
                     reason: c.reason.clone(),
                     network_bindings: c.network_bindings.clone(),
                     health_status: c.health_status,
+                    image_digest: c.image_digest.clone(),
                 })
                 .collect(),
             pull_started_at_ms: None,
@@ -150,7 +155,7 @@ fn wire_binding(binding: &NetworkBinding) -> ecs_wire::NetworkBinding {
 fn wire_container(container: &ContainerReport) -> ContainerStateChange {
     ContainerStateChange {
         container_name: Some(container.name.clone()),
-        image_digest: None,
+        image_digest: container.image_digest.clone(),
         runtime_id: container.runtime_id.clone(),
         exit_code: container.exit_code,
         network_bindings: Some(
@@ -212,6 +217,7 @@ mod tests {
             reason: None,
             network_bindings: Vec::new(),
             health_status: None,
+            image_digest: None,
         }
     }
 
@@ -260,6 +266,10 @@ mod tests {
         let mut healthy = running.clone();
         healthy.containers[0].health_status = Some(HealthStatus::Healthy);
         check(&running, &healthy, Some(TaskStatus::Running));
+        // So is a newly learnt image digest.
+        let mut digested = running.clone();
+        digested.containers[0].image_digest = Some("sha256:feed".into());
+        check(&running, &digested, Some(TaskStatus::Running));
         // Backward moves are never sent; a status never goes below what was told.
         check(&running, &pending, None);
         let mut pending_but_healthy = pending.clone();
@@ -274,6 +284,7 @@ mod tests {
         app.exit_code = Some(137);
         app.reason = Some(OUT_OF_MEMORY.into());
         app.health_status = Some(HealthStatus::Unhealthy);
+        app.image_digest = Some("sha256:feed".into());
         app.network_bindings = vec![NetworkBinding {
             bind_ip: "0.0.0.0".into(),
             container_port: 80,
@@ -300,6 +311,7 @@ mod tests {
                 "reason": "Essential container in task exited",
                 "containers": [{
                     "containerName": "app",
+                    "imageDigest": "sha256:feed",
                     "runtimeId": "abc",
                     "exitCode": 137,
                     "networkBindings": [{"bindIP": "0.0.0.0", "containerPort": 80, "hostPort": 32768, "protocol": "tcp"}],

@@ -524,6 +524,23 @@ pub fn parse_inspect(body: &[u8]) -> Result<ContainerState, RuntimeError> {
     })
 }
 
+/// The repository digests (`RepoDigests`, `<repository>@sha256:...`) from
+/// the body of `GET /images/{name}/json`; empty (or absent) for an image
+/// that was built or loaded locally and never pulled or pushed.
+pub fn parse_repo_digests(body: &[u8]) -> Result<Vec<String>, RuntimeError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct ImageInspect {
+        #[serde(default)]
+        repo_digests: Option<Vec<String>>,
+    }
+    let inspect: ImageInspect =
+        serde_json::from_slice(body).map_err(|error| RuntimeError::Other {
+            message: format!("unexpected image inspect response from Docker: {error}"),
+        })?;
+    Ok(inspect.repo_digests.unwrap_or_default())
+}
+
 /// Container ids from the body of `GET /containers/json`.
 pub fn parse_container_ids(body: &[u8]) -> Result<Vec<String>, RuntimeError> {
     #[derive(Deserialize)]
@@ -1274,6 +1291,62 @@ mod tests {
             parse_container_ids(br#"[{"Id":"a","Names":["/x"]},{"Id":"b"}]"#).unwrap(),
             vec!["a".to_string(), "b".to_string()]
         );
+    }
+
+    /// `GET /images/{name}/json` of a pulled image, as Docker 20.10 answers
+    /// (shortened): the Hub repository in its short form, and a second
+    /// repository the image was pushed to.
+    const PULLED_IMAGE_INSPECT: &str = r#"{
+        "Id": "sha256:beae173ccac6ad749f76713cf4440fe3d21d1043fe616dfbe30775815d1d0f6a",
+        "RepoTags": ["busybox:latest", "localhost:5000/tools/busybox:1.36"],
+        "RepoDigests": [
+            "busybox@sha256:5acba83a746c7608ed544dc1533b87c737a0b0fb730301639a0179f9344b1678",
+            "localhost:5000/tools/busybox@sha256:7b3ccabffc97de872a30dfd234fd972a66d247c8cfc69b0550f276481852627c"
+        ],
+        "Parent": "",
+        "Created": "2023-05-19T20:19:24.407525962Z",
+        "Architecture": "amd64",
+        "Os": "linux",
+        "Size": 4261550
+    }"#;
+
+    #[test]
+    fn repo_digests_pick_the_manifest_of_the_image_reference() {
+        let repo_digests = parse_repo_digests(PULLED_IMAGE_INSPECT.as_bytes()).unwrap();
+        let check = |image: &str, expected: Option<&str>| {
+            assert_eq!(
+                runtime::ImageReference::parse(image)
+                    .manifest_digest(&repo_digests)
+                    .as_deref(),
+                expected,
+                "{image}"
+            );
+        };
+        let hub = "sha256:5acba83a746c7608ed544dc1533b87c737a0b0fb730301639a0179f9344b1678";
+        let local = "sha256:7b3ccabffc97de872a30dfd234fd972a66d247c8cfc69b0550f276481852627c";
+        check("busybox", Some(hub));
+        check("docker.io/library/busybox:latest", Some(hub));
+        check("localhost:5000/tools/busybox:1.36", Some(local));
+        check("localhost:5000/busybox", None);
+    }
+
+    #[test]
+    fn repo_digests_of_a_local_image_are_empty() {
+        // What Docker 20.10 answers for an image built here (shortened).
+        let built = br#"{"Id":"sha256:eefbf9b70220","RepoTags":["berth-test/busybox:latest"],"RepoDigests":[],"Parent":""}"#;
+        assert_eq!(parse_repo_digests(built).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            parse_repo_digests(br#"{"Id":"sha256:eefbf9b70220","RepoDigests":null}"#).unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            parse_repo_digests(br#"{"Id":"sha256:eefbf9b70220"}"#).unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(matches!(
+            parse_repo_digests(b"not json"),
+            Err(RuntimeError::Other { .. })
+        ));
     }
 
     #[test]

@@ -25,6 +25,9 @@
 //!   blocks other calls.
 //! - Pulls consume the whole progress stream: Docker reports most failures
 //!   (unknown tag, denied) *after* `200 OK`, as a line of the stream.
+//! - [`ContainerRuntime::image_digest`] reads the image's `RepoDigests`
+//!   (`GET /images/{name}/json`) and picks the entry of the reference's
+//!   repository ([`runtime::ImageReference::manifest_digest`]).
 //! - [`ContainerRuntime::list_containers`] inspects each listed container,
 //!   because Docker's list does not include exit codes, OOM or health.
 //! - `oom_killed` is `State.OOMKilled`, except that an exit with 137 and the
@@ -342,6 +345,17 @@ impl ContainerRuntime for DockerRuntime {
             StatusCode::NOT_FOUND => Ok(false),
             _ => Err(convert::error_for_status(status.as_u16(), &body)),
         }
+    }
+
+    async fn image_digest(&self, image: &str) -> Result<Option<String>, RuntimeError> {
+        let reference = runtime::ImageReference::parse(image);
+        let path = format!("/images/{}/json", path_segment(&reference.canonical()));
+        let (status, body) = self.client.call(Method::GET, &path, None).await?;
+        if status != StatusCode::OK {
+            return Err(convert::error_for_status(status.as_u16(), &body));
+        }
+        let repo_digests = convert::parse_repo_digests(&body)?;
+        Ok(reference.manifest_digest(&repo_digests))
     }
 
     async fn pull_image(

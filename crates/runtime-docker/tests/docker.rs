@@ -839,6 +839,49 @@ async fn test_image_builds_from_the_host_busybox() {
     assert_eq!(state.exit_code, Some(0), "logs:\n{}", logs(&spec.name));
 }
 
+/// A real manifest digest needs a registry (a pull, or a push), which these
+/// tests do not have: `convert`'s unit tests read a recorded answer of a
+/// pulled image; here, a locally built image has none, as ECS reports it.
+#[tokio::test]
+async fn a_locally_built_image_has_no_manifest_digest() {
+    let docker = docker_or_return!("a_locally_built_image_has_no_manifest_digest");
+    let repo_digests = docker_inspect_image_repo_digests(TEST_IMAGE);
+    assert_eq!(
+        repo_digests,
+        serde_json::json!([]),
+        "{TEST_IMAGE} was built here"
+    );
+    assert_eq!(docker.image_digest(TEST_IMAGE).await, Ok(None));
+    // Another spelling of the same Docker Hub name finds the same image.
+    assert_eq!(
+        docker.image_digest("docker.io/berth-test/busybox").await,
+        Ok(None)
+    );
+    let missing = format!("berth-test/never-built-{}:latest", std::process::id());
+    assert!(
+        matches!(
+            docker.image_digest(&missing).await,
+            Err(RuntimeError::NotFound { .. })
+        ),
+        "a missing image is not found"
+    );
+}
+
+fn docker_inspect_image_repo_digests(image: &str) -> serde_json::Value {
+    let output = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RepoDigests}}",
+            image,
+        ])
+        .output()
+        .expect("docker CLI");
+    assert!(output.status.success(), "docker image inspect {image}");
+    serde_json::from_slice(&output.stdout).expect("JSON from docker image inspect")
+}
+
 /// Reads the log stream until it ends (or until `stop` says so), panicking
 /// if a line takes longer than [`WAIT_LIMIT`].
 async fn read_logs(

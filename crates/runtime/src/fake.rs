@@ -48,6 +48,9 @@ pub enum RuntimeCall {
     ImagePresent {
         image: String,
     },
+    ImageDigest {
+        image: String,
+    },
     PullImage {
         image: String,
         /// The user name of the credentials passed, if any (never the password).
@@ -98,6 +101,7 @@ impl RuntimeCall {
         match self {
             RuntimeCall::Info => Operation::Info,
             RuntimeCall::ImagePresent { .. } => Operation::ImagePresent,
+            RuntimeCall::ImageDigest { .. } => Operation::ImageDigest,
             RuntimeCall::PullImage { .. } => Operation::PullImage,
             RuntimeCall::CreateContainer { .. } => Operation::CreateContainer,
             RuntimeCall::StartContainer { .. } => Operation::StartContainer,
@@ -125,6 +129,7 @@ impl RuntimeCall {
 pub enum Operation {
     Info,
     ImagePresent,
+    ImageDigest,
     PullImage,
     CreateContainer,
     StartContainer,
@@ -146,6 +151,7 @@ impl Operation {
             self,
             Operation::Info
                 | Operation::ImagePresent
+                | Operation::ImageDigest
                 | Operation::InspectContainer
                 | Operation::ListContainers
                 | Operation::Events
@@ -192,6 +198,12 @@ struct FakeState {
     images: BTreeMap<String, String>,
     /// Canonical image reference → pull failure message.
     pull_failures: BTreeMap<String, String>,
+    /// Canonical image reference → the manifest digest its registry serves.
+    registry_digests: BTreeMap<String, String>,
+    /// Canonical reference of a present image → its repository digest
+    /// (Docker's `RepoDigests` entry, `<name>@sha256:...`), for images
+    /// pulled from a registry.
+    repo_digests: BTreeMap<String, String>,
     /// By id; ids grow with creation order, so this is creation order too.
     containers: BTreeMap<String, FakeContainer>,
     volumes: BTreeMap<String, VolumeSpec>,
@@ -212,6 +224,8 @@ impl Default for FakeState {
             next_host_port: FIRST_DYNAMIC_HOST_PORT,
             images: BTreeMap::new(),
             pull_failures: BTreeMap::new(),
+            registry_digests: BTreeMap::new(),
+            repo_digests: BTreeMap::new(),
             containers: BTreeMap::new(),
             volumes: BTreeMap::new(),
             calls: Vec::new(),
@@ -398,6 +412,25 @@ impl FakeRuntime {
     pub fn add_image(&self, image: &str) {
         let mut state = self.lock();
         add_image(&mut state, image);
+    }
+
+    /// Makes `image` present as if pulled from its registry, which served
+    /// the manifest with `digest` (`sha256:...`): what
+    /// [`ContainerRuntime::image_digest`] then answers. Images from
+    /// [`FakeRuntime::add_image`] or pulls without a registry digest have
+    /// none, like images built locally.
+    pub fn add_pulled_image(&self, image: &str, digest: &str) {
+        let mut state = self.lock();
+        add_image(&mut state, image);
+        record_repo_digest(&mut state, image, digest);
+    }
+
+    /// Makes `image`'s registry serve a manifest with `digest`: every later
+    /// successful pull of `image` records it, as [`FakeRuntime::add_pulled_image`].
+    pub fn set_registry_digest(&self, image: &str, digest: &str) {
+        self.lock()
+            .registry_digests
+            .insert(canonical_image(image), digest.to_string());
     }
 
     /// Makes every pull of `image` fail with `message` (as the registry would say it).
@@ -646,6 +679,13 @@ fn fake_unavailable() -> RuntimeError {
     }
 }
 
+fn record_repo_digest(state: &mut FakeState, image: &str, digest: &str) {
+    let name = ImageReference::parse(image).name();
+    state
+        .repo_digests
+        .insert(canonical_image(image), format!("{name}@{digest}"));
+}
+
 fn add_image(state: &mut FakeState, image: &str) {
     let canonical = canonical_image(image);
     if !state.images.contains_key(&canonical) {
@@ -685,7 +725,29 @@ impl ContainerRuntime for FakeRuntime {
             });
         }
         add_image(&mut state, image);
+        if let Some(digest) = state.registry_digests.get(&canonical_image(image)).cloned() {
+            record_repo_digest(&mut state, image, &digest);
+        }
         Ok(())
+    }
+
+    async fn image_digest(&self, image: &str) -> Result<Option<String>, RuntimeError> {
+        let state = self.begin(RuntimeCall::ImageDigest {
+            image: image.to_string(),
+        })?;
+        let canonical = canonical_image(image);
+        if !state.images.contains_key(&canonical) {
+            return Err(RuntimeError::NotFound {
+                message: format!("No such image: {canonical}"),
+            });
+        }
+        let repo_digests: Vec<String> = state
+            .repo_digests
+            .get(&canonical)
+            .cloned()
+            .into_iter()
+            .collect();
+        Ok(ImageReference::parse(image).manifest_digest(&repo_digests))
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
@@ -1086,6 +1148,38 @@ mod tests {
         assert!(block_on(runtime.image_present("busybox:latest")).unwrap());
         assert!(!block_on(runtime.image_present("busybox:1")).unwrap());
         assert_eq!(runtime.images(), vec!["busybox:latest".to_string()]);
+    }
+
+    #[test]
+    fn image_digests_come_from_the_registry() {
+        const DIGEST: &str =
+            "sha256:c3839dd800b9eb7603340509769c43e146a74c63dca3045a8e7dc8ee07e53966";
+        let runtime = FakeRuntime::new();
+        let digest = |image: &str| block_on(runtime.image_digest(image));
+        // Built locally: no digest.
+        runtime.add_image("berth-test/busybox");
+        assert_eq!(digest("berth-test/busybox:latest"), Ok(None));
+        // Pulled from a registry that serves a digest: that digest.
+        runtime.set_registry_digest("localhost:5000/app:1", DIGEST);
+        block_on(runtime.pull_image("localhost:5000/app:1", None)).unwrap();
+        assert_eq!(digest("localhost:5000/app:1"), Ok(Some(DIGEST.to_string())));
+        runtime.add_pulled_image("busybox", DIGEST);
+        assert_eq!(digest("busybox:latest"), Ok(Some(DIGEST.to_string())));
+        // A digest reference names its digest.
+        let by_digest = format!("app@{DIGEST}");
+        runtime.add_image(&by_digest);
+        assert_eq!(digest(&by_digest), Ok(Some(DIGEST.to_string())));
+        // Missing images are not found.
+        assert_eq!(
+            digest("nginx"),
+            Err(RuntimeError::NotFound {
+                message: "No such image: nginx:latest".into()
+            })
+        );
+        assert!(runtime
+            .calls()
+            .iter()
+            .all(|call| !call.is_mutation() || call.operation() == Operation::PullImage));
     }
 
     #[test]

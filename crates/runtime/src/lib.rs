@@ -97,6 +97,15 @@ pub trait ContainerRuntime: Send + Sync {
         auth: Option<&RegistryAuth>,
     ) -> Result<(), RuntimeError>;
 
+    /// The manifest digest (`sha256:...`, ECS `imageDigest`) of the present
+    /// `image`: the one its registry served, as `docker pull` prints it
+    /// ("Digest:"). See [`ImageReference::manifest_digest`]: the
+    /// reference's own digest if it has one, else the repository digest of
+    /// the reference's repository; `None` for an image that was never
+    /// pulled from or pushed to that repository (built locally). A missing
+    /// image is [`RuntimeError::NotFound`].
+    async fn image_digest(&self, image: &str) -> Result<Option<String>, RuntimeError>;
+
     /// Creates (does not start) a container; returns its id.
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
 

@@ -400,6 +400,44 @@ impl ImageReference {
         }
     }
 
+    /// The repository name as Docker's reference library normalises it, for
+    /// comparing two spellings of one repository: Docker Hub's short names
+    /// gain `docker.io/` and, for official images, `library/` (`busybox`,
+    /// `docker.io/busybox`, `index.docker.io/library/busybox` →
+    /// `docker.io/library/busybox`); other registries are kept as written.
+    pub fn normalized_name(&self) -> String {
+        match self.registry.as_deref() {
+            None | Some("docker.io") | Some("index.docker.io") => {
+                if self.repository.contains('/') {
+                    format!("docker.io/{}", self.repository)
+                } else {
+                    format!("docker.io/library/{}", self.repository)
+                }
+            }
+            Some(registry) => format!("{registry}/{}", self.repository),
+        }
+    }
+
+    /// The manifest digest (ECS `imageDigest`) of the image this reference
+    /// names, given the present image's repository digests (Docker's
+    /// `RepoDigests`, `<repository>@sha256:...`, one per repository it was
+    /// pulled from or pushed to), as the ECS agent resolves it: the
+    /// reference's own digest when it has one; otherwise the first
+    /// repository digest of the same repository (tags do not matter).
+    /// `None` when there is none: an image built or loaded locally, never
+    /// pulled or pushed, has no manifest digest.
+    pub fn manifest_digest(&self, repo_digests: &[String]) -> Option<String> {
+        if let Some(digest) = &self.digest {
+            return Some(digest.clone());
+        }
+        let name = self.normalized_name();
+        repo_digests.iter().find_map(|repo_digest| {
+            let candidate = ImageReference::parse(repo_digest);
+            let same_repository = candidate.normalized_name() == name;
+            candidate.digest.filter(|_| same_repository)
+        })
+    }
+
     /// The reference with the default tag made explicit, e.g. `busybox` →
     /// `busybox:latest`. Two spellings of one image compare equal this way.
     pub fn canonical(&self) -> String {
@@ -510,6 +548,97 @@ mod tests {
             Some("sha256:abc"),
             "registry:5000/nginx:1@sha256:abc",
         );
+    }
+
+    fn check_normalized(image: &str, expected: &str) {
+        assert_eq!(
+            ImageReference::parse(image).normalized_name(),
+            expected,
+            "normalised name of {image}"
+        );
+    }
+
+    #[test]
+    fn docker_hub_names_normalise() {
+        check_normalized("busybox", "docker.io/library/busybox");
+        check_normalized("busybox:1.36", "docker.io/library/busybox");
+        check_normalized("docker.io/busybox", "docker.io/library/busybox");
+        check_normalized("docker.io/library/busybox", "docker.io/library/busybox");
+        check_normalized(
+            "index.docker.io/library/busybox",
+            "docker.io/library/busybox",
+        );
+        check_normalized("berth-test/busybox", "docker.io/berth-test/busybox");
+        check_normalized(
+            "docker.io/berth-test/busybox",
+            "docker.io/berth-test/busybox",
+        );
+        check_normalized("localhost:5000/app", "localhost:5000/app");
+        check_normalized(
+            "public.ecr.aws/library/alpine",
+            "public.ecr.aws/library/alpine",
+        );
+        check_normalized(
+            "registry-1.docker.io/library/alpine",
+            "registry-1.docker.io/library/alpine",
+        );
+    }
+
+    const DIGEST_1: &str =
+        "sha256:c5b1261d6d3e43071626931fc004f70149baeba2c8ec672bd4f27761f8e1ad6b";
+    const DIGEST_2: &str =
+        "sha256:c3839dd800b9eb7603340509769c43e146a74c63dca3045a8e7dc8ee07e53966";
+
+    fn check_manifest_digest(image: &str, repo_digests: &[&str], expected: Option<&str>) {
+        let repo_digests: Vec<String> = repo_digests.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            ImageReference::parse(image)
+                .manifest_digest(&repo_digests)
+                .as_deref(),
+            expected,
+            "digest of {image} among {repo_digests:?}"
+        );
+    }
+
+    #[test]
+    fn manifest_digest_comes_from_the_matching_repository() {
+        let both = [
+            format!("public.ecr.aws/library/alpine@{DIGEST_1}"),
+            format!("alpine@{DIGEST_2}"),
+        ];
+        let both: Vec<&str> = both.iter().map(String::as_str).collect();
+        check_manifest_digest("alpine", &both, Some(DIGEST_2));
+        check_manifest_digest("alpine:edge", &both, Some(DIGEST_2));
+        check_manifest_digest("docker.io/alpine", &both, Some(DIGEST_2));
+        check_manifest_digest("docker.io/library/alpine:3", &both, Some(DIGEST_2));
+        check_manifest_digest("public.ecr.aws/library/alpine", &both, Some(DIGEST_1));
+        check_manifest_digest("public.ecr.aws/library/alpine:edge", &both, Some(DIGEST_1));
+        // Docker may spell the Hub repository in full.
+        let full = format!("docker.io/library/alpine@{DIGEST_1}");
+        check_manifest_digest("alpine:latest", &[&full], Some(DIGEST_1));
+        // Registries with ports, and the first of several entries of one repository.
+        let local_1 = format!("localhost:5000/team/app@{DIGEST_1}");
+        let local_2 = format!("localhost:5000/team/app@{DIGEST_2}");
+        check_manifest_digest(
+            "localhost:5000/team/app:v2",
+            &[&local_1, &local_2],
+            Some(DIGEST_1),
+        );
+        // A digest in the reference is the digest, whatever Docker lists.
+        check_manifest_digest(&format!("alpine@{DIGEST_2}"), &[&full], Some(DIGEST_2));
+        check_manifest_digest(&format!("alpine:3@{DIGEST_2}"), &[], Some(DIGEST_2));
+    }
+
+    #[test]
+    fn no_manifest_digest_without_a_matching_repository() {
+        // Built locally: never pulled or pushed.
+        check_manifest_digest("berth-test/busybox:latest", &[], None);
+        // Pulled from elsewhere, then tagged: not this repository's manifest.
+        let other = format!("alpine@{DIGEST_1}");
+        check_manifest_digest("localhost:5000/alpine", &[&other], None);
+        check_manifest_digest("team/alpine", &[&other], None);
+        // Not a repository digest.
+        check_manifest_digest("alpine", &["alpine:latest", "alpine"], None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use futures::executor::block_on;
 use model::agent::{DesiredTask, LABEL_CONTAINER_INSTANCE_ARN};
 use model::task::{ContainerStatus, DesiredStatus, TaskContainer, TaskStatus};
-use runtime::fake::{FakeRuntime, RuntimeCall};
+use runtime::fake::{FakeRuntime, Operation, RuntimeCall};
 use runtime::{ContainerRuntime, Health, RuntimeError};
 use serde_json::json;
 
@@ -212,6 +212,10 @@ impl Harness {
             container.reason = reported.reason;
             container.network_bindings = reported.network_bindings;
             container.health_status = reported.health_status;
+            // As the control plane does: a report without a digest keeps the known one.
+            if reported.image_digest.is_some() {
+                container.image_digest = reported.image_digest;
+            }
         }
     }
 
@@ -594,6 +598,187 @@ fn image_pull_behaviours() {
             "{behavior:?} present={present} fails={fails}"
         );
     }
+}
+
+const DIGEST: &str = "sha256:5acba83a746c7608ed544dc1533b87c737a0b0fb730301639a0179f9344b1678";
+const NEW_DIGEST: &str = "sha256:7b3ccabffc97de872a30dfd234fd972a66d247c8cfc69b0550f276481852627c";
+
+/// How the image `app` of a test is on the host and in its registry.
+#[derive(Clone, Copy, Debug)]
+enum ImageSetup {
+    /// Built locally, no registry has it.
+    Built,
+    /// Pulled earlier; the registry still serves the same manifest.
+    Pulled,
+    /// Not present; the registry serves it.
+    InRegistry,
+    /// Pulled earlier; the registry now serves a newer manifest.
+    PulledThenUpdated,
+    /// Built locally, and every pull fails.
+    BuiltAndPullFails,
+}
+
+impl Harness {
+    fn set_up_image(&self, image: &str, setup: ImageSetup) {
+        match setup {
+            ImageSetup::Built => self.runtime.add_image(image),
+            ImageSetup::Pulled => {
+                self.runtime.add_pulled_image(image, DIGEST);
+                self.runtime.set_registry_digest(image, DIGEST);
+            }
+            ImageSetup::InRegistry => self.runtime.set_registry_digest(image, DIGEST),
+            ImageSetup::PulledThenUpdated => {
+                self.runtime.add_pulled_image(image, DIGEST);
+                self.runtime.set_registry_digest(image, NEW_DIGEST);
+            }
+            ImageSetup::BuiltAndPullFails => {
+                self.runtime.add_image(image);
+                self.runtime.fail_pull(image, "registry unreachable");
+            }
+        }
+    }
+
+    fn image_digest_calls(&self) -> usize {
+        self.runtime
+            .calls()
+            .iter()
+            .filter(|call| call.operation() == Operation::ImageDigest)
+            .count()
+    }
+}
+
+#[test]
+fn image_digest_is_the_manifest_the_container_runs() {
+    use ImagePullBehavior::{Always, Default as PullDefault, PreferCached};
+    let by_digest = format!("app@{DIGEST}");
+    // (image reference, how it is set up, pull behaviour) → imageDigest reported
+    let cases = [
+        ("app", ImageSetup::Built, PreferCached, None),
+        ("app", ImageSetup::Pulled, PreferCached, Some(DIGEST)),
+        ("app", ImageSetup::InRegistry, PreferCached, Some(DIGEST)),
+        (
+            "app",
+            ImageSetup::PulledThenUpdated,
+            PreferCached,
+            Some(DIGEST),
+        ),
+        (
+            "app",
+            ImageSetup::PulledThenUpdated,
+            Always,
+            Some(NEW_DIGEST),
+        ),
+        ("app", ImageSetup::BuiltAndPullFails, PullDefault, None),
+        (
+            "localhost:5000/team/app:v2",
+            ImageSetup::InRegistry,
+            Always,
+            Some(DIGEST),
+        ),
+        // A digest reference names its manifest, even for a local image.
+        (
+            by_digest.as_str(),
+            ImageSetup::Built,
+            PreferCached,
+            Some(DIGEST),
+        ),
+    ];
+    for (image, setup, behavior, expected) in cases {
+        let what = format!("{image} {setup:?} {behavior:?}");
+        let mut h = Harness::new();
+        h.config.image_pull_behavior = behavior;
+        h.set_up_image(image, setup);
+        h.desired = vec![task(
+            "t1",
+            json!([{"name": "app", "image": image}, {"name": "side", "image": image}]),
+        )];
+        h.settle();
+        assert_eq!(h.desired[0].last_status, TaskStatus::Running, "{what}");
+        for call in &h.all_reports {
+            for container in &call.report.containers {
+                assert_eq!(
+                    container.image_digest.as_deref(),
+                    expected,
+                    "{what}: {}",
+                    describe(call)
+                );
+            }
+        }
+        let known: Vec<Option<&str>> = h.desired[0]
+            .containers
+            .iter()
+            .map(|c| c.image_digest.as_deref())
+            .collect();
+        assert_eq!(
+            known,
+            vec![expected, expected],
+            "{what}: the control plane knows"
+        );
+        assert_eq!(
+            h.image_digest_calls(),
+            1,
+            "{what}: learnt once for the task's image"
+        );
+    }
+}
+
+#[test]
+fn image_digest_is_not_asked_for_again_by_reports_or_after_a_restart() {
+    let mut h = Harness::new();
+    h.runtime.add_pulled_image("app", DIGEST);
+    h.desired = vec![task(
+        "t1",
+        json!([{"name": "app", "image": "app", "healthCheck": {"command": ["CMD", "true"]}}]),
+    )];
+    h.settle();
+    let docker = h.docker("t1", "app");
+    h.runtime.set_health(&docker, Health::Healthy);
+    h.settle();
+    assert_eq!(
+        h.reports(),
+        strings(&[
+            "RUNNING [app:RUNNING[UNKNOWN]]",
+            "RUNNING [app:RUNNING[HEALTHY]]"
+        ])
+    );
+    // The agent restarts: it has forgotten, the control plane has not.
+    h.local = LocalState::default();
+    h.settle();
+    assert!(h.reports().is_empty(), "nothing new to tell");
+    h.runtime.exit(&docker, 0);
+    h.settle();
+    assert_eq!(
+        h.last_report("t1").containers[0].image_digest.as_deref(),
+        Some(DIGEST),
+        "still reported after the restart"
+    );
+    assert_eq!(
+        h.image_digest_calls(),
+        1,
+        "only when the image became ready"
+    );
+}
+
+#[test]
+fn an_outage_while_reading_the_digest_is_retried() {
+    let mut h = Harness::new();
+    h.runtime.add_pulled_image("app", DIGEST);
+    h.runtime.fail_next(
+        Operation::ImageDigest,
+        RuntimeError::Unavailable {
+            message: "daemon restarting".into(),
+        },
+    );
+    h.desired = vec![task("t1", json!([{"name": "app", "image": "app"}]))];
+    h.step();
+    assert!(h.runtime.containers().is_empty(), "nothing created yet");
+    h.advance_s(2);
+    h.settle();
+    assert_eq!(h.desired[0].last_status, TaskStatus::Running);
+    assert_eq!(
+        h.desired[0].containers[0].image_digest.as_deref(),
+        Some(DIGEST)
+    );
 }
 
 #[test]

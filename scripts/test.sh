@@ -13,6 +13,7 @@ quiet_colors_on_ci
 
 banner "set-up: system packages, Docker, Rust, Python venv"
 ensure_build_tools
+ensure_test_tools
 ensure_docker
 ensure_cargo
 ensure_venv

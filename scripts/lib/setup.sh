@@ -56,6 +56,12 @@ ensure_build_tools() {
     apt_install "${missing[@]}"
 }
 
+# Clients the compatibility tests drive besides boto3, the AWS CLI and docker:
+# skopeo, a second registry client (OCI manifests).
+ensure_test_tools() {
+    command -v skopeo >/dev/null 2>&1 || apt_install skopeo
+}
+
 # python3 that can make a venv with pip in it.
 ensure_python() {
     local missing=()

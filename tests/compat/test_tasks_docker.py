@@ -1,10 +1,12 @@
 """Tasks on real Docker: `berth up` (control plane + one agent for this machine
 in cluster `default`) driven with boto3 and the AWS CLI, on an image built
-locally from Debian's static busybox (no registry is reachable).
+locally from Debian's static busybox (no outside registry is reachable), and
+images pushed to Berth's own registry (ECR) with the docker CLI.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -521,3 +523,146 @@ def test_awslogs_loses_and_doubles_nothing_across_a_kill_9(node: BerthNode) -> N
     wait_stopped(ecs, task_arn)
     events = wait_for_events(logs, group, stream, 3000, timeout_s=60)
     assert [e["message"] for e in events] == [f"line {i}" for i in range(1, 3001)]
+
+
+# ----- ECR: docker login, push and pull; tasks running pushed images -------------
+
+
+def build_layered_image(tag: str, marker: str) -> None:
+    """A three-layer image on the busybox base: two files and a config change."""
+    context = Path(__file__).parent / f".ecr-context-{marker}"
+    context.mkdir(exist_ok=True)
+    try:
+        (context / "marker").write_text(marker)
+        (context / "big").write_bytes(os.urandom(512 * 1024))
+        (context / "Dockerfile").write_text(
+            f"FROM {IMAGE}\nCOPY marker /marker\nCOPY big /big\nENV MARKER={marker}\n"
+            'CMD ["sh", "-c", "cat /marker; sleep 3600"]\n'
+        )
+        docker("build", "-q", "-t", tag, str(context))
+    finally:
+        shutil.rmtree(context)
+
+
+def docker_as(config_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The docker CLI with its own config directory (logins stay in the test)."""
+    return subprocess.run(
+        ["docker", *args], input=stdin, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "DOCKER_CONFIG": str(config_dir)},
+    )
+
+
+def test_docker_push_to_ecr_and_a_task_pulls_it(node: BerthNode, tmp_path: Path, cli_home: Path) -> None:
+    ecr = node.client(service="ecr")
+    ecs = node.client()
+    name = "berth-e2e/" + unique_name("web")
+    repository = ecr.create_repository(repositoryName=name)["repository"]
+    uri = repository["repositoryUri"]
+    registry = uri.split("/")[0]
+    assert uri == f"{registry}/{name}"
+
+    # `aws ecr get-login-password | docker login --username AWS --password-stdin <registry>`
+    password = node.aws("ecr", "get-login-password", home=cli_home).stdout.strip()
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    refused = docker_as(config, "login", "--username", "AWS", "--password-stdin", registry, stdin="wrong")
+    assert refused.returncode != 0
+    login = docker_as(config, "login", "--username", "AWS", "--password-stdin", registry, stdin=password)
+    assert login.returncode == 0, login.stderr
+
+    build_layered_image(f"{uri}:1", "one")
+    pushed = docker_as(config, "push", f"{uri}:1")
+    assert pushed.returncode == 0, pushed.stderr + pushed.stdout
+    digest = next(word for word in pushed.stdout.split() if word.startswith("sha256:"))
+    image = ecr.describe_images(repositoryName=name)["imageDetails"][0]
+    assert image["imageDigest"] == digest
+    assert image["imageTags"] == ["1"]
+    assert image["imageSizeInBytes"] > 512 * 1024
+    assert image["imageManifestMediaType"] in (
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+    )
+
+    # A second push of the same image sends no layer again.
+    again = docker_as(config, "push", f"{uri}:1")
+    assert again.returncode == 0 and "Layer already exists" in again.stdout, again.stdout
+
+    # Pull on a clean engine state: the local copy is gone.
+    docker("rmi", "-f", f"{uri}:1")
+    pulled = docker_as(config, "pull", f"{uri}:1")
+    assert pulled.returncode == 0, pulled.stderr
+    docker("rmi", "-f", f"{uri}:1")
+
+    # The agent pulls it with a token of its own (no docker login of its own).
+    task_definition = register(ecs, [{"name": "web", "image": f"{uri}:1", "memory": 64}])
+    task = wait_running(ecs, run(ecs, task_definition))
+    assert by_name(task)["web"]["lastStatus"] == "RUNNING"
+    assert by_name(task)["web"]["imageDigest"] == digest
+    assert ecr.describe_images(repositoryName=name)["imageDetails"][0].get("lastRecordedPullTime")
+    ecs.stop_task(cluster="default", task=task["taskArn"])
+
+
+def test_an_immutable_tag_refuses_a_second_push(node: BerthNode, tmp_path: Path) -> None:
+    ecr = node.client(service="ecr")
+    name = "berth-e2e/" + unique_name("frozen")
+    uri = ecr.create_repository(repositoryName=name, imageTagMutability="IMMUTABLE")["repository"]["repositoryUri"]
+    registry = uri.split("/")[0]
+    token = ecr.get_authorization_token()["authorizationData"][0]
+    assert token["proxyEndpoint"] == f"http://{registry}"
+    password = base64.b64decode(token["authorizationToken"]).decode().split(":", 1)[1]
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    assert docker_as(config, "login", "-u", "AWS", "--password-stdin", registry, stdin=password).returncode == 0
+
+    build_layered_image(f"{uri}:1", "first")
+    assert docker_as(config, "push", f"{uri}:1").returncode == 0
+    build_layered_image(f"{uri}:1", "second")
+    refused = docker_as(config, "push", f"{uri}:1")
+    assert refused.returncode != 0
+    assert (
+        f"The image tag '1' already exists in the '{name}' repository and cannot be overwritten "
+        "because the tag is immutable."
+    ) in refused.stderr
+    assert [i["imageTags"] for i in ecr.describe_images(repositoryName=name)["imageDetails"]] == [["1"]]
+    docker("rmi", "-f", f"{uri}:1", check=False)
+
+
+def test_skopeo_copies_oci_images_in_and_out(node: BerthNode, image: str, tmp_path: Path) -> None:
+    """A second registry client: skopeo pushes the busybox image as an OCI
+    manifest, reads it back raw, and copies it out to an OCI layout."""
+    if shutil.which("skopeo") is None:
+        pytest.fail("skopeo is missing: scripts/test.sh installs Debian's skopeo")
+    ecr = node.client(service="ecr")
+    name = "berth-e2e/" + unique_name("oci")
+    uri = ecr.create_repository(repositoryName=name)["repository"]["repositoryUri"]
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    creds = base64.b64decode(token).decode()
+
+    def skopeo(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["skopeo", *args], capture_output=True, text=True, timeout=300,
+            env={**os.environ, "HOME": str(tmp_path)},
+        )
+
+    copied = skopeo(
+        "copy", "--format", "oci", "--dest-creds", creds, "--dest-tls-verify=false",
+        f"docker-daemon:{image}", f"docker://{uri}:oci",
+    )
+    assert copied.returncode == 0, copied.stderr
+    raw = skopeo("inspect", "--raw", "--creds", creds, "--tls-verify=false", f"docker://{uri}:oci")
+    assert raw.returncode == 0, raw.stderr
+    manifest = json.loads(raw.stdout)
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    described = ecr.describe_images(repositoryName=name)["imageDetails"][0]
+    assert described["imageManifestMediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert described["artifactMediaType"] == manifest["config"]["mediaType"]
+    tags = skopeo("list-tags", "--creds", creds, "--tls-verify=false", f"docker://{uri}")
+    assert json.loads(tags.stdout)["Tags"] == ["oci"]
+    out = skopeo(
+        "copy", "--src-creds", creds, "--src-tls-verify=false",
+        f"docker://{uri}:oci", f"oci:{tmp_path / 'layout'}:copy",
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "layout" / "index.json").is_file()
+    anonymous = skopeo("inspect", "--raw", "--no-creds", "--tls-verify=false", f"docker://{uri}:oci")
+    assert anonymous.returncode != 0

@@ -118,6 +118,11 @@ struct NodeArgs {
     /// How long STOPPED tasks stay describable, in minutes.
     #[arg(long, default_value_t = 24 * 60)]
     stopped_task_retention_minutes: u32,
+    /// `host:port` of the image registry as Docker engines reach it, the
+    /// host of every `repositoryUri` [default: the address the APIs are
+    /// served on, loopback when listening on all addresses].
+    #[arg(long)]
+    registry_address: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -221,6 +226,7 @@ fn node_options(args: NodeArgs, store: Option<String>) -> Result<node::NodeOptio
         run_agent: false,
         agent_timeout_ms: i64::from(args.agent_timeout_seconds) * 1000,
         stopped_task_retention_ms: i64::from(args.stopped_task_retention_minutes) * 60_000,
+        registry_address: args.registry_address,
     })
 }
 

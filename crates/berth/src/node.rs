@@ -69,6 +69,8 @@ pub struct NodeOptions {
     pub run_agent: bool,
     pub agent_timeout_ms: i64,
     pub stopped_task_retention_ms: i64,
+    /// `host:port` in `repositoryUri`s; `None`: where the APIs are served.
+    pub registry_address: Option<String>,
 }
 
 /// Runs the node until SIGTERM or SIGINT. Today that is the control plane;
@@ -122,10 +124,29 @@ pub async fn run(options: NodeOptions) -> Result<()> {
         Arc::clone(&store),
         Arc::clone(&log_events) as Arc<dyn log_store::LogStore>,
     ));
+    // Image layers live in their own content-addressed files under the
+    // data directory, apart from the store.
+    let blobs = Arc::new(
+        blob_store::fs::FsBlobStore::open(&options.data_dir.join("registry"))
+            .context("cannot open the image registry's blob store")?,
+    );
+    let access_keys = Arc::new(access_keys);
+    let ecr = Arc::new(ecr::Ecr::new(
+        Arc::clone(&store),
+        Arc::clone(&blobs) as Arc<dyn blob_store::BlobStore>,
+        Arc::clone(&access_keys),
+    ));
     let services = Services::new()
         .with_json(Arc::clone(&ecs) as Arc<dyn control_plane::JsonService>)
         .with_json(Arc::clone(&logs) as Arc<dyn control_plane::JsonService>)
         .with_json(Arc::new(logs::AgentLogs::new(Arc::clone(&logs))))
+        .with_json(Arc::clone(&ecr) as Arc<dyn control_plane::JsonService>)
+        .with_registry(Arc::new(ecr::Registry::new(
+            Arc::clone(&ecr),
+            options.region.clone(),
+            options.account_id.clone(),
+            clock::now_ms,
+        )))
         .with_query(Arc::new(
             elbv2::Elbv2::new(Arc::clone(&store))
                 .with_target_health(
@@ -134,10 +155,18 @@ pub async fn run(options: NodeOptions) -> Result<()> {
                 .with_dns_name(load_balancer_dns_name(options.listen.ip())),
         ))
         .with_agent_sessions(Arc::clone(&ecs));
-    let server = Server::bind(config, Arc::new(access_keys), services).await?;
+    let server = Server::bind(config, access_keys, services).await?;
     let local_addr = server.local_addr();
     let endpoint_url = endpoint_url(local_addr);
     ecs.set_endpoint(endpoint_url.clone());
+    // Docker on this machine reaches the registry where clients reach the
+    // APIs (Docker allows plain HTTP to loopback registries).
+    ecr.set_registry_address(
+        options
+            .registry_address
+            .clone()
+            .unwrap_or_else(|| endpoint_url.trim_start_matches("http://").to_string()),
+    );
     let config_path = credentials::write_config(&options.data_dir, &options.region, &endpoint_url)?;
     credentials::write_endpoint(&options.data_dir, &endpoint_url)?;
 
@@ -188,6 +217,11 @@ pub async fn run(options: NodeOptions) -> Result<()> {
     components.spawn(reap_stopped_tasks(Arc::clone(&ecs), shutdown.signalled()));
     components.spawn(enforce_log_retention(
         Arc::clone(&logs),
+        shutdown.signalled(),
+    ));
+    components.spawn(maintain_registry(
+        Arc::clone(&ecr),
+        options.account_id.clone(),
         shutdown.signalled(),
     ));
     components.spawn(run_service_controller(
@@ -269,6 +303,43 @@ async fn enforce_log_retention(
                 ),
                 Err(err) => tracing::warn!(%err, "log retention pass failed"),
             },
+            () = &mut shutdown => break,
+        }
+    }
+}
+
+/// How often lifecycle policies are applied and unreferenced layers and
+/// stale uploads are garbage-collected.
+const REGISTRY_MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn maintain_registry(
+    ecr: Arc<ecr::Ecr>,
+    account_id: String,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut interval = tokio::time::interval(REGISTRY_MAINTENANCE_INTERVAL);
+    let mut collector = ecr::GarbageCollector::default();
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                match ecr.apply_lifecycle_policies(&account_id, clock::now_ms()).await {
+                    Ok(pass) if pass.images_expired == 0 => {}
+                    Ok(pass) => tracing::info!(images_expired = pass.images_expired, "lifecycle policies applied"),
+                    Err(err) => tracing::warn!(%err, "applying lifecycle policies failed"),
+                }
+                match collector.collect(&ecr, clock::now_ms()).await {
+                    Ok(pass) if pass == ecr::CollectionPass::default() => {}
+                    Ok(pass) => tracing::info!(
+                        layers_unlinked = pass.layers_unlinked,
+                        blobs_deleted = pass.blobs_deleted,
+                        bytes_freed = pass.bytes_freed,
+                        uploads_abandoned = pass.uploads_abandoned,
+                        "registry garbage collection"
+                    ),
+                    Err(err) => tracing::warn!(%err, "registry garbage collection failed"),
+                }
+            }
             () = &mut shutdown => break,
         }
     }

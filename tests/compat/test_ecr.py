@@ -9,6 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
@@ -384,3 +387,46 @@ def test_the_aws_cli_manages_repositories(server: BerthServer, cli_home: Path) -
     assert failed.returncode != 0
     assert "RepositoryNotFoundException" in failed.stderr
     server.aws("ecr", "delete-repository", "--repository-name", name, home=cli_home)
+
+
+def test_download_urls_serve_the_layer_bytes(ecr: Any) -> None:
+    repository = new_repository(ecr, "download")
+    data = os.urandom(300_000)
+    digest = push_layer(ecr, repository, data, part_size=100_000)
+    url = ecr.get_download_url_for_layer(repositoryName=repository, layerDigest=digest)["downloadUrl"]
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.read() == data
+    request = urllib.request.Request(url, headers={"Range": "bytes=10-19"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 206
+        assert response.read() == data[10:20]
+    # Without the token the registry asks for credentials.
+    bare = url.split("?", 1)[0]
+    try:
+        urllib.request.urlopen(bare, timeout=30)
+        raise AssertionError("an anonymous blob read was served")
+    except urllib.error.HTTPError as error:
+        assert error.code == 401
+        assert error.headers["WWW-Authenticate"].startswith("Basic realm=")
+
+
+def test_pushed_images_survive_kill_9(make_server: Any) -> None:
+    server: BerthServer = make_server()
+    ecr = server.client(service="ecr")
+    repository = new_repository(ecr, "durable")
+    pushed = {f"v{i}": push_image(ecr, repository, f"seed-{i}", tag=f"v{i}") for i in range(5)}
+    layer_data = os.urandom(200_000)
+    layer = push_layer(ecr, repository, layer_data)
+    server.kill()
+    server.start()
+    ecr = server.client(service="ecr", fresh=True)
+    images = ecr.describe_images(repositoryName=repository)["imageDetails"]
+    assert {i["imageTags"][0]: i["imageDigest"] for i in images if i.get("imageTags")} == pushed
+    got = ecr.batch_get_image(
+        repositoryName=repository, imageIds=[{"imageTag": tag} for tag in pushed]
+    )
+    assert got["failures"] == []
+    assert {digest_of(i["imageManifest"].encode()) for i in got["images"]} == set(pushed.values())
+    url = ecr.get_download_url_for_layer(repositoryName=repository, layerDigest=layer)["downloadUrl"]
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.read() == layer_data

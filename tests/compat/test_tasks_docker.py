@@ -61,7 +61,10 @@ class BerthNode(BerthServer):
 @pytest.fixture(scope="module")
 def node(image: str, require_berth: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BerthNode]:
     root = tmp_path_factory.mktemp("berth-node")
-    berth = BerthNode(root / "data", root / "berth.log").start()
+    # Lifecycle policies are applied every second rather than every minute.
+    berth = BerthNode(
+        root / "data", root / "berth.log", extra_args=("--registry-maintenance-interval-seconds", "1")
+    ).start()
     ecs = berth.client()
     deadline = time.monotonic() + 30
     while not ecs.list_container_instances(cluster="default")["containerInstanceArns"]:
@@ -666,3 +669,39 @@ def test_skopeo_copies_oci_images_in_and_out(node: BerthNode, image: str, tmp_pa
     assert (tmp_path / "layout" / "index.json").is_file()
     anonymous = skopeo("inspect", "--raw", "--no-creds", "--tls-verify=false", f"docker://{uri}:oci")
     assert anonymous.returncode != 0
+
+
+def test_a_lifecycle_policy_expires_old_pushed_images(node: BerthNode, tmp_path: Path) -> None:
+    ecr = node.client(service="ecr")
+    name = "berth-e2e/" + unique_name("cycle")
+    uri = ecr.create_repository(repositoryName=name)["repository"]["repositoryUri"]
+    registry = uri.split("/")[0]
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    password = base64.b64decode(token).decode().split(":", 1)[1]
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    assert docker_as(config, "login", "-u", "AWS", "--password-stdin", registry, stdin=password).returncode == 0
+    for version in ["1", "2", "3"]:
+        build_layered_image(f"{uri}:build-{version}", f"cycle-{version}")
+        pushed = docker_as(config, "push", f"{uri}:build-{version}")
+        assert pushed.returncode == 0, pushed.stderr
+        docker("rmi", "-f", f"{uri}:build-{version}", check=False)
+        time.sleep(0.01)
+    ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=json.dumps({"rules": [{
+        "rulePriority": 1, "description": "keep the newest build",
+        "selection": {"tagStatus": "tagged", "tagPrefixList": ["build-"],
+                      "countType": "imageCountMoreThan", "countNumber": 1},
+        "action": {"type": "expire"},
+    }]}))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        tags = [i.get("imageTags") for i in ecr.describe_images(repositoryName=name)["imageDetails"]]
+        if len(tags) == 1:
+            break
+        time.sleep(0.5)
+    assert tags == [["build-3"]]
+    expired = docker_as(config, "pull", f"{uri}:build-1")
+    assert expired.returncode != 0 and "not found" in expired.stderr.lower(), expired.stderr
+    kept = docker_as(config, "pull", f"{uri}:build-3")
+    assert kept.returncode == 0, kept.stderr
+    docker("rmi", "-f", f"{uri}:build-3", check=False)

@@ -11,6 +11,7 @@ mod bench;
 mod bench_load_balancer;
 mod bench_logs;
 mod bench_logs_container;
+mod bench_registry;
 mod bench_run_task;
 mod bench_scheduler;
 mod bench_services;
@@ -90,6 +91,9 @@ enum BenchCommand {
     /// GetLogEvents over what was stored, bytes on disk, and a container's
     /// write → GetLogEvents latency.
     Logs(bench_logs::LogsBenchArgs),
+    /// The image registry (`docker push`/`pull`, concurrent blob pulls,
+    /// idle memory) side by side with CNCF Distribution.
+    Registry(bench_registry::RegistryBenchArgs),
 }
 
 #[derive(Args)]
@@ -123,6 +127,10 @@ struct NodeArgs {
     /// served on, loopback when listening on all addresses].
     #[arg(long)]
     registry_address: Option<String>,
+    /// How often lifecycle policies are applied and unreferenced registry
+    /// storage is collected, in seconds (ECR applies policies within a day).
+    #[arg(long, default_value_t = 60)]
+    registry_maintenance_interval_seconds: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -190,6 +198,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::LoadBalancer(args)) => bench_load_balancer::run(&args),
         Command::Bench(BenchCommand::Logs(args)) => runtime()?.block_on(bench_logs::run(args)),
+        Command::Bench(BenchCommand::Registry(args)) => {
+            runtime()?.block_on(bench_registry::run(args))
+        }
     }
 }
 
@@ -227,6 +238,9 @@ fn node_options(args: NodeArgs, store: Option<String>) -> Result<node::NodeOptio
         agent_timeout_ms: i64::from(args.agent_timeout_seconds) * 1000,
         stopped_task_retention_ms: i64::from(args.stopped_task_retention_minutes) * 60_000,
         registry_address: args.registry_address,
+        registry_maintenance_interval: std::time::Duration::from_secs(
+            args.registry_maintenance_interval_seconds.max(1),
+        ),
     })
 }
 

@@ -71,6 +71,8 @@ pub struct NodeOptions {
     pub stopped_task_retention_ms: i64,
     /// `host:port` in `repositoryUri`s; `None`: where the APIs are served.
     pub registry_address: Option<String>,
+    /// Between two lifecycle and garbage-collection passes.
+    pub registry_maintenance_interval: std::time::Duration,
 }
 
 /// Runs the node until SIGTERM or SIGINT. Today that is the control plane;
@@ -222,6 +224,7 @@ pub async fn run(options: NodeOptions) -> Result<()> {
     components.spawn(maintain_registry(
         Arc::clone(&ecr),
         options.account_id.clone(),
+        options.registry_maintenance_interval,
         shutdown.signalled(),
     ));
     components.spawn(run_service_controller(
@@ -308,17 +311,14 @@ async fn enforce_log_retention(
     }
 }
 
-/// How often lifecycle policies are applied and unreferenced layers and
-/// stale uploads are garbage-collected.
-const REGISTRY_MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
-
 async fn maintain_registry(
     ecr: Arc<ecr::Ecr>,
     account_id: String,
+    every: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    let mut interval = tokio::time::interval(REGISTRY_MAINTENANCE_INTERVAL);
+    let mut interval = tokio::time::interval(every);
     let mut collector = ecr::GarbageCollector::default();
     loop {
         tokio::select! {

@@ -233,6 +233,21 @@ async fn docker_login_needs_the_token_ecr_issued() {
         .send(Method::POST, "/v2/public/blobs/uploads/", &[], "", false)
         .await;
     assert_eq!(push.status, StatusCode::UNAUTHORIZED);
+    // Pulling anonymously: only where the policy allows everyone.
+    let manifest = h.image("public", "open").await;
+    assert_eq!(
+        h.put_manifest("public", "1", &manifest).await.status,
+        StatusCode::CREATED
+    );
+    let open = h
+        .send(Method::GET, "/v2/public/manifests/1", &[], "", false)
+        .await;
+    assert_eq!(open.status, StatusCode::OK);
+    assert_eq!(open.text(), manifest);
+    let closed = h
+        .send(Method::GET, "/v2/web/manifests/1", &[], "", false)
+        .await;
+    assert_eq!(closed.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

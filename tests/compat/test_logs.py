@@ -497,3 +497,108 @@ def test_live_tail_refuses_what_aws_refuses(server: BerthServer, logs: Any) -> N
         logGroupIdentifiers=[group] * 11,
     )
     assert "Member must have length less than or equal to 10" in error.message
+
+
+def wait_for_query(logs: Any, query_id: str, timeout_s: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = logs.get_query_results(queryId=query_id)
+        if got["status"] not in ("Scheduled", "Running"):
+            return got
+        assert time.monotonic() < deadline, f"query {query_id} is still {got['status']}"
+        time.sleep(0.05)
+
+
+def fields_of(results: dict[str, Any]) -> list[dict[str, str]]:
+    return [{f["field"]: f["value"] for f in row} for row in results["results"]]
+
+
+def test_insights_query_results_log_records_and_descriptions(logs: Any) -> None:
+    group, stream = make_stream(logs, "query")
+    t = now_ms()
+    error_json = json.dumps({"level": "ERROR", "user": {"id": "u1"}})
+    put(logs, group, stream, [(t - 3000, "INFO start"), (t - 2000, error_json), (t - 1000, "ERROR disk full")])
+    now_s = t // 1000
+    query_id = logs.start_query(
+        logGroupName=group, startTime=now_s - 600, endTime=now_s + 60,
+        queryString="fields @timestamp, @message | filter @message like /ERROR/ | sort @timestamp desc",
+    )["queryId"]
+    assert len(query_id) == 36
+    got = wait_for_query(logs, query_id)
+    assert got["status"] == "Complete"
+    assert "encryptionKey" not in got
+    rows = fields_of(got)
+    assert [r["@message"] for r in rows] == ["ERROR disk full", error_json]
+    assert got["statistics"]["recordsScanned"] == 3.0
+    assert got["statistics"]["recordsMatched"] == 2.0
+
+    record = logs.get_log_record(logRecordPointer=rows[1]["@ptr"])["logRecord"]
+    assert record["@message"] == error_json
+    assert record["@timestamp"] == str(t - 2000)
+    assert record["@logStream"] == stream
+    assert record["@log"].endswith(":" + group)
+    assert (record["level"], record["user.id"]) == ("ERROR", "u1")
+
+    stats_id = logs.start_query(
+        logGroupNames=[group], startTime=now_s - 600, endTime=now_s + 60,
+        queryString="stats count(*) as n", limit=5,
+    )["queryId"]
+    assert fields_of(wait_for_query(logs, stats_id)) == [{"n": "3"}]
+    described = logs.describe_queries(logGroupName=group)["queries"]
+    assert {q["queryId"] for q in described} == {query_id, stats_id}
+    assert all(q["status"] == "Complete" and q["logGroupName"] == group for q in described)
+    assert {q["queryString"] for q in described} >= {"stats count(*) as n"}
+    complete = logs.describe_queries(logGroupName=group, status="Cancelled")["queries"]
+    assert complete == []
+
+
+def test_insights_query_errors_are_aws_errors(logs: Any) -> None:
+    group, _ = make_stream(logs, "queryerr")
+    now_s = now_ms() // 1000
+    window = {"startTime": now_s - 600, "endTime": now_s}
+    error = api_error(
+        "MalformedQueryException", logs.start_query,
+        logGroupName=group, queryString="fields @message | bogus", **window,
+    )
+    assert "bogus" in error.message
+    error = api_error(
+        "ResourceNotFoundException", logs.start_query,
+        logGroupName=group + "-missing", queryString="fields @message", **window,
+    )
+    assert error.message == "The specified log group does not exist."
+    error = api_error(
+        "InvalidParameterException", logs.start_query,
+        logGroupName=group, logGroupNames=[group], queryString="fields @message", **window,
+    )
+    assert "exactly one of" in error.message
+    error = api_error(
+        "InvalidParameterException", logs.start_query,
+        logGroupName=group, queryString="SELECT 1", queryLanguage="SQL", **window,
+    )
+    assert "CWLI" in error.message
+    error = api_error("ResourceNotFoundException", logs.get_query_results, queryId="nope")
+    assert error.message == "Query does not exist."
+    query_id = logs.start_query(logGroupName=group, queryString="fields @message", **window)["queryId"]
+    wait_for_query(logs, query_id)
+    error = api_error("InvalidParameterException", logs.stop_query, queryId=query_id)
+    assert "is not running" in error.message
+    api_error("InvalidParameterException", logs.get_log_record, logRecordPointer="garbage")
+
+
+def test_the_aws_cli_starts_a_query(server: BerthServer, logs: Any, cli_home: Path) -> None:
+    group, stream = make_stream(logs, "querycli")
+    t = now_ms()
+    put(logs, group, stream, [(t - 1000, "cli one"), (t - 500, "cli two")])
+    now_s = t // 1000
+    started = server.aws(
+        "logs", "start-query", "--log-group-name", group,
+        "--start-time", str(now_s - 600), "--end-time", str(now_s + 60),
+        "--query-string", "fields @message | sort @timestamp asc", home=cli_home,
+    ).json()
+    got = wait_for_query(logs, started["queryId"])
+    assert [r["@message"] for r in fields_of(got)] == ["cli one", "cli two"]
+    cli_results = server.aws(
+        "logs", "get-query-results", "--query-id", started["queryId"], home=cli_home,
+    ).json()
+    assert cli_results["status"] == "Complete"
+    assert len(cli_results["results"]) == 2

@@ -1,5 +1,6 @@
 //! Amazon CloudWatch Logs (JSON 1.1, `X-Amz-Target: Logs_20140328.*`): log
-//! groups, log streams, their events, retention, tags and metric filters.
+//! groups, log streams, their events, retention, tags, metric filters and
+//! Logs Insights queries.
 //!
 //! `Logs::handle` parses the body into `logs-wire` shapes, validates it in
 //! AWS's words (`validate`), reads and writes the group, stream and metric
@@ -16,6 +17,9 @@
 //! - `retention.rs`: the pass `berth` runs to drop expired segments and the
 //!   events of streams whose records are gone; reads hide expired events
 //!   whatever the pass has done.
+//! - `queries.rs`: Logs Insights (StartQuery, GetQueryResults, StopQuery,
+//!   DescribeQueries, GetLogRecord) on the pure engine in [`insights`]:
+//!   runs in background tasks, records in the store, results cached.
 //! - `agent.rs`: [`AgentLogs`], the Berth-only service agents deliver
 //!   containers' output through (see `model::agent_logs`).
 //!
@@ -35,8 +39,10 @@ mod error;
 mod events;
 pub mod filter_pattern;
 mod groups;
+pub mod insights;
 mod live_tail;
 mod metric_filters;
+mod queries;
 mod records;
 mod retention;
 mod streams;
@@ -54,6 +60,7 @@ pub struct Logs {
     store: Arc<dyn Store>,
     events: Arc<dyn LogStore>,
     live_tail: live_tail::LiveTailHub,
+    queries: Arc<queries::QueryCache>,
 }
 
 /// Operations dispatched by [`Logs::handle`]; the model's other operations
@@ -82,6 +89,11 @@ pub const SUPPORTED_OPERATIONS: &[&str] = &[
     "DeleteMetricFilter",
     "TestMetricFilter",
     "StartLiveTail",
+    "StartQuery",
+    "GetQueryResults",
+    "StopQuery",
+    "DescribeQueries",
+    "GetLogRecord",
 ];
 
 impl Logs {
@@ -93,6 +105,7 @@ impl Logs {
             store,
             events,
             live_tail: live_tail::LiveTailHub::new(),
+            queries: Arc::new(queries::QueryCache::new()),
         }
     }
 
@@ -132,6 +145,11 @@ impl Logs {
             }
             "DeleteMetricFilter" => respond(self.delete_metric_filter(ctx, parse(body)?).await?),
             "TestMetricFilter" => respond(self.test_metric_filter(parse(body)?)?),
+            "StartQuery" => respond(self.start_query(ctx, parse(body)?).await?),
+            "GetQueryResults" => respond(self.get_query_results(ctx, parse(body)?).await?),
+            "StopQuery" => respond(self.stop_query(ctx, parse(body)?).await?),
+            "DescribeQueries" => respond(self.describe_queries(ctx, parse(body)?).await?),
+            "GetLogRecord" => respond(self.get_log_record(ctx, parse(body)?).await?),
             "StartLiveTail" => Err(ApiError::client(
                 "InvalidOperationException",
                 "StartLiveTail answers with an event stream; call it through the control plane's event-stream path.",

@@ -5,7 +5,8 @@
 //! Keys: a group is `groups/<name>`; a stream is `streams/<group>:<stream>`
 //! and a metric filter `metric-filters/<group>:<filter>` — neither a group
 //! name nor a stream or filter name can contain `:`, so the streams of group
-//! `a` never share a prefix with those of `a/b`.
+//! `a` never share a prefix with those of `a/b`. A Logs Insights query is
+//! `queries/<query id>` (`queries::QueryRecord`).
 
 use std::collections::BTreeMap;
 
@@ -34,6 +35,12 @@ pub(crate) fn metric_filter_key(region: &str, group: &str, filter: &str) -> Stri
 }
 pub(crate) fn all_metric_filters_prefix(region: &str) -> String {
     format!("/logs/{region}/metric-filters/")
+}
+pub(crate) fn queries_prefix(region: &str) -> String {
+    format!("/logs/{region}/queries/")
+}
+pub(crate) fn query_key(region: &str, query_id: &str) -> String {
+    format!("{}{query_id}", queries_prefix(region))
 }
 /// Every region's records start with this.
 pub(crate) const ROOT_PREFIX: &str = "/logs/";

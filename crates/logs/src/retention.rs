@@ -1,6 +1,8 @@
 //! The retention pass: drops the segments of expired events (reads already
 //! hide them) and the events of streams whose records are gone (a
-//! DeleteLogGroup or DeleteLogStream that crashed between its two steps).
+//! DeleteLogGroup or DeleteLogStream that crashed between its two steps),
+//! and the records of Logs Insights queries older than the 7 days AWS keeps
+//! query results.
 //! `berth` runs it periodically.
 
 use std::collections::HashSet;
@@ -9,6 +11,7 @@ use api::records;
 use api::ApiError;
 
 use crate::groups::retention_cutoff_ms;
+use crate::queries::{QueryRecord, QUERY_RECORD_RETENTION_MS};
 use crate::records::{LogGroupRecord, LogStreamRecord, ROOT_PREFIX};
 use crate::Logs;
 
@@ -18,6 +21,7 @@ pub struct RetentionPass {
     pub streams_expired: usize,
     pub orphans_deleted: usize,
     pub bytes_freed: u64,
+    pub queries_deleted: usize,
 }
 
 impl Logs {
@@ -33,6 +37,7 @@ impl Logs {
             .await?;
         let mut retention = std::collections::HashMap::new();
         let mut streams = Vec::new();
+        let mut expired_queries = Vec::new();
         for kv in &all.kvs {
             // /logs/<region>/<kind>/...
             let mut parts = kv.key[ROOT_PREFIX.len()..].splitn(3, '/');
@@ -47,6 +52,12 @@ impl Logs {
                 "streams" => {
                     let stream: LogStreamRecord = records::decode(&kv.key, &kv.value)?;
                     streams.push((region.to_string(), stream));
+                }
+                "queries" => {
+                    let query: QueryRecord = records::decode(&kv.key, &kv.value)?;
+                    if query.create_time_ms < now_ms - QUERY_RECORD_RETENTION_MS {
+                        expired_queries.push((kv.key.clone(), query.query_id, kv.mod_revision));
+                    }
                 }
                 _ => {}
             }
@@ -63,8 +74,12 @@ impl Logs {
                 expiring.push((stream.stream_id, cutoff));
             }
         }
+        let queries_deleted = self.expire_queries(expired_queries).await?;
         self.with_events(move |events| {
-            let mut pass = RetentionPass::default();
+            let mut pass = RetentionPass {
+                queries_deleted,
+                ..Default::default()
+            };
             for (id, cutoff) in &expiring {
                 let freed = events.expire(id, *cutoff)?;
                 if freed > 0 {

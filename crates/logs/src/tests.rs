@@ -693,3 +693,505 @@ async fn live_tail_shows_what_puts_and_agents_store_and_nothing_resent() {
     }
     assert_eq!(seen, ["from PutLogEvents", "from an agent"]);
 }
+
+// --- Logs Insights -----------------------------------------------------------
+
+impl Harness {
+    /// A new process on the same store and log store: nothing in memory.
+    fn restart(&mut self) {
+        let logs = Arc::new(Logs::new(
+            Arc::clone(&self.logs.store),
+            Arc::clone(&self.logs.events),
+        ));
+        self.agent = AgentLogs::new(Arc::clone(&logs));
+        self.logs = logs;
+    }
+
+    async fn start_query(&self, query: &str, mut extra: Value) -> String {
+        extra["queryString"] = json!(query);
+        if extra.get("startTime").is_none() {
+            extra["startTime"] = json!((NOW - DAY) / 1000);
+            extra["endTime"] = json!(NOW / 1000);
+        }
+        if ["logGroupName", "logGroupNames", "logGroupIdentifiers"]
+            .iter()
+            .all(|kind| extra.get(kind).is_none())
+        {
+            extra["logGroupName"] = json!("g");
+        }
+        let started = self.ok("StartQuery", extra).await;
+        started["queryId"].as_str().unwrap().to_string()
+    }
+
+    /// Polls GetQueryResults until the query is no longer running.
+    async fn results(&self, query_id: &str) -> Value {
+        for _ in 0..5000 {
+            let got = self
+                .ok("GetQueryResults", json!({"queryId": query_id}))
+                .await;
+            if got["status"] != "Running" {
+                return got;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        panic!("query {query_id} did not finish");
+    }
+
+    async fn rows(&self, query: &str, extra: Value) -> Vec<Vec<(String, String)>> {
+        let id = self.start_query(query, extra).await;
+        let got = self.results(&id).await;
+        assert_eq!(got["status"], "Complete", "{got}");
+        rows_of(&got)
+    }
+
+    /// The events queries below read: two streams of group `g`.
+    async fn query_fixture(&self) {
+        self.group_and_stream("g", "a").await;
+        self.ok(
+            "CreateLogStream",
+            json!({"logGroupName": "g", "logStreamName": "b"}),
+        )
+        .await;
+        self.put(
+            "g",
+            "a",
+            &[
+                (NOW - 3000, "INFO start"),
+                (
+                    NOW - 2000,
+                    r#"{"level":"ERROR","latency":120,"user":{"id":"u1"}}"#,
+                ),
+                (NOW - 1000, "ERROR disk full"),
+            ],
+        )
+        .await;
+        self.put(
+            "g",
+            "b",
+            &[
+                (
+                    NOW - 2500,
+                    r#"{"level":"INFO","latency":30,"user":{"id":"u2"}}"#,
+                ),
+                (NOW - 500, "ERROR timeout"),
+            ],
+        )
+        .await;
+    }
+}
+
+fn rows_of(results: &Value) -> Vec<Vec<(String, String)>> {
+    results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|f| {
+                    (
+                        f["field"].as_str().unwrap().to_string(),
+                        f["value"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// One field of every row.
+fn column(rows: &[Vec<(String, String)>], field: &str) -> Vec<String> {
+    rows.iter()
+        .map(|row| {
+            row.iter()
+                .find(|(f, _)| f == field)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn queries_run_in_the_background_and_return_aws_shaped_results() {
+    let h = Harness::new();
+    h.query_fixture().await;
+
+    let id = h
+        .start_query(
+            "fields @timestamp, @message | filter @message like /ERROR/ | sort @timestamp desc | limit 2",
+            json!({}),
+        )
+        .await;
+    assert_eq!(id.len(), 36);
+    let got = h.results(&id).await;
+    assert_eq!(got["status"], "Complete");
+    assert!(got.get("encryptionKey").is_none());
+    assert_eq!(got["statistics"]["recordsScanned"], 5.0);
+    assert_eq!(got["statistics"]["recordsMatched"], 3.0);
+    let rows = rows_of(&got);
+    let fields: Vec<&str> = rows[0].iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(fields, ["@timestamp", "@message", "@ptr"]);
+    assert_eq!(
+        column(&rows, "@message"),
+        ["ERROR timeout", "ERROR disk full"]
+    );
+    assert_eq!(column(&rows, "@timestamp")[0], "2027-01-15 07:59:59.500");
+
+    // JSON fields, flattened with dots; `limit` of the request.
+    let rows = h
+        .rows(
+            "filter level = \"ERROR\" | fields user.id, latency, @logStream",
+            json!({}),
+        )
+        .await;
+    assert_eq!(column(&rows, "user.id"), ["u1"]);
+    assert_eq!(column(&rows, "latency"), ["120"]);
+    assert_eq!(column(&rows, "@logStream"), ["a"]);
+    let rows = h.rows("fields @message", json!({"limit": 2})).await;
+    assert_eq!(
+        column(&rows, "@message"),
+        ["ERROR timeout", "ERROR disk full"]
+    );
+
+    // stats by bin, across both streams, in the order of the bins.
+    let rows = h
+        .rows("stats count(*) as n by bin(1s) as t", json!({}))
+        .await;
+    assert_eq!(
+        rows,
+        [
+            vec![
+                ("t".to_string(), "2027-01-15 07:59:57.000".to_string()),
+                ("n".to_string(), "2".to_string())
+            ],
+            vec![
+                ("t".to_string(), "2027-01-15 07:59:58.000".to_string()),
+                ("n".to_string(), "1".to_string())
+            ],
+            vec![
+                ("t".to_string(), "2027-01-15 07:59:59.000".to_string()),
+                ("n".to_string(), "2".to_string())
+            ],
+        ]
+    );
+
+    // The time range: whole seconds, both ends included.
+    let rows = h
+        .rows(
+            "fields @message",
+            json!({"startTime": (NOW - 3000) / 1000, "endTime": (NOW - 2000) / 1000}),
+        )
+        .await;
+    assert_eq!(
+        column(&rows, "@message"),
+        [
+            r#"{"level":"ERROR","latency":120,"user":{"id":"u1"}}"#,
+            r#"{"level":"INFO","latency":30,"user":{"id":"u2"}}"#,
+            "INFO start"
+        ]
+    );
+
+    // maxItems pages the results.
+    let id = h.start_query("fields @message", json!({})).await;
+    h.results(&id).await;
+    let first = h
+        .ok("GetQueryResults", json!({"queryId": id, "maxItems": 3}))
+        .await;
+    assert_eq!(rows_of(&first).len(), 3);
+    let rest = h
+        .ok(
+            "GetQueryResults",
+            json!({"queryId": id, "maxItems": 3, "nextToken": first["nextToken"]}),
+        )
+        .await;
+    assert_eq!(rows_of(&rest).len(), 2);
+    assert!(rest.get("nextToken").is_none());
+}
+
+#[tokio::test]
+async fn a_ptr_finds_its_log_record() {
+    let h = Harness::new();
+    h.query_fixture().await;
+    let rows = h
+        .rows("fields @message | filter level = \"ERROR\"", json!({}))
+        .await;
+    let ptr = column(&rows, "@ptr")[0].clone();
+    let record = h.ok("GetLogRecord", json!({"logRecordPointer": ptr})).await;
+    assert_eq!(
+        record["logRecord"],
+        json!({
+            "@message": r#"{"level":"ERROR","latency":120,"user":{"id":"u1"}}"#,
+            "@timestamp": (NOW - 2000).to_string(),
+            "@ingestionTime": NOW.to_string(),
+            "@logStream": "a",
+            "@log": "000000000000:g",
+            "level": "ERROR",
+            "latency": "120",
+            "user.id": "u1",
+        })
+    );
+    assert_eq!(
+        h.err("GetLogRecord", json!({"logRecordPointer": "garbage"}))
+            .await
+            .0,
+        "InvalidParameterException"
+    );
+    // A pointer into a stream deleted (and created again) finds nothing.
+    h.ok(
+        "DeleteLogStream",
+        json!({"logGroupName": "g", "logStreamName": "a"}),
+    )
+    .await;
+    h.ok(
+        "CreateLogStream",
+        json!({"logGroupName": "g", "logStreamName": "a"}),
+    )
+    .await;
+    assert_eq!(
+        h.err("GetLogRecord", json!({"logRecordPointer": ptr}))
+            .await,
+        (
+            "ResourceNotFoundException".into(),
+            "The specified log record does not exist.".into()
+        )
+    );
+}
+
+#[tokio::test]
+async fn queries_honour_retention_and_span_groups() {
+    let h = Harness::new();
+    h.query_fixture().await;
+    h.group_and_stream("other", "s").await;
+    h.put("other", "s", &[(NOW - 2 * DAY, "old")]).await;
+    h.put("other", "s", &[(NOW - 100, "new")]).await;
+    let rows = h
+        .rows(
+            "fields @message, @log | sort @timestamp asc | limit 1",
+            json!({"logGroupIdentifiers": ["arn:aws:logs:us-east-1:000000000000:log-group:other", "g"],
+                   "startTime": (NOW - 3 * DAY) / 1000, "endTime": NOW / 1000}),
+        )
+        .await;
+    assert_eq!(column(&rows, "@message"), ["old"]);
+    assert_eq!(column(&rows, "@log"), ["000000000000:other"]);
+    h.ok(
+        "PutRetentionPolicy",
+        json!({"logGroupName": "other", "retentionInDays": 1}),
+    )
+    .await;
+    let rows = h
+        .rows(
+            "fields @message | sort @timestamp asc",
+            json!({"logGroupNames": ["other"], "startTime": (NOW - 3 * DAY) / 1000, "endTime": NOW / 1000}),
+        )
+        .await;
+    assert_eq!(column(&rows, "@message"), ["new"]);
+}
+
+#[tokio::test]
+async fn start_query_refuses_what_aws_refuses() {
+    let h = Harness::new();
+    h.query_fixture().await;
+    let base = json!({"logGroupName": "g", "startTime": 0, "endTime": NOW / 1000, "queryString": "fields @message"});
+    let with = |changes: Value| {
+        let mut request = base.clone();
+        for (k, v) in changes.as_object().unwrap() {
+            if v.is_null() {
+                request.as_object_mut().unwrap().remove(k);
+            } else {
+                request[k] = v.clone();
+            }
+        }
+        request
+    };
+    assert_eq!(
+        h.err("StartQuery", with(json!({"logGroupName": "missing"})))
+            .await,
+        (
+            "ResourceNotFoundException".into(),
+            "The specified log group does not exist.".into()
+        )
+    );
+    let (code, message) = h
+        .err(
+            "StartQuery",
+            with(json!({"queryString": "fields @message | bogus"})),
+        )
+        .await;
+    assert_eq!(code, "MalformedQueryException");
+    assert!(message.contains("characters 18 to 23"), "{message}");
+    for changes in [
+        json!({"logGroupNames": ["g"]}),
+        json!({"logGroupName": null}),
+    ] {
+        assert_eq!(
+            h.err("StartQuery", with(changes)).await.1,
+            "A StartQuery operation must include exactly one of the following parameters: logGroupName, logGroupNames or logGroupIdentifiers."
+        );
+    }
+    let many: Vec<String> = (0..51).map(|i| format!("g{i}")).collect();
+    assert!(h
+        .err(
+            "StartQuery",
+            with(json!({"logGroupName": null, "logGroupNames": many}))
+        )
+        .await
+        .1
+        .contains("at most 50 log groups"));
+    assert!(h
+        .err("StartQuery", with(json!({"queryLanguage": "SQL"})))
+        .await
+        .1
+        .contains("supports only the CWLI query language"));
+    assert_eq!(
+        h.err("StartQuery", with(json!({"limit": 0}))).await.1,
+        "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1"
+    );
+    assert_eq!(
+        h.err("StartQuery", with(json!({"startTime": null}))).await.1,
+        "1 validation error detected: Value null at 'startTime' failed to satisfy constraint: Member must not be null"
+    );
+    assert_eq!(
+        h.err("StartQuery", with(json!({"startTime": NOW / 1000 + 1})))
+            .await
+            .1,
+        "endTime must be greater than or equal to startTime."
+    );
+    for operation in ["GetQueryResults", "StopQuery"] {
+        assert_eq!(
+            h.err(operation, json!({"queryId": "nope"})).await,
+            (
+                "ResourceNotFoundException".into(),
+                "Query does not exist.".into()
+            )
+        );
+    }
+
+    // At most 30 at once (none of these has run yet: the test's runtime
+    // runs them only when this task waits).
+    for _ in 0..30 {
+        h.ok("StartQuery", base.clone()).await;
+    }
+    assert_eq!(
+        h.err("StartQuery", base.clone()).await.0,
+        "LimitExceededException"
+    );
+}
+
+#[tokio::test]
+async fn stop_query_cancels_a_running_query_and_describe_queries_lists_them() {
+    let h = Harness::new();
+    h.query_fixture().await;
+    h.group_and_stream("other", "s").await;
+    let done = h.start_query("fields @message", json!({})).await;
+    h.results(&done).await;
+    let stopped = h.start_query("stats count(*)", json!({})).await;
+    assert_eq!(
+        h.ok("StopQuery", json!({"queryId": stopped})).await,
+        json!({"success": true})
+    );
+    let got = h.results(&stopped).await;
+    assert_eq!(got["status"], "Cancelled");
+    assert_eq!(got["results"], json!([]));
+    for id in [&done, &stopped] {
+        let (code, message) = h.err("StopQuery", json!({"queryId": id})).await;
+        assert_eq!(code, "InvalidParameterException");
+        assert!(message.contains("is not running"), "{message}");
+    }
+    let elsewhere = h
+        .start_query("fields @message", json!({"logGroupName": "other"}))
+        .await;
+    h.results(&elsewhere).await;
+
+    let all = h.ok("DescribeQueries", json!({})).await;
+    let ids: Vec<&str> = all["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["queryId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let info = all["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queryId"] == stopped.as_str())
+        .unwrap();
+    assert_eq!(info["status"], "Cancelled");
+    assert_eq!(info["queryString"], "stats count(*)");
+    assert_eq!(info["logGroupName"], "g");
+    assert_eq!(info["createTime"], NOW);
+    let cancelled = h
+        .ok("DescribeQueries", json!({"status": "Cancelled"}))
+        .await;
+    assert_eq!(cancelled["queries"].as_array().unwrap().len(), 1);
+    let other = h
+        .ok("DescribeQueries", json!({"logGroupName": "other"}))
+        .await;
+    assert_eq!(other["queries"][0]["queryId"], elsewhere.as_str());
+    let page = h.ok("DescribeQueries", json!({"maxResults": 2})).await;
+    assert_eq!(page["queries"].as_array().unwrap().len(), 2);
+    let rest = h
+        .ok(
+            "DescribeQueries",
+            json!({"maxResults": 2, "nextToken": page["nextToken"]}),
+        )
+        .await;
+    assert_eq!(rest["queries"].as_array().unwrap().len(), 1);
+    assert!(rest.get("nextToken").is_none());
+    assert_eq!(
+        h.err("DescribeQueries", json!({"maxResults": 0})).await.0,
+        "InvalidParameterException"
+    );
+}
+
+#[tokio::test]
+async fn a_query_runs_again_from_its_record_after_a_restart_and_expires_in_7_days() {
+    let mut h = Harness::new();
+    h.query_fixture().await;
+    let id = h
+        .start_query("fields @message | sort @timestamp desc", json!({}))
+        .await;
+    let before = h.results(&id).await;
+    // Killed mid-run: the record still says Running.
+    let interrupted = h.start_query("stats count(*) as n", json!({})).await;
+    h.restart();
+    let again = h.results(&id).await;
+    assert_eq!(again["status"], "Complete");
+    assert_eq!(rows_of(&again), rows_of(&before));
+    let resumed = h.results(&interrupted).await;
+    assert_eq!(resumed["status"], "Complete");
+    assert_eq!(
+        rows_of(&resumed),
+        [vec![("n".to_string(), "5".to_string())]]
+    );
+    // A stopped query stays stopped across a restart.
+    let stopped = h.start_query("fields @message", json!({})).await;
+    h.ok("StopQuery", json!({"queryId": stopped})).await;
+    h.restart();
+    assert_eq!(h.results(&stopped).await["status"], "Cancelled");
+    // A record that survives a crash mid-run can still be stopped.
+    let orphan = h.start_query("fields @message", json!({})).await;
+    h.restart();
+    h.ok("StopQuery", json!({"queryId": orphan})).await;
+    assert_eq!(h.results(&orphan).await["status"], "Cancelled");
+
+    h.now_ms += 7 * DAY + 1;
+    let pass = h.logs.enforce_retention(h.now_ms).await.unwrap();
+    assert_eq!(pass.queries_deleted, 4);
+    assert_eq!(
+        h.err("GetQueryResults", json!({"queryId": id})).await.0,
+        "ResourceNotFoundException"
+    );
+}
+
+#[tokio::test]
+async fn a_query_past_its_time_limit_times_out() {
+    let h = Harness::new();
+    h.query_fixture().await;
+    h.logs.queries.set_timeout(std::time::Duration::ZERO);
+    let id = h.start_query("fields @message", json!({})).await;
+    assert_eq!(h.results(&id).await["status"], "Timeout");
+    let described = h.ok("DescribeQueries", json!({"status": "Timeout"})).await;
+    assert_eq!(described["queries"][0]["queryId"], id.as_str());
+}

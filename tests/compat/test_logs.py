@@ -561,6 +561,11 @@ def test_insights_query_errors_are_aws_errors(logs: Any) -> None:
         logGroupName=group, queryString="fields @message | bogus", **window,
     )
     assert "bogus" in error.message
+    try:
+        logs.start_query(logGroupName=group, queryString="fields @message | bogus", **window)
+    except ClientError as raised:
+        location = raised.response["queryCompileError"]["location"]
+        assert location == {"startCharOffset": 18, "endCharOffset": 23}
     error = api_error(
         "ResourceNotFoundException", logs.start_query,
         logGroupName=group + "-missing", queryString="fields @message", **window,

@@ -8,6 +8,9 @@ pub struct ApiError {
     pub message: String,
     /// 400 for client faults, 500 for `ServerException`.
     pub http_status: u16,
+    /// The error shape's other members (e.g. CloudWatch Logs'
+    /// `queryCompileError`), sent beside `__type` and `message`.
+    pub members: serde_json::Map<String, serde_json::Value>,
 }
 
 impl fmt::Display for ApiError {
@@ -22,6 +25,7 @@ impl ApiError {
             code,
             message: message.into(),
             http_status: 400,
+            members: Default::default(),
         }
     }
     pub fn server(message: impl Into<String>) -> Self {
@@ -29,7 +33,13 @@ impl ApiError {
             code: "ServerException",
             message: message.into(),
             http_status: 500,
+            members: Default::default(),
         }
+    }
+    /// The error with one more member of its shape.
+    pub fn with_member(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.members.insert(name.to_string(), value);
+        self
     }
     pub fn unknown_operation(operation: &str) -> Self {
         Self::client(

@@ -22,6 +22,22 @@ pub fn error_body(code: &str, message: &str) -> Vec<u8> {
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
+/// [`error_body`] with the error shape's other members beside `__type` and
+/// `message` (a member of those names in `members` is ignored).
+pub fn error_body_with(
+    code: &str,
+    message: &str,
+    members: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<u8> {
+    if members.is_empty() {
+        return error_body(code, message);
+    }
+    let mut body = members.clone();
+    body.insert("__type".into(), code.into());
+    body.insert("message".into(), message.into());
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
 /// Splits an `X-Amz-Target` value such as `AmazonEC2ContainerServiceV20141113.RunTask` into
 /// the service prefix and the operation name. `None` unless both are non-empty.
 pub fn parse_target(value: &str) -> Option<(&str, &str)> {
@@ -55,6 +71,28 @@ mod tests {
             "InvalidParameterException",
             "bad \"name\"\n\\ \u{1} caf\u{e9}",
             r#"{"__type":"InvalidParameterException","message":"bad \"name\"\n\\ \u0001 café"}"#,
+        );
+    }
+
+    #[test]
+    fn error_members_go_beside_type_and_message() {
+        let mut members = serde_json::Map::new();
+        members.insert(
+            "queryCompileError".into(),
+            serde_json::json!({"message": "m"}),
+        );
+        members.insert("message".into(), "not this one".into());
+        let body: serde_json::Value =
+            serde_json::from_slice(&error_body_with("MalformedQueryException", "bad", &members))
+                .unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"__type": "MalformedQueryException", "message": "bad",
+                "queryCompileError": {"message": "m"}})
+        );
+        assert_eq!(
+            error_body_with("X", "y", &serde_json::Map::new()),
+            error_body("X", "y")
         );
     }
 

@@ -36,6 +36,8 @@ pub(crate) struct WireError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
+    /// The error shape's other members (JSON protocol only).
+    pub members: serde_json::Map<String, serde_json::Value>,
 }
 
 impl WireError {
@@ -44,6 +46,7 @@ impl WireError {
             status,
             code: code.into(),
             message: message.into(),
+            members: Default::default(),
         }
     }
 }
@@ -52,7 +55,10 @@ impl From<api::ApiError> for WireError {
     fn from(err: api::ApiError) -> Self {
         let status =
             StatusCode::from_u16(err.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        WireError::new(status, err.code, err.message)
+        WireError {
+            members: err.members,
+            ..WireError::new(status, err.code, err.message)
+        }
     }
 }
 
@@ -105,7 +111,7 @@ pub(crate) fn error(protocol: Protocol, request_id: &str, error: &WireError) -> 
             error.status,
             request_id,
             aws_protocol::json::CONTENT_TYPE,
-            aws_protocol::json::error_body(&error.code, &error.message),
+            aws_protocol::json::error_body_with(&error.code, &error.message, &error.members),
         ),
         Protocol::Query => build(
             error.status,

@@ -120,6 +120,7 @@ pub(crate) fn server(message: impl Into<String>) -> ApiError {
         code: "ServerException",
         message: message.into(),
         http_status: 500,
+        members: Default::default(),
     }
 }
 

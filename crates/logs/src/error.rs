@@ -60,5 +60,6 @@ pub(crate) fn unavailable(message: impl Into<String>) -> ApiError {
         code: "ServiceUnavailableException",
         message: message.into(),
         http_status: 500,
+        members: Default::default(),
     }
 }

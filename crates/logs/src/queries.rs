@@ -131,15 +131,12 @@ fn query_not_found() -> ApiError {
 }
 
 fn malformed_query(err: &insights::QueryError) -> ApiError {
-    // AWS also returns `queryCompileError` (message and character offsets);
-    // Berth's error body has only `__type` and `message`, so the offsets are
-    // in the message.
-    ApiError::client(
-        "MalformedQueryException",
-        format!(
-            "{} (characters {} to {} of the query)",
-            err.message, err.start, err.end
-        ),
+    ApiError::client("MalformedQueryException", err.message.clone()).with_member(
+        "queryCompileError",
+        serde_json::json!({
+            "location": {"startCharOffset": err.start, "endCharOffset": err.end},
+            "message": err.message,
+        }),
     )
 }
 

@@ -1012,14 +1012,22 @@ async fn start_query_refuses_what_aws_refuses() {
             "The specified log group does not exist.".into()
         )
     );
-    let (code, message) = h
-        .err(
+    let malformed = h
+        .call(
             "StartQuery",
             with(json!({"queryString": "fields @message | bogus"})),
         )
-        .await;
-    assert_eq!(code, "MalformedQueryException");
-    assert!(message.contains("characters 18 to 23"), "{message}");
+        .await
+        .unwrap_err();
+    assert_eq!(malformed.code, "MalformedQueryException");
+    assert_eq!(
+        malformed.members["queryCompileError"]["location"],
+        json!({"startCharOffset": 18, "endCharOffset": 23})
+    );
+    assert_eq!(
+        malformed.members["queryCompileError"]["message"],
+        malformed.message.as_str()
+    );
     for changes in [
         json!({"logGroupNames": ["g"]}),
         json!({"logGroupName": null}),

@@ -324,12 +324,9 @@ impl Logs {
     ) -> Result<Empty, ApiError> {
         let mut violations = Violations::new();
         violations.required("logGroupIdentifier", request.log_group_identifier.as_ref());
-        violations.string(
+        violations.log_group_identifier(
             "logGroupIdentifier",
             request.log_group_identifier.as_deref(),
-            1,
-            2048,
-            Some(crate::validate::LOG_GROUP_IDENTIFIER_PATTERN),
         );
         violations.required(
             "deletionProtectionEnabled",

@@ -27,7 +27,7 @@ use crate::error;
 use crate::filter_pattern::FilterPattern;
 use crate::groups::group_name_of;
 use crate::records::require_group;
-use crate::validate::{Violations, LOG_GROUP_IDENTIFIER_PATTERN, LOG_STREAM_NAME_PATTERN};
+use crate::validate::Violations;
 use crate::Logs;
 
 /// How often a session sends a `sessionUpdate`.
@@ -203,13 +203,7 @@ fn validate(request: &wire::StartLiveTailRequest) -> Result<(), ApiError> {
         10,
     );
     for identifier in request.log_group_identifiers.iter().flatten() {
-        violations.string(
-            "logGroupIdentifiers.member",
-            Some(identifier),
-            1,
-            2048,
-            Some(LOG_GROUP_IDENTIFIER_PATTERN),
-        );
+        violations.log_group_identifier("logGroupIdentifiers.member", Some(identifier));
     }
     for (member, names) in [
         ("logStreamNames", &request.log_stream_names),
@@ -217,13 +211,7 @@ fn validate(request: &wire::StartLiveTailRequest) -> Result<(), ApiError> {
     ] {
         violations.count(member, names.as_ref().map(Vec::len), 1, 100);
         for name in names.iter().flatten() {
-            violations.string(
-                &format!("{member}.member"),
-                Some(name),
-                1,
-                512,
-                Some(LOG_STREAM_NAME_PATTERN),
-            );
+            violations.log_stream_name(&format!("{member}.member"), Some(name));
         }
     }
     violations.string(

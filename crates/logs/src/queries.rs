@@ -36,7 +36,7 @@ use store::Store;
 use crate::groups::{group_name_of, retention_cutoff_ms, MILLIS_PER_DAY};
 use crate::insights::{self, Event, Output};
 use crate::records::{get_group, list_streams, queries_prefix, query_key, require_stream};
-use crate::validate::{Violations, LOG_GROUP_IDENTIFIER_PATTERN};
+use crate::validate::Violations;
 use crate::{error, Logs};
 
 pub(crate) use cache::QueryCache;
@@ -388,13 +388,7 @@ impl Logs {
             violations.log_group_name("logGroupNames.member", Some(name));
         }
         for identifier in request.log_group_identifiers.iter().flatten() {
-            violations.string(
-                "logGroupIdentifiers.member",
-                Some(identifier),
-                1,
-                2048,
-                Some(LOG_GROUP_IDENTIFIER_PATTERN),
-            );
+            violations.log_group_identifier("logGroupIdentifiers.member", Some(identifier));
         }
         violations.required("startTime", request.start_time.as_ref());
         violations.range("startTime", request.start_time, 0, i64::MAX);

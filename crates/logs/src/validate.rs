@@ -157,6 +157,11 @@ impl Violations {
         self.string(member, value, 1, 512, Some(LOG_STREAM_NAME_PATTERN));
     }
 
+    /// A log group identifier member (a name or an ARN).
+    pub fn log_group_identifier(&mut self, member: &str, value: Option<&str>) {
+        self.string(member, value, 1, 2048, Some(LOG_GROUP_IDENTIFIER_PATTERN));
+    }
+
     /// A required `logGroupName`.
     pub fn required_log_group_name(&mut self, value: Option<&str>) {
         self.required("logGroupName", value.as_ref());
@@ -179,13 +184,7 @@ impl Violations {
     /// the group with one.
     pub fn group_reference(&mut self, name: Option<&str>, identifier: Option<&str>) {
         self.log_group_name("logGroupName", name);
-        self.string(
-            "logGroupIdentifier",
-            identifier,
-            1,
-            2048,
-            Some(LOG_GROUP_IDENTIFIER_PATTERN),
-        );
+        self.log_group_identifier("logGroupIdentifier", identifier);
     }
 
     /// Tags as TagResource, CreateLogGroup and TagLogGroup take them.

@@ -314,12 +314,9 @@ impl Ecr {
         &self,
         ctx: &RequestContext,
         repository: &str,
-        digest: &str,
+        found: &Versioned<ImageRecord>,
     ) -> Result<(), ApiError> {
         const REFRESH_MS: i64 = 60_000;
-        let Some(found) = get_image(&*self.store, &ctx.region, repository, digest).await? else {
-            return Ok(());
-        };
         if found
             .value
             .last_pull_ms
@@ -327,9 +324,9 @@ impl Ecr {
         {
             return Ok(());
         }
-        let mut image = found.value;
+        let mut image = found.value.clone();
         image.last_pull_ms = Some(ctx.now_ms);
-        let key = image_key_of(ctx, repository, digest);
+        let key = image_key_of(ctx, repository, &image.digest);
         // Losing a race to another pull or a tag change is fine: the
         // time is a hint, refreshed by the next pull.
         records::Write::new()

@@ -496,7 +496,7 @@ impl Registry {
         crate::records::require_repository(&*self.ecr.store, &ctx.region, &ctx.account_id, name)
             .await?;
         let reference = ImageReference::parse(reference);
-        let image = self
+        let found = self
             .ecr
             .resolve_image(ctx, name, &reference)
             .await?
@@ -506,11 +506,11 @@ impl Registry {
                     "MANIFEST_UNKNOWN",
                     format!("manifest unknown: the repository '{name}' has no image {reference:?}"),
                 )
-            })?
-            .value;
+            })?;
         if !head {
-            self.ecr.record_pull(ctx, name, &image.digest).await?;
+            self.ecr.record_pull(ctx, name, &found).await?;
         }
+        let image = found.value;
         let length = image.manifest.len();
         let mut response = Response::new(if head {
             full(Bytes::new())

@@ -3,6 +3,7 @@
 //! (`resolve_image`, `put_manifest`, `delete_reference`).
 
 use api::pagination;
+use api::records::Versioned;
 use api::{ApiError, RequestContext};
 use ecr_wire as wire;
 
@@ -61,7 +62,7 @@ impl Ecr {
         ctx: &RequestContext,
         repository: &str,
         id: &wire::ImageIdentifier,
-    ) -> Result<Result<ImageRecord, IdFailure>, ApiError> {
+    ) -> Result<Result<Versioned<ImageRecord>, IdFailure>, ApiError> {
         let digest = id.image_digest.as_deref();
         let tag = id.image_tag.as_deref();
         if digest.is_none() && tag.is_none() {
@@ -95,7 +96,7 @@ impl Ecr {
                 reason: "Invalid request parameters: the tag does not point to the image with the given digest",
             }));
         }
-        Ok(Ok(found.value))
+        Ok(Ok(found))
     }
 
     fn image_detail(
@@ -194,7 +195,7 @@ impl Ecr {
             let mut details: Vec<wire::ImageDetail> = Vec::new();
             for id in ids {
                 let image = match self.resolve_id(ctx, name, id).await? {
-                    Ok(image) => image,
+                    Ok(found) => found.value,
                     Err(failure)
                         if matches!(
                             failure.code,
@@ -266,27 +267,28 @@ impl Ecr {
         let mut images = Vec::new();
         let mut failures = Vec::new();
         for id in ids {
-            let image = match self.resolve_id(ctx, name, id).await? {
-                Ok(image) => image,
+            let found = match self.resolve_id(ctx, name, id).await? {
+                Ok(found) => found,
                 Err(failure) => {
                     failures.push(failure.into_wire(id));
                     continue;
                 }
             };
             if let Some(accepted) = &request.accepted_media_types {
-                if !accepted.contains(&image.media_type) {
+                if !accepted.contains(&found.value.media_type) {
                     failures.push(wire::ImageFailure {
                         image_id: Some(id.clone()),
                         failure_code: Some(wire::ImageFailureCode::ImageNotFound),
                         failure_reason: Some(format!(
                             "The image's manifest media type '{}' is not one of acceptedMediaTypes",
-                            image.media_type
+                            found.value.media_type
                         )),
                     });
                     continue;
                 }
             }
-            self.record_pull(ctx, name, &image.digest).await?;
+            self.record_pull(ctx, name, &found).await?;
+            let image = found.value;
             images.push(wire::Image {
                 registry_id: Some(ctx.account_id.clone()),
                 repository_name: Some(name.to_string()),
@@ -316,9 +318,13 @@ impl Ecr {
         require_repository(&*self.store, &ctx.region, &ctx.account_id, name).await?;
         let mut deleted = Vec::new();
         let mut failures = Vec::new();
+        // The repository's images, listed when an id first needs them and
+        // again after each deletion (an index deleted earlier in the request
+        // no longer holds its children).
+        let mut listed = None;
         for id in ids {
             let image = match self.resolve_id(ctx, name, id).await? {
-                Ok(image) => image,
+                Ok(found) => found.value,
                 Err(failure) => {
                     failures.push(failure.into_wire(id));
                     continue;
@@ -333,11 +339,14 @@ impl Ecr {
                 ImageReference::Tag(tag) => image.tags.iter().all(|t| t == tag),
             };
             if removes_image {
-                let indexes: Vec<String> = list_images(&*self.store, &ctx.region, name)
-                    .await?
-                    .into_iter()
+                if listed.is_none() {
+                    listed = Some(list_images(&*self.store, &ctx.region, name).await?);
+                }
+                let indexes: Vec<String> = listed
+                    .iter()
+                    .flatten()
                     .filter(|other| other.value.manifests.contains(&image.digest))
-                    .map(|other| other.value.digest)
+                    .map(|other| other.value.digest.clone())
                     .collect();
                 if !indexes.is_empty() {
                     failures.push(wire::ImageFailure {
@@ -355,6 +364,7 @@ impl Ecr {
                 failures.push(NOT_FOUND.into_wire(id));
                 continue;
             };
+            listed = None;
             let identifier = |tag: Option<&String>| wire::ImageIdentifier {
                 image_digest: Some(removed.digest.clone()),
                 image_tag: tag.cloned(),

@@ -255,7 +255,7 @@ impl Logs {
         for identifier in &identifiers {
             let name = group_name_of(None, Some(identifier))?;
             require_group(&*self.store, &ctx.region, &name).await?;
-            let label = format!("{}:{name}", ctx.account_id);
+            let label = crate::queries::log_of(&ctx.account_id, &name);
             groups.push((name, label));
         }
         let streams = match (&request.log_stream_names, &request.log_stream_name_prefixes) {
@@ -271,7 +271,10 @@ impl Logs {
         };
         let start = wire::LiveTailSessionStart {
             request_id: Some(ctx.request_id.clone()),
-            session_id: Some(new_session_id(&ctx.request_id)),
+            session_id: Some(crate::records::derived_uuid(
+                &ctx.request_id,
+                "StartLiveTail",
+            )),
             log_group_identifiers: Some(identifiers),
             log_stream_names: request.log_stream_names,
             log_stream_name_prefixes: request.log_stream_name_prefixes,
@@ -284,22 +287,6 @@ impl Logs {
             SESSION_TIMEOUT,
         ))
     }
-}
-
-/// A session id shaped like CloudWatch's (a UUID), derived from the
-/// request id, which is already unique.
-fn new_session_id(request_id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(request_id.as_bytes());
-    let hex = hex::encode(&digest[..16]);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
 
 enum Phase {

@@ -106,26 +106,6 @@ impl QueryRecord {
     }
 }
 
-/// A query id in the UUID form AWS uses, derived from the request id
-/// (unique per request), so it needs no randomness.
-fn new_query_id(request_id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("{request_id}\nStartQuery").as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = hex::encode(bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
-}
-
 fn query_not_found() -> ApiError {
     ApiError::client("ResourceNotFoundException", "Query does not exist.")
 }
@@ -152,7 +132,7 @@ fn record_not_found() -> ApiError {
 }
 
 /// The record's `@log`: `<account>:<group>`.
-fn log_of(account_id: &str, group: &str) -> String {
+pub(crate) fn log_of(account_id: &str, group: &str) -> String {
     format!("{account_id}:{group}")
 }
 
@@ -469,7 +449,7 @@ impl Logs {
             )));
         }
         let record = QueryRecord {
-            query_id: new_query_id(&ctx.request_id),
+            query_id: crate::records::derived_uuid(&ctx.request_id, "StartQuery"),
             query_string,
             account_id: ctx.account_id.clone(),
             log_groups: groups,
@@ -614,13 +594,16 @@ impl Logs {
             .await?
             .ok_or_else(query_not_found)?
             .value;
-        let stopped = match self.queries.get(&query_id) {
-            Some(Known::Running(_)) => self.queries.cancel(&query_id),
-            Some(Known::Finished(..)) => false,
-            // Running when the process stopped: it would run again when
-            // asked for, so it can still be stopped.
-            None => record.state == QueryState::Running,
-        };
+        // The record decides: a finished query whose evicted results are
+        // being computed again is not running, whatever the cache shows.
+        let stopped = record.state == QueryState::Running
+            && match self.queries.get(&query_id) {
+                Some(Known::Running(_)) => self.queries.cancel(&query_id),
+                Some(Known::Finished(..)) => false,
+                // Running when the process stopped: it would run again when
+                // asked for, so it can still be stopped.
+                None => true,
+            };
         if !stopped {
             return Err(error::invalid(format!(
                 "Query {query_id} is not running; only a running query can be stopped."
@@ -811,8 +794,8 @@ mod tests {
 
     #[test]
     fn query_ids_are_uuids_unique_per_request() {
-        let a = new_query_id("request-1");
-        let b = new_query_id("request-2");
+        let a = crate::records::derived_uuid("request-1", "StartQuery");
+        let b = crate::records::derived_uuid("request-2", "StartQuery");
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
         let groups: Vec<usize> = a.split('-').map(str::len).collect();

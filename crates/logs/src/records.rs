@@ -125,6 +125,26 @@ pub(crate) async fn list_streams(
         .collect())
 }
 
+/// A UUID (version 4 layout) derived from the request id, unique per
+/// request, and `purpose`: ids AWS shows as UUIDs, without randomness.
+pub(crate) fn derived_uuid(request_id: &str, purpose: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{request_id}\n{purpose}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 /// The stream id of a new stream: derived from the request id (unique per
 /// request), so it needs no randomness and differs between incarnations.
 pub(crate) fn new_stream_id(request_id: &str, group: &str, stream: &str) -> String {

@@ -1173,6 +1173,12 @@ async fn a_query_runs_again_from_its_record_after_a_restart_and_expires_in_7_day
         rows_of(&resumed),
         [vec![("n".to_string(), "5".to_string())]]
     );
+    // A finished query computing its lost results again is not running.
+    h.restart();
+    h.ok("GetQueryResults", json!({"queryId": id})).await;
+    let refused = h.err("StopQuery", json!({"queryId": id})).await;
+    assert_eq!(refused.0, "InvalidParameterException");
+    assert_eq!(h.results(&id).await["status"], "Complete");
     // A stopped query stays stopped across a restart.
     let stopped = h.start_query("fields @message", json!({})).await;
     h.ok("StopQuery", json!({"queryId": stopped})).await;

@@ -125,6 +125,13 @@ impl Ecr {
         expected_digest: Option<&str>,
     ) -> Result<(ImageRecord, PutChange), ApiError> {
         let registry_id = &ctx.account_id;
+        // A digest that does not match is refused before anything is read.
+        if let Some(expected) = expected_digest.filter(|d| manifest::valid_digest(d)) {
+            let actual = manifest::digest_like(expected, bytes);
+            if actual != expected {
+                return Err(error::image_digest_does_not_match(expected, &actual));
+            }
+        }
         let repo = require_repository(&*self.store, &ctx.region, registry_id, repository).await?;
         let text = std::str::from_utf8(bytes)
             .map_err(|_| error::invalid("Invalid parameter at 'imageManifest' failed to satisfy constraint: 'Invalid JSON syntax'"))?;
@@ -138,12 +145,6 @@ impl Ecr {
                 if !manifest::valid_digest(expected) {
                     return Err(error::invalid(format!(
                         "Invalid parameter at 'imageDigest' failed to satisfy constraint: 'invalid digest {expected}'"
-                    )));
-                }
-                let actual = manifest::digest_like(expected, bytes);
-                if actual != expected {
-                    return Err(error::invalid(format!(
-                        "Invalid parameter at 'imageDigest' failed to satisfy constraint: 'the manifest's digest is {actual}, not {expected}'"
                     )));
                 }
                 expected.to_string()

@@ -125,6 +125,7 @@ impl From<api::ApiError> for RegistryError {
             "ReferencedImagesNotFoundException" => (StatusCode::BAD_REQUEST, "MANIFEST_UNKNOWN"),
             "LayersNotFoundException" => (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
             "ImageTagAlreadyExistsException" => (StatusCode::BAD_REQUEST, "TAG_INVALID"),
+            "ImageDigestDoesNotMatchException" => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
             "UploadNotFoundException" => (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
             "InvalidParameterException" => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
             _ if err.http_status >= 500 => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
@@ -535,6 +536,9 @@ impl Registry {
             ImageReference::Tag(tag) => (Some(tag), None),
             ImageReference::Digest(digest) => (None, Some(digest)),
         };
+        if let Some(digest) = digest.as_deref() {
+            parse_digest(digest)?;
+        }
         let (image, _change): (_, PutChange) = self
             .ecr
             .put_manifest(
@@ -545,15 +549,7 @@ impl Registry {
                 tag.as_deref(),
                 digest.as_deref(),
             )
-            .await
-            .map_err(|err| {
-                let code = err.code;
-                let mut mapped = RegistryError::from(err);
-                if code == "InvalidParameterException" && mapped.message.contains("imageDigest") {
-                    mapped.code = "DIGEST_INVALID";
-                }
-                mapped
-            })?;
+            .await?;
         let mut response = empty(StatusCode::CREATED);
         set(
             &mut response,

@@ -30,24 +30,33 @@ struct RegistryPolicyRecord {
 /// `Statement` (an object or a non-empty list of objects), each statement
 /// with an `Effect` of `Allow` or `Deny`.
 fn is_policy_document(text: &str) -> bool {
-    let Ok(Value::Object(document)) = serde_json::from_str::<Value>(text) else {
-        return false;
+    policy_statements(text).is_some()
+}
+
+/// The statements of a well-formed policy document, `None` for anything
+/// else.
+fn policy_statements(text: &str) -> Option<Vec<Value>> {
+    let Ok(Value::Object(mut document)) = serde_json::from_str::<Value>(text) else {
+        return None;
     };
     if !document.get("Version").is_some_and(Value::is_string) {
-        return false;
+        return None;
     }
-    let statements: Vec<&Value> = match document.get("Statement") {
-        Some(Value::Array(list)) if !list.is_empty() => list.iter().collect(),
+    let statements = match document.remove("Statement") {
+        Some(Value::Array(list)) if !list.is_empty() => list,
         Some(statement @ Value::Object(_)) => vec![statement],
-        _ => return false,
+        _ => return None,
     };
-    statements.iter().all(|statement| {
-        statement.is_object()
-            && matches!(
-                statement.get("Effect").and_then(Value::as_str),
-                Some("Allow" | "Deny")
-            )
-    })
+    statements
+        .iter()
+        .all(|statement| {
+            statement.is_object()
+                && matches!(
+                    statement.get("Effect").and_then(Value::as_str),
+                    Some("Allow" | "Deny")
+                )
+        })
+        .then_some(statements)
 }
 
 fn strings(value: Option<&Value>) -> Vec<&str> {
@@ -82,17 +91,10 @@ fn covers(statement: &Value, action: &str) -> bool {
 /// `Condition` (which Berth cannot evaluate) or `NotPrincipal`/`NotAction`
 /// grant nothing, but a `Deny` still denies.
 pub fn allows_anonymous(policy_text: &str, action: &str) -> bool {
-    if !is_policy_document(policy_text) {
-        return false;
-    }
-    let Ok(document) = serde_json::from_str::<Value>(policy_text) else {
-        return false;
-    };
-    let statements: Vec<&Value> = match document.get("Statement") {
-        Some(Value::Array(list)) => list.iter().collect(),
-        Some(statement) => vec![statement],
-        None => Vec::new(),
-    };
+    policy_statements(policy_text).is_some_and(|statements| statements_allow(&statements, action))
+}
+
+fn statements_allow(statements: &[Value], action: &str) -> bool {
     let mut allowed = false;
     for statement in statements {
         let effect = statement.get("Effect").and_then(Value::as_str);
@@ -114,9 +116,11 @@ pub fn allows_anonymous(policy_text: &str, action: &str) -> bool {
 
 /// Whether a repository policy lets anyone pull: read manifests and blobs.
 pub(crate) fn allows_anonymous_pull(policy_text: &str) -> bool {
-    ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
-        .iter()
-        .all(|action| allows_anonymous(policy_text, action))
+    policy_statements(policy_text).is_some_and(|statements| {
+        ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+            .iter()
+            .all(|action| statements_allow(&statements, action))
+    })
 }
 
 fn check_policy_text(text: &str, what: &str) -> Result<(), ApiError> {

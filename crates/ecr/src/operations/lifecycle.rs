@@ -6,7 +6,7 @@
 //! `/ecr/<region>/lifecycle-previews/<name>` (one per repository, replaced
 //! by the next preview, deleted with the repository).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use api::pagination;
 use api::records::{self, Write};
@@ -300,27 +300,45 @@ impl Ecr {
         now_ms: i64,
     ) -> Result<LifecyclePass, ApiError> {
         let mut pass = LifecyclePass::default();
+        // One read of everything: the repositories with a policy, and every
+        // repository's images.
         let all = self.store.range(RangeRequest::prefix(ROOT_PREFIX)).await?;
-        let mut targets: Vec<(String, RepositoryRecord)> = Vec::new();
+        let mut targets: Vec<(String, String, lifecycle_policy::LifecyclePolicy)> = Vec::new();
+        let mut images: HashMap<(String, String), Vec<ImageRecord>> = HashMap::new();
         for kv in &all.kvs {
             let mut parts = kv.key[ROOT_PREFIX.len()..].splitn(3, '/');
-            let (Some(region), Some("repositories")) = (parts.next(), parts.next()) else {
+            let (Some(region), Some(kind), Some(rest)) = (parts.next(), parts.next(), parts.next())
+            else {
                 continue;
             };
-            let record: RepositoryRecord = records::decode(&kv.key, &kv.value)?;
-            if record.lifecycle_policy.is_some() {
-                targets.push((region.to_string(), record));
+            match kind {
+                "repositories" => {
+                    let record: RepositoryRecord = records::decode(&kv.key, &kv.value)?;
+                    // A stored policy passed validation; one that no longer
+                    // parses (an older Berth's rules) is skipped rather than
+                    // guessed at.
+                    if let Some(Ok(policy)) = record
+                        .lifecycle_policy
+                        .as_deref()
+                        .map(lifecycle_policy::parse)
+                    {
+                        targets.push((region.to_string(), record.name, policy));
+                    }
+                }
+                "images" => {
+                    let Some((repository, _)) = rest.split_once(':') else {
+                        continue;
+                    };
+                    let image: ImageRecord = records::decode(&kv.key, &kv.value)?;
+                    images
+                        .entry((region.to_string(), repository.to_string()))
+                        .or_default()
+                        .push(image);
+                }
+                _ => {}
             }
         }
-        for (region, repository) in targets {
-            let Some(text) = repository.lifecycle_policy.as_deref() else {
-                continue;
-            };
-            // A stored policy passed validation; one that no longer parses
-            // (an older Berth's rules) is skipped rather than guessed at.
-            let Ok(policy) = lifecycle_policy::parse(text) else {
-                continue;
-            };
+        for (region, name, policy) in targets {
             pass.repositories_evaluated += 1;
             let ctx = RequestContext {
                 region: region.clone(),
@@ -330,15 +348,11 @@ impl Ecr {
                 request_id: String::new(),
                 now_ms,
             };
-            let images: Vec<ImageRecord> = list_images(&*self.store, &region, &repository.name)
-                .await?
-                .into_iter()
-                .map(|found| found.value)
-                .collect();
+            let images = images.remove(&(region, name.clone())).unwrap_or_default();
             for (image, _) in expiring(&policy, &images, now_ms) {
                 let reference = ImageReference::Digest(image.digest);
                 if self
-                    .delete_reference(&ctx, &repository.name, &reference)
+                    .delete_reference(&ctx, &name, &reference)
                     .await?
                     .is_some()
                 {

@@ -364,6 +364,36 @@ impl EcsClient {
         serde_json::from_slice(answer).map_err(|e| protocol(e.to_string()))
     }
 
+    /// Calls a Berth agent-metrics operation
+    /// (`BerthAgentMetrics_20261207.*`, see [`model::agent_metrics`]),
+    /// signed for service `monitoring` in the agent's region.
+    pub async fn call_agent_metrics<Q: Serialize, A: DeserializeOwned>(
+        &self,
+        operation: &str,
+        request: &Q,
+    ) -> Result<A, AgentError> {
+        let protocol = |message: String| AgentError::Protocol {
+            operation: operation.to_string(),
+            message,
+        };
+        let body = serde_json::to_vec(request).map_err(|e| protocol(e.to_string()))?;
+        let answer = self
+            .call_json_to(
+                model::agent_metrics::TARGET_PREFIX,
+                model::agent_metrics::SIGNING_NAME,
+                &self.region,
+                operation,
+                body,
+            )
+            .await?;
+        let answer: &[u8] = if answer.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &answer
+        };
+        serde_json::from_slice(answer).map_err(|e| protocol(e.to_string()))
+    }
+
     /// Calls an ECS operation with typed request and response shapes.
     pub async fn call<Q: Serialize, A: DeserializeOwned>(
         &self,

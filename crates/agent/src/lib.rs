@@ -29,6 +29,9 @@
 //! awslogs container's output (one tokio task per started container; the
 //! control plane's producer cursor is the only record of what arrived), and
 //! a container is removed only once its output was delivered.
+//! [`metrics_reporter`] samples the running containers of the agent's
+//! tasks every few seconds in its own tokio task and sends their
+//! consumption (`PutTaskMetrics`) for CloudWatch; lost reports are gaps.
 //!
 //! **Architecture Invariant:** the agent only ever touches containers that
 //! carry its container instance ARN label; several agents may share one
@@ -48,6 +51,7 @@ mod clock;
 pub mod credentials;
 mod executor;
 pub mod log_shipper;
+pub mod metrics_reporter;
 pub mod reconcile;
 pub mod registration;
 pub mod registry_login;

@@ -8,7 +8,8 @@
 //! Docker event reader, container listings, one executor per task with
 //! actions in flight (a task's actions run in order; tasks run in parallel),
 //! and the reporter (which retries each report until the control plane
-//! acknowledges it, in order).
+//! acknowledges it, in order). The metrics reporter samples containers in
+//! its own task from the targets the loop publishes (a `watch` channel).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -19,7 +20,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use model::agent::{AgentMessage, DesiredTask, SessionRequest, LABEL_CONTAINER_INSTANCE_ARN};
 use runtime::{ContainerEventAction, ContainerRuntime, ContainerState, RegistryAuth, RuntimeError};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -29,6 +30,7 @@ use crate::clock::Clock;
 use crate::credentials::{resolve_credentials, resolve_region, ProcessEnvironment};
 use crate::executor::{execute_with_logs, Done, Observation};
 use crate::log_shipper::{ship, ContainerLogs, LogsApi, ShipperTiming};
+use crate::metrics_reporter::{MetricsApi, MetricsReporter, TaskTarget};
 use crate::reconcile::{reconcile, ImagePullBehavior, LocalState, LocalUpdate, ReconcileConfig};
 use crate::registration::{self, RegistrationInput};
 use crate::registry_login::{EcrLogin, RegistryLogin};
@@ -52,6 +54,8 @@ pub struct Timing {
     pub runtime_retry_ms: i64,
     /// The awslogs shippers' intervals.
     pub log_shipper: ShipperTiming,
+    /// Sample containers and report task metrics this often; 0: never.
+    pub metrics_report_interval_ms: u64,
 }
 
 impl Default for Timing {
@@ -65,6 +69,7 @@ impl Default for Timing {
             default_stop_timeout_s: DEFAULT_STOP_TIMEOUT_S,
             runtime_retry_ms: 1_000,
             log_shipper: ShipperTiming::default(),
+            metrics_report_interval_ms: model::agent_metrics::REPORT_INTERVAL_MS.unsigned_abs(),
         }
     }
 }
@@ -424,6 +429,8 @@ struct Agent {
     logs: Arc<dyn LogsApi>,
     registry: Arc<dyn RegistryLogin>,
     shippers: Shippers,
+    metrics: Arc<dyn MetricsApi>,
+    metric_targets: watch::Sender<Vec<TaskTarget>>,
 }
 
 impl Agent {
@@ -441,6 +448,8 @@ impl Agent {
             logs: Arc::new(client.clone()),
             registry: Arc::new(EcrLogin::new(client.clone(), agent_config.clock.clone())),
             shippers: Shippers::default(),
+            metrics: Arc::new(client.clone()),
+            metric_targets: watch::Sender::new(Vec::new()),
             client,
             config,
             timing: agent_config.timing.clone(),
@@ -471,7 +480,7 @@ impl Agent {
     async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
         tokio::pin!(shutdown);
         let reports_rx = self.reports_rx.take().expect("run once");
-        let _background = Background(vec![
+        let mut background = Background(vec![
             tokio::spawn(session_loop(
                 self.client.clone(),
                 SessionRequest {
@@ -494,6 +503,21 @@ impl Agent {
                 self.timing.clone(),
             )),
         ]);
+        if self.timing.metrics_report_interval_ms > 0 {
+            let reporter = MetricsReporter::new(
+                self.runtime.clone(),
+                self.metrics.clone(),
+                self.clock.clone(),
+                self.instance_arn().to_string(),
+            )
+            .with_send_timeout(Duration::from_millis(
+                self.timing.metrics_report_interval_ms,
+            ));
+            background.0.push(tokio::spawn(reporter.run(
+                self.metric_targets.subscribe(),
+                self.timing.metrics_report_interval_ms,
+            )));
+        }
         let mut resync =
             tokio::time::interval(Duration::from_millis(self.timing.resync_interval_ms.max(1)));
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -619,6 +643,7 @@ impl Agent {
         if self.listed_once {
             let observed = self.observed.states();
             self.start_shippers(&observed);
+            self.publish_metric_targets(&observed);
         }
         let Some(desired) = &self.desired else {
             return;
@@ -676,6 +701,22 @@ impl Agent {
 }
 
 impl Agent {
+    /// Tells the metrics reporter which containers to sample (only when
+    /// that changed).
+    fn publish_metric_targets(&self, observed: &[ContainerState]) {
+        let Some(desired) = &self.desired else {
+            return;
+        };
+        let targets = crate::metrics_reporter::targets(desired, observed);
+        self.metric_targets.send_if_modified(|current| {
+            if *current == targets {
+                return false;
+            }
+            *current = targets;
+            true
+        });
+    }
+
     /// Starts a shipper for every awslogs container that has run and whose
     /// output since that start is not delivered yet.
     fn start_shippers(&mut self, observed: &[ContainerState]) {

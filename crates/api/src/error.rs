@@ -11,6 +11,12 @@ pub struct ApiError {
     /// The error shape's other members (e.g. CloudWatch Logs'
     /// `queryCompileError`), sent beside `__type` and `message`.
     pub members: serde_json::Map<String, serde_json::Value>,
+    /// For services AWS marks `awsQueryCompatible` (CloudWatch): the error's
+    /// query-protocol code when it differs from `code` (the shape name the
+    /// JSON and CBOR protocols send in `__type`), e.g. `InvalidParameterValue`
+    /// for `InvalidParameterValueException`. Sent in `x-amzn-query-error` on
+    /// JSON and CBOR, and as the code on the query protocol.
+    pub query_code: Option<&'static str>,
 }
 
 impl fmt::Display for ApiError {
@@ -26,6 +32,7 @@ impl ApiError {
             message: message.into(),
             http_status: 400,
             members: Default::default(),
+            query_code: None,
         }
     }
     pub fn server(message: impl Into<String>) -> Self {
@@ -34,7 +41,13 @@ impl ApiError {
             message: message.into(),
             http_status: 500,
             members: Default::default(),
+            query_code: None,
         }
+    }
+    /// The error with its query-protocol code (see [`ApiError::query_code`]).
+    pub fn with_query_code(mut self, query_code: &'static str) -> Self {
+        self.query_code = Some(query_code);
+        self
     }
     /// The error with one more member of its shape.
     pub fn with_member(mut self, name: &str, value: serde_json::Value) -> Self {

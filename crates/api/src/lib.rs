@@ -23,6 +23,7 @@ mod container_instances;
 mod error;
 pub mod keys;
 pub mod load_balancing;
+pub mod metrics_view;
 pub mod pagination;
 pub mod placement;
 mod placement_cache;

@@ -4,7 +4,9 @@
 //!   presigned query-string form) with AWS's error codes and messages, a signing-key cache for
 //!   the request hot path, and signing for our own clients.
 //! * [`json`] — JSON 1.1 protocol helpers (ECS): content type, error bodies, `X-Amz-Target`.
-//! * [`query`] — query protocol helpers (ELBv2): form bodies and XML error responses.
+//! * [`query`] — query protocol helpers (ELBv2, CloudWatch): form bodies and XML error responses;
+//!   [`query_wire`] the runtime of the generated query-protocol shapes.
+//! * [`rpcv2`] — the Smithy RPC v2 CBOR protocol (CloudWatch): paths, headers, error bodies.
 //! * [`eventstream`] — `application/vnd.amazon.eventstream` frames for streaming responses
 //!   (StartLiveTail).
 //! * [`date`] — the `YYYYMMDD'T'HHMMSS'Z'` timestamps and HTTP dates, without a date crate.
@@ -16,4 +18,6 @@ pub mod date;
 pub mod eventstream;
 pub mod json;
 pub mod query;
+pub mod query_wire;
+pub mod rpcv2;
 pub mod sigv4;

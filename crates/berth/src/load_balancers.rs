@@ -45,6 +45,15 @@ impl LoadBalancers {
         Self::default()
     }
 
+    /// What every running load balancer's proxy counted since the previous call, by load
+    /// balancer ARN (CloudWatch's `AWS/ApplicationELB` metrics).
+    pub fn take_traffic_reports(&self) -> Vec<(String, load_balancer_proxy::TrafficReport)> {
+        self.lock()
+            .iter()
+            .map(|(arn, running)| (arn.clone(), running.proxy.take_traffic_report()))
+            .collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }

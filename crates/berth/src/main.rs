@@ -21,6 +21,7 @@ mod clock;
 mod cmd_agent;
 mod credentials;
 mod load_balancers;
+mod monitoring;
 mod node;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:4566";

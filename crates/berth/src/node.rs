@@ -138,8 +138,21 @@ pub async fn run(options: NodeOptions) -> Result<()> {
         Arc::clone(&blobs) as Arc<dyn blob_store::BlobStore>,
         Arc::clone(&access_keys),
     ));
+    // Datapoints live in their own SQLite file under the data directory.
+    let metric_data = Arc::new(
+        metric_store::sqlite::SqliteMetricStore::open(&options.data_dir.join("metrics"))
+            .context("cannot open the metric store")?,
+    ) as Arc<dyn metric_store::MetricStore>;
+    let cloudwatch = cloudwatch::CloudWatch::new(Arc::clone(&store), Arc::clone(&metric_data));
+    let metric_publisher = cloudwatch::Publisher::new(Arc::clone(&metric_data));
     let services = Services::new()
         .with_json(Arc::clone(&ecs) as Arc<dyn control_plane::JsonService>)
+        .with_json(Arc::new(cloudwatch.clone()) as Arc<dyn control_plane::JsonService>)
+        .with_query(Arc::new(cloudwatch.clone()) as Arc<dyn control_plane::QueryService>)
+        .with_json(Arc::new(cloudwatch::AgentMetrics::new(
+            Arc::clone(&store),
+            metric_publisher.clone(),
+        )))
         .with_json(Arc::clone(&logs) as Arc<dyn control_plane::JsonService>)
         .with_json(Arc::new(logs::AgentLogs::new(Arc::clone(&logs))))
         .with_json(Arc::clone(&ecr) as Arc<dyn control_plane::JsonService>)
@@ -225,6 +238,13 @@ pub async fn run(options: NodeOptions) -> Result<()> {
         Arc::clone(&ecr),
         options.account_id.clone(),
         options.registry_maintenance_interval,
+        shutdown.signalled(),
+    ));
+    components.spawn(crate::monitoring::run(
+        cloudwatch.clone(),
+        Arc::clone(&store),
+        metric_publisher.clone(),
+        Arc::clone(&load_balancers),
         shutdown.signalled(),
     ));
     components.spawn(run_service_controller(

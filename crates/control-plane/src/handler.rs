@@ -87,7 +87,17 @@ impl Handler {
             .headers
             .get(TARGET_HEADER)
             .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-        let protocol = if target.is_some() {
+        let rpc_v2_cbor = parts
+            .headers
+            .get(aws_protocol::rpcv2::PROTOCOL_HEADER)
+            .is_some_and(|value| value.as_bytes() == aws_protocol::rpcv2::PROTOCOL.as_bytes());
+        let json_1_0 = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|value| value.as_bytes() == response::JSON_1_0_CONTENT_TYPE.as_bytes());
+        let protocol = if rpc_v2_cbor {
+            Protocol::Cbor
+        } else if target.is_some() {
             Protocol::Json
         } else {
             Protocol::Query
@@ -117,8 +127,16 @@ impl Handler {
         if parts.method == Method::POST && parts.uri.path() == model::agent::SESSION_PATH {
             return self.agent_session(ctx, &verified, &body).await;
         }
+        if protocol == Protocol::Cbor {
+            return self
+                .dispatch_cbor(&ctx, &verified, parts.uri.path(), &body)
+                .await;
+        }
         match target {
-            Some(target) => self.dispatch_json(&ctx, &verified, &target, &body).await,
+            Some(target) => {
+                self.dispatch_json(&ctx, &verified, &target, json_1_0, &body)
+                    .await
+            }
             None => self.dispatch_query(&ctx, &verified, &parts, &body).await,
         }
     }
@@ -193,6 +211,7 @@ impl Handler {
         ctx: &RequestContext,
         verified: &Verified,
         target: &str,
+        json_1_0: bool,
         body: &[u8],
     ) -> Outcome {
         let Some((prefix, operation)) = aws_protocol::json::parse_target(target) else {
@@ -233,10 +252,53 @@ impl Handler {
         }
         match service.handle(ctx, operation, body).await {
             Ok(response_body) => Outcome {
-                response: response::json_success(&ctx.request_id, response_body),
+                response: response::json_success(&ctx.request_id, json_1_0, response_body),
                 operation: label,
             },
             Err(err) => json_failure(&ctx.request_id, label, err.into()),
+        }
+    }
+
+    /// A Smithy RPC v2 CBOR request: `POST /service/<service>/operation/<operation>`, routed
+    /// to the JSON service whose target prefix is `<service>`.
+    async fn dispatch_cbor(
+        &self,
+        ctx: &RequestContext,
+        verified: &Verified,
+        path: &str,
+        body: &[u8],
+    ) -> Outcome {
+        let fail = |label: String, error: WireError| Outcome {
+            response: response::error(Protocol::Cbor, &ctx.request_id, &error),
+            operation: label,
+        };
+        let Some((service_name, operation)) = aws_protocol::rpcv2::parse_path(path) else {
+            return fail(
+                path.to_string(),
+                unknown_operation(format!(
+                    "rpc-v2-cbor requests go to /service/<ServiceName>/operation/<Operation>, \
+                     not '{path}'"
+                )),
+            );
+        };
+        let Some(service) = self.services.json(service_name) else {
+            return fail(
+                path.to_string(),
+                unknown_operation(format!(
+                    "no service here answers rpc-v2-cbor service '{service_name}'"
+                )),
+            );
+        };
+        let label = format!("{}:{operation}", service.signing_name());
+        if let Err(err) = verified.require_service(service.signing_name()) {
+            return fail(label, auth_failure(Protocol::Cbor, err));
+        }
+        match service.handle_cbor(ctx, operation, body).await {
+            Ok(response_body) => Outcome {
+                response: response::cbor_success(&ctx.request_id, response_body),
+                operation: label,
+            },
+            Err(err) => fail(label, err.into()),
         }
     }
 
@@ -325,7 +387,7 @@ fn unknown_operation(message: String) -> WireError {
 /// A 403 with the authentication failure's code as `protocol` spells it.
 fn auth_failure(protocol: Protocol, err: AuthError) -> WireError {
     let code = match protocol {
-        Protocol::Json => err.code,
+        Protocol::Json | Protocol::Cbor => err.code,
         Protocol::Query => err.query_code(),
     };
     WireError::new(StatusCode::FORBIDDEN, code, err.message)

@@ -28,6 +28,8 @@ const XML_CONTENT_TYPE: &str = "text/xml";
 pub(crate) enum Protocol {
     Json,
     Query,
+    /// Smithy RPC v2 CBOR.
+    Cbor,
 }
 
 /// An error as the caller sees it.
@@ -36,8 +38,10 @@ pub(crate) struct WireError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
-    /// The error shape's other members (JSON protocol only).
+    /// The error shape's other members (JSON and CBOR protocols only).
     pub members: serde_json::Map<String, serde_json::Value>,
+    /// The query-protocol code of an `awsQueryCompatible` service's error.
+    pub query_code: Option<&'static str>,
 }
 
 impl WireError {
@@ -47,6 +51,7 @@ impl WireError {
             code: code.into(),
             message: message.into(),
             members: Default::default(),
+            query_code: None,
         }
     }
 }
@@ -57,18 +62,37 @@ impl From<api::ApiError> for WireError {
             StatusCode::from_u16(err.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         WireError {
             members: err.members,
+            query_code: err.query_code,
             ..WireError::new(status, err.code, err.message)
         }
     }
 }
 
-pub(crate) fn json_success(request_id: &str, body: Vec<u8>) -> Response<Body> {
-    build(
+/// A JSON success, labelled with the JSON version the request used (1.1, or
+/// 1.0 for services such as CloudWatch).
+pub(crate) fn json_success(request_id: &str, json_1_0: bool, body: Vec<u8>) -> Response<Body> {
+    let content_type = if json_1_0 {
+        JSON_1_0_CONTENT_TYPE
+    } else {
+        aws_protocol::json::CONTENT_TYPE
+    };
+    build(StatusCode::OK, request_id, content_type, body)
+}
+
+pub(crate) const JSON_1_0_CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+
+pub(crate) fn cbor_success(request_id: &str, body: Vec<u8>) -> Response<Body> {
+    let mut response = build(
         StatusCode::OK,
         request_id,
-        aws_protocol::json::CONTENT_TYPE,
+        aws_protocol::rpcv2::CONTENT_TYPE,
         body,
-    )
+    );
+    response.headers_mut().insert(
+        aws_protocol::rpcv2::PROTOCOL_HEADER,
+        HeaderValue::from_static(aws_protocol::rpcv2::PROTOCOL),
+    );
+    response
 }
 
 pub(crate) fn query_success(request_id: &str, body: Vec<u8>) -> Response<Body> {
@@ -118,15 +142,36 @@ pub(crate) fn error(protocol: Protocol, request_id: &str, error: &WireError) -> 
             request_id,
             XML_CONTENT_TYPE,
             aws_protocol::query::error_xml(
-                &error.code,
+                error.query_code.unwrap_or(&error.code),
                 &error.message,
                 request_id,
                 !error.status.is_server_error(),
             ),
         ),
+        Protocol::Cbor => {
+            let mut response = build(
+                error.status,
+                request_id,
+                aws_protocol::rpcv2::CONTENT_TYPE,
+                aws_protocol::rpcv2::error_body(&error.code, &error.message, &error.members),
+            );
+            response.headers_mut().insert(
+                aws_protocol::rpcv2::PROTOCOL_HEADER,
+                HeaderValue::from_static(aws_protocol::rpcv2::PROTOCOL),
+            );
+            response
+        }
     };
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&error.code) {
-        response.headers_mut().insert(ERROR_TYPE_HEADER, value);
+        headers.insert(ERROR_TYPE_HEADER, value);
+    }
+    if let (Some(query_code), Protocol::Json | Protocol::Cbor) = (error.query_code, protocol) {
+        let header =
+            aws_protocol::rpcv2::query_error_header(query_code, error.status.is_server_error());
+        if let Ok(value) = HeaderValue::from_str(&header) {
+            headers.insert(aws_protocol::rpcv2::QUERY_ERROR_HEADER, value);
+        }
     }
     response
 }

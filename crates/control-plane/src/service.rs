@@ -40,6 +40,19 @@ pub trait JsonService: Send + Sync + 'static {
         body: &[u8],
     ) -> Result<Vec<u8>, ApiError>;
 
+    /// Runs `operation` on a Smithy RPC v2 CBOR `body` (the request was
+    /// `POST /service/<target prefix>/operation/<operation>`) and returns the
+    /// CBOR response body. Only services that speak the protocol
+    /// (CloudWatch) implement it.
+    async fn handle_cbor(
+        &self,
+        _ctx: &RequestContext,
+        operation: &str,
+        _body: &[u8],
+    ) -> Result<Vec<u8>, ApiError> {
+        Err(ApiError::unknown_operation(operation))
+    }
+
     /// Whether `operation` answers with an event stream (CloudWatch Logs'
     /// StartLiveTail) instead of a JSON body; such operations go to
     /// [`JsonService::open_event_stream`] rather than `handle`.

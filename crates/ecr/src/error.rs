@@ -121,6 +121,7 @@ pub(crate) fn server(message: impl Into<String>) -> ApiError {
         message: message.into(),
         http_status: 500,
         members: Default::default(),
+        query_code: None,
     }
 }
 

@@ -277,6 +277,7 @@ pub(crate) fn error(code: &'static str, message: impl Into<String>) -> ApiError 
         message: message.into(),
         http_status: elbv2_wire::error_http_status(code),
         members: Default::default(),
+        query_code: None,
     }
 }
 

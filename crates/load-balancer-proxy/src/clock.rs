@@ -12,13 +12,26 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
+/// The monotonic clock's origin (its first reading).
+#[allow(clippy::disallowed_methods)]
+fn monotonic_start() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
 /// Milliseconds on a monotonic clock (since its first reading), for
 /// deadlines.
 #[allow(clippy::disallowed_methods)]
 pub(crate) fn monotonic_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    let start = *START.get_or_init(Instant::now);
+    let start = monotonic_start();
     Instant::now().duration_since(start).as_millis() as u64
+}
+
+/// Microseconds on the same monotonic clock, for response times.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn monotonic_us() -> u64 {
+    let start = monotonic_start();
+    Instant::now().duration_since(start).as_micros() as u64
 }
 
 /// A cheap shared source of random draws (SplitMix64 over an atomic

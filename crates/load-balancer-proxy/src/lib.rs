@@ -58,6 +58,16 @@
 //! every shard the resulting weights; [`Proxy::target_anomaly`] reports the
 //! result for DescribeTargetHealth.
 //!
+//! Traffic counts for CloudWatch's `AWS/ApplicationELB` metrics
+//! ([`Proxy::take_traffic_report`]): each worker counts the load balancer's
+//! requests, its own answers by status, client and target connections and
+//! the client connections' bytes in its own counters (a relaxed load and
+//! store each, no lock); each target group's shard counts requests and
+//! status classes per target, connection errors and response times (under
+//! the shard's lock, taken once per request anyway). The report sums the
+//! workers and shards; [`Proxy::set_traffic_counting`] turns the per-request
+//! counting off.
+//!
 //! Architecture invariant: every decision (routing, target choice, health
 //! state, draining, which targets a retry may use) is made by
 //! `load-balancer`; this crate only moves bytes, reads the clock and counts
@@ -68,9 +78,14 @@ mod deadlines;
 mod handler;
 mod health_checks;
 mod proxy;
+mod traffic;
 mod upstream;
 mod workers;
 
 pub use proxy::{Proxy, ProxyError, ProxyOptions};
 
-pub use load_balancer::{AnomalyResult, LoadBalancer, Target, TargetAnomaly, TargetHealth};
+pub use load_balancer::{
+    AnomalyResult, LoadBalancer, LoadBalancerTraffic, ResponseTimeDistribution, Target,
+    TargetAnomaly, TargetCounts, TargetGroupTraffic, TargetHealth, TrafficReport,
+    MAX_RESPONSE_TIME_VALUES,
+};

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use load_balancer::{
     AnomalyDetection, Listener, LoadBalancer, LoadBalancerError, LoadBalancingAlgorithm, Target,
-    TargetAnomaly, TargetGroup, TargetGroupState, TargetHealth, TargetObservation,
+    TargetAnomaly, TargetGroup, TargetGroupState, TargetGroupTraffic, TargetHealth,
+    TargetObservation, TrafficReport,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -17,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock;
 use crate::health_checks;
+use crate::traffic::TrafficCounters;
 use crate::workers::Workers;
 
 /// How often draining targets whose deregistration delay ended are retired
@@ -74,6 +76,8 @@ pub(crate) struct Shared {
     snapshot: RwLock<Arc<Snapshot>>,
     /// Bumped after every new snapshot (workers cache theirs until then).
     generation: AtomicU64,
+    /// Each worker's load balancer counts.
+    pub(crate) traffic: TrafficCounters,
 }
 
 impl Shared {
@@ -182,6 +186,24 @@ impl GroupRuntime {
         self.update_all(|state| state.apply_anomaly_decisions(&decisions));
     }
 
+    /// The group's traffic since the previous call, summed over the
+    /// shards, with its health gauges now.
+    pub(crate) fn take_traffic(&self) -> TargetGroupTraffic {
+        let mut traffic = TargetGroupTraffic::default();
+        for index in 0..self.shards.len() {
+            let mut shard = self.shard(index);
+            if index == 0 {
+                // Health is the same in every shard (draining, which may
+                // differ, counts in neither gauge).
+                (traffic.healthy_host_count, traffic.unhealthy_host_count) = shard.host_counts();
+            }
+            let counted = shard.take_traffic();
+            drop(shard);
+            traffic.add_counts(&counted);
+        }
+        traffic
+    }
+
     /// DescribeTargetHealth's `AnomalyDetection` for `target` (only in a
     /// `weighted_random` group).
     pub(crate) fn target_anomaly(&self, target: Target) -> Option<TargetAnomaly> {
@@ -264,6 +286,7 @@ impl Proxy {
                 groups: HashMap::new(),
             })),
             generation: AtomicU64::new(0),
+            traffic: TrafficCounters::new(worker_threads),
         });
         let workers = Workers::start(&shared, worker_threads).map_err(ProxyError::Workers)?;
         let mut supervisor = Supervisor {
@@ -326,6 +349,34 @@ impl Proxy {
             .groups
             .get(target_group_arn)?
             .target_anomaly(target)
+    }
+
+    /// What the load balancer counted since the previous call (the first
+    /// call: since the start), for CloudWatch's `AWS/ApplicationELB`
+    /// metrics: counts are deltas, gauges (open connections, healthy and
+    /// unhealthy targets) are as of now. Every target group of the current
+    /// configuration is listed; a group removed from it since the previous
+    /// call is not, and its last counts are lost. Cheap (it sums one set of
+    /// counters per worker and per shard): call it every few seconds.
+    pub fn take_traffic_report(&self) -> TrafficReport {
+        let snapshot = self.shared.snapshot();
+        let target_groups = snapshot
+            .groups
+            .iter()
+            .map(|(arn, group)| (arn.clone(), group.take_traffic()))
+            .collect();
+        TrafficReport {
+            load_balancer: self.shared.traffic.take(),
+            target_groups,
+        }
+    }
+
+    /// Turns the per-request traffic counting on (the default) or off (to
+    /// measure what it costs). Connections are counted either way, so the
+    /// open connection gauges stay right; requests, bytes, status codes and
+    /// response times are not counted while it is off.
+    pub fn set_traffic_counting(&self, enabled: bool) {
+        self.shared.traffic.set_enabled(enabled);
     }
 
     /// Stops listening (the ports are closed when this returns) and health

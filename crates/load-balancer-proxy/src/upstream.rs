@@ -22,6 +22,8 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use crate::traffic::OpenConnection;
+
 /// Idle upstream connections kept per target and worker.
 const IDLE_CONNECTIONS_PER_TARGET: usize = 256;
 /// An idle upstream connection is closed after this long.
@@ -165,6 +167,9 @@ pub(crate) struct Upstream {
     /// parsed; kept with the connection so that parsing zeroes nothing and
     /// allocates only for the connection's first response.
     spans: Vec<Span>,
+    /// Counted as an open target connection until dropped (the request
+    /// path's connections; health checks' are not counted).
+    _counted: Option<OpenConnection>,
 }
 
 /// A header field's name and value as offsets and lengths in its head.
@@ -177,6 +182,12 @@ struct Span {
 }
 
 impl Upstream {
+    /// Counts this connection among the load balancer's open target
+    /// connections while it lives.
+    pub(crate) fn count_as(&mut self, open: OpenConnection) {
+        self._counted = Some(open);
+    }
+
     /// Whether the target closed the idle connection (or sent something
     /// unasked): costs no system call unless the socket became readable.
     pub(crate) fn is_closed(&self) -> bool {
@@ -742,6 +753,7 @@ pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Upstr
         stream,
         buffer: BytesMut::new(),
         spans: Vec::new(),
+        _counted: None,
     })
 }
 

@@ -32,6 +32,7 @@ use crate::clock::{self, RandomDraws};
 use crate::deadlines::{self, Deadlines};
 use crate::handler::{self, Client, ProxyBody};
 use crate::proxy::{Shared, Snapshot};
+use crate::traffic::{Count, CountedIo, OpenConnection, WorkerTraffic};
 use crate::upstream::UpstreamPool;
 
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
@@ -78,6 +79,8 @@ pub(crate) struct WorkerContext {
     /// When requests waiting on a target get a 504.
     pub(crate) deadlines: Deadlines,
     pub(crate) random: RandomDraws,
+    /// This worker's load balancer counts (written by this thread only).
+    pub(crate) traffic: Arc<WorkerTraffic>,
     /// HTTP/1.1 and h2c.
     server: auto::Builder<TokioExecutor>,
     /// HTTP/1.1 only (`routing.http2.enabled` false).
@@ -104,6 +107,7 @@ impl WorkerContext {
         let server = builder();
         let server_http1 = builder().http1_only();
         let snapshot = Mutex::new((shared.generation(), shared.snapshot()));
+        let traffic = shared.traffic.worker(index);
         WorkerContext {
             shared,
             index,
@@ -111,6 +115,7 @@ impl WorkerContext {
             pool: Mutex::new(UpstreamPool::default()),
             deadlines: Deadlines::default(),
             random: RandomDraws::from_os_seed(),
+            traffic,
             server,
             server_http1,
         }
@@ -249,7 +254,9 @@ async fn run(
                     match TcpListener::from_std(listener) {
                         Ok(listener) => {
                             let senders = Arc::clone(&senders);
-                            let task = tokio::spawn(accept(listener, port, senders, index));
+                            let traffic = Arc::clone(&context.traffic);
+                            let task =
+                                tokio::spawn(accept(listener, port, senders, index, traffic));
                             if let Some(previous) = accept_loops.insert(port, task) {
                                 previous.abort();
                             }
@@ -307,6 +314,7 @@ async fn accept(
     port: u16,
     workers: Arc<[mpsc::UnboundedSender<Command>]>,
     first: usize,
+    traffic: Arc<WorkerTraffic>,
 ) {
     let mut next = first;
     loop {
@@ -325,6 +333,9 @@ async fn accept(
                 let _ = workers[worker].send(Command::Connection { port, stream, peer });
             }
             Err(err) => {
+                // RejectedConnectionCount (Berth has no connection limit of
+                // its own: these are the connections it could not accept).
+                traffic.add(Count::RejectedConnections, 1);
                 tracing::warn!(%err, port, "accepting a connection failed");
                 tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
             }
@@ -348,11 +359,12 @@ async fn serve_connection(
             return;
         }
     };
+    let _open = OpenConnection::client(Arc::clone(&context.traffic));
     let client = Client::new(peer, port);
     // The connection keeps the attributes it started with, as on ALB.
     let attributes = context.with_snapshot(|snapshot| snapshot.load_balancer.attributes);
     let service_context = Arc::clone(&context);
-    let activity = Arc::new(Activity::default());
+    let activity = Arc::new(Activity::new(Arc::clone(&context.traffic)));
     let service_activity = Arc::clone(&activity);
     let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let context = Arc::clone(&service_context);
@@ -374,6 +386,7 @@ async fn serve_connection(
     } else {
         &context.server_http1
     };
+    let stream = CountedIo::new(stream, Arc::clone(&context.traffic));
     let connection = server.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     // The worker's stop and the idle timer are watched by a task of their
@@ -482,6 +495,8 @@ async fn watch_connection(
 /// in progress (until their response body is dropped).
 #[derive(Default)]
 struct Activity {
+    /// Where its requests are counted.
+    traffic: Arc<WorkerTraffic>,
     started: AtomicU64,
     active: AtomicUsize,
     /// The client keep-alive duration is over: the next response closes
@@ -491,20 +506,44 @@ struct Activity {
     http2: AtomicBool,
 }
 
+impl Activity {
+    fn new(traffic: Arc<WorkerTraffic>) -> Activity {
+        Activity {
+            traffic,
+            started: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
+            keep_alive_over: AtomicBool::new(false),
+            http2: AtomicBool::new(false),
+        }
+    }
+}
+
 /// One request in progress.
-struct Active(Arc<Activity>);
+struct Active {
+    activity: Arc<Activity>,
+    /// Its response was produced (and counted); dropped before that, the
+    /// client went away (ALB's 460).
+    answered: bool,
+}
 
 impl Active {
     fn start(activity: &Arc<Activity>) -> Active {
         activity.started.fetch_add(1, Ordering::Relaxed);
         activity.active.fetch_add(1, Ordering::Relaxed);
-        Active(Arc::clone(activity))
+        Active {
+            activity: Arc::clone(activity),
+            answered: false,
+        }
     }
 }
 
 impl Drop for Active {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
+        self.activity.active.fetch_sub(1, Ordering::Relaxed);
+        let traffic = &self.activity.traffic;
+        if !self.answered && traffic.enabled() {
+            traffic.count_client_closed();
+        }
     }
 }
 
@@ -527,11 +566,16 @@ impl<F: Future<Output = Response<ProxyBody>>> Future for Responding<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = std::task::ready!(this.respond.poll(cx));
-        let active = this
+        let mut active = this
             .active
             .take()
             .expect("a response future is not polled after it completed");
-        if *this.http1 && active.0.keep_alive_over.load(Ordering::Relaxed) {
+        active.answered = true;
+        let traffic = &active.activity.traffic;
+        if traffic.enabled() {
+            traffic.count_answer(response.status().as_u16(), response.body().own_answer());
+        }
+        if *this.http1 && active.activity.keep_alive_over.load(Ordering::Relaxed) {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -625,6 +669,31 @@ mod tests {
         );
         // HTTP/2 has no Connection header: its connection gets a GOAWAY.
         assert_eq!(connection(respond(false).await.unwrap()), None);
+    }
+
+    #[tokio::test]
+    async fn requests_count_when_answered_and_when_their_client_goes_away() {
+        let shared_traffic = crate::traffic::TrafficCounters::new(1);
+        let activity = Arc::new(Activity::new(shared_traffic.worker(0)));
+        let respond = |status| Responding {
+            respond: std::future::ready(handler::alb_error(status)),
+            active: Some(Active::start(&activity)),
+            http1: true,
+        };
+        let answered = respond(http::StatusCode::SERVICE_UNAVAILABLE)
+            .await
+            .unwrap();
+        // Its body still in progress: counted once, when produced.
+        drop(answered);
+        // Dropped unanswered: the client went away (460).
+        drop(respond(http::StatusCode::BAD_GATEWAY));
+        let report = shared_traffic.take();
+        assert_eq!(report.request_count, 2);
+        assert_eq!(report.http_code_elb_503_count, 1);
+        assert_eq!(report.http_code_elb_502_count, 0);
+        assert_eq!(report.http_code_elb_460_count, 1);
+        assert_eq!(report.http_code_elb_4xx_count, 1);
+        assert_eq!(report.http_code_elb_5xx_count, 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,6 +17,10 @@
 //!   mitigation for `weighted_random` groups (results, weights).
 //! - [`classify`] and [`mitigation`]: desync mitigation (the
 //!   `http_desync_guardian` classification and what each mode does).
+//! - [`TrafficReport`]: what CloudWatch's `AWS/ApplicationELB` metrics
+//!   need, counted per target group in [`TargetGroupState`] (requests and
+//!   status classes per target, connection errors, `TargetResponseTime` in
+//!   two-significant-digit buckets) and per load balancer by the proxy.
 //! - The header rules: [`outgoing_host`] (Host without
 //!   `preserve_host_header`), [`forwarded_for_entry`],
 //!   [`is_valid_header_field_name`], the stickiness cookies.
@@ -34,6 +38,7 @@ mod health;
 mod pattern;
 mod routing;
 mod selection;
+mod traffic;
 
 pub use anomaly::{
     AnomalyDetection, AnomalyResult, OutcomeCounts, TargetAnomaly, TargetObservation,
@@ -57,4 +62,8 @@ pub use routing::{route, RequestView, RouteDecision};
 pub use selection::{
     decode_stickiness_cookie, encode_stickiness_cookie, routable_targets, Selection,
     StickinessCookie, TargetGroupState, APP_STICKINESS_COOKIE_NAME, STICKINESS_COOKIE_NAME,
+};
+pub use traffic::{
+    LoadBalancerTraffic, ResponseTimeDistribution, TargetCounts, TargetGroupTraffic, TrafficReport,
+    MAX_RESPONSE_TIME_VALUES,
 };

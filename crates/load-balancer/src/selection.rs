@@ -8,6 +8,7 @@ use crate::config::{
     LoadBalancingAlgorithm, MinimumHealthyTargets, StickinessKind, Target, TargetGroup,
 };
 use crate::health::{HealthCheckOutcome, HealthRecord, Phase, TargetHealth, TargetHealthState};
+use crate::traffic::{TargetGroupTraffic, TrafficCounts};
 
 /// The cookie `lb_cookie` stickiness sets, as on ALB.
 pub const STICKINESS_COOKIE_NAME: &str = "AWSALB";
@@ -223,6 +224,9 @@ pub struct TargetGroupState {
     /// The `weighted_random` generator's state (a fixed seed: the same
     /// configuration and requests give the same choices).
     random_state: u64,
+    /// What CloudWatch's metrics need, since the last
+    /// [`take_traffic`](TargetGroupState::take_traffic).
+    traffic: TrafficCounts,
 }
 
 impl TargetGroupState {
@@ -233,6 +237,7 @@ impl TargetGroupState {
             targets: Vec::new(),
             next_index: 0,
             random_state: 0,
+            traffic: TrafficCounts::default(),
         };
         state.apply_config(target_group, now_ms);
         state
@@ -531,6 +536,61 @@ impl TargetGroupState {
                 self.complete_deregistrations(now_ms);
             }
         }
+    }
+
+    /// `target` answered a request of this group with `status_code`, its
+    /// response head `response_time_us` after the request was sent: counts
+    /// for RequestCount, HTTPCode_Target_*XX_Count and TargetResponseTime.
+    /// Count each client request once (on its last target), whether or not
+    /// the target is still registered.
+    pub fn record_target_response(
+        &mut self,
+        target: Target,
+        status_code: u16,
+        response_time_us: u64,
+    ) {
+        self.traffic
+            .record_response(target, status_code, response_time_us);
+    }
+
+    /// A request for which `target` was chosen got no answer from it (the
+    /// load balancer answered 502 or 504, or the client went away): counts
+    /// for RequestCount only.
+    pub fn record_target_unanswered(&mut self, target: Target) {
+        self.traffic.record_unanswered(target);
+    }
+
+    /// Connecting to `target` failed: TargetConnectionErrorCount.
+    pub fn record_target_connection_error(&mut self, target: Target) {
+        self.traffic.record_connection_error(target);
+    }
+
+    /// The traffic counted since the previous call (which resets it); the
+    /// health gauges are left at zero (see
+    /// [`host_counts`](Self::host_counts)).
+    pub fn take_traffic(&mut self) -> TargetGroupTraffic {
+        let targets = &self.targets;
+        self.traffic.take(|target| {
+            targets
+                .binary_search_by(|entry| entry.target.cmp(&target))
+                .is_ok()
+        })
+    }
+
+    /// HealthyHostCount and UnHealthyHostCount: registered targets that are
+    /// `healthy` and `unhealthy` (with health checks disabled, every target
+    /// not draining is healthy).
+    pub fn host_counts(&self) -> (u32, u32) {
+        let enabled = self.config.health_check.enabled;
+        let mut counts = (0, 0);
+        for entry in &self.targets {
+            match effective_state(entry, enabled) {
+                TargetHealthState::Healthy => counts.0 += 1,
+                TargetHealthState::Unhealthy => counts.1 += 1,
+                _ => {}
+            }
+        }
+        counts
     }
 
     /// Smooth weighted round robin: each routable target gains its weight,
@@ -1095,6 +1155,48 @@ mod tests {
         state.apply_config(&group(&[1], |_| {}), 0);
         assert_eq!(state_name(state.target_health(target(1)).state), "initial");
         assert_eq!(state.in_flight(target(1)), 1);
+    }
+
+    #[test]
+    fn host_counts_count_healthy_and_unhealthy_targets_only() {
+        let mut state = TargetGroupState::new(&group(&[1, 2, 3, 4], |_| {}), 0);
+        assert_eq!(state.host_counts(), (0, 0), "initial counts in neither");
+        make_healthy(&mut state, &[1, 2], 0);
+        make_unhealthy(&mut state, &[3]);
+        assert_eq!(state.host_counts(), (2, 1));
+        // Draining counts in neither.
+        state.select(Some(target(1)), 1).unwrap();
+        state.apply_config(&group(&[2, 3, 4], |_| {}), 1);
+        assert_eq!(state.host_counts(), (1, 1));
+        // Without health checks every target not draining is healthy.
+        let mut unchecked = group(&[1, 2], |_| {});
+        unchecked.health_check.enabled = false;
+        assert_eq!(TargetGroupState::new(&unchecked, 0).host_counts(), (2, 0));
+    }
+
+    #[test]
+    fn traffic_of_a_deregistered_target_is_reported_once_then_forgotten() {
+        let mut state = TargetGroupState::new(&group(&[1, 2], |_| {}), 0);
+        state.record_target_response(target(1), 200, 1_500);
+        state.record_target_unanswered(target(2));
+        state.record_target_connection_error(target(2));
+        // Target 2 leaves (nothing in flight: at once).
+        state.apply_config(&group(&[1], |_| {}), 1);
+        let traffic = state.take_traffic();
+        assert_eq!(traffic.targets[&target(1)].http_code_target_2xx_count, 1);
+        assert_eq!(
+            traffic.targets[&target(2)],
+            crate::TargetCounts {
+                request_count: 1,
+                target_connection_error_count: 1,
+                ..crate::TargetCounts::default()
+            }
+        );
+        assert_eq!(traffic.response_times.values_s(), vec![(0.001_55, 1)]);
+        assert_eq!(traffic.totals().request_count, 2);
+        let next = state.take_traffic();
+        assert!(next.targets.is_empty() && next.response_times.is_empty());
+        assert_eq!(state.traffic.take(|_| true), TargetGroupTraffic::default());
     }
 
     proptest! {

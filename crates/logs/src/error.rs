@@ -61,5 +61,6 @@ pub(crate) fn unavailable(message: impl Into<String>) -> ApiError {
         message: message.into(),
         http_status: 500,
         members: Default::default(),
+        query_code: None,
     }
 }

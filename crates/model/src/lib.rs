@@ -10,6 +10,7 @@
 pub mod account_settings;
 pub mod agent;
 pub mod agent_logs;
+pub mod agent_metrics;
 pub mod arn;
 pub mod cluster;
 pub mod container_instance;

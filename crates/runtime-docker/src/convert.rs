@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use runtime::{
     ActualBinding, ContainerEvent, ContainerEventAction, ContainerSpec, ContainerState,
-    ContainerStatus, DevicePermission, Health, ImageReference, Mount, NetworkMode, Protocol,
-    RegistryAuth, RuntimeError, RuntimeInfo, VolumeSpec,
+    ContainerStats, ContainerStatus, DevicePermission, Health, ImageReference, Mount, NetworkMode,
+    Protocol, RegistryAuth, RuntimeError, RuntimeInfo, VolumeSpec,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::rfc3339::parse_rfc3339_ms;
+use crate::rfc3339::{parse_rfc3339_ms, parse_rfc3339_ns};
 
 const BYTES_PER_MIB: u64 = 1024 * 1024;
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
@@ -774,6 +774,138 @@ pub fn parse_tty(body: &[u8]) -> Result<bool, RuntimeError> {
     Ok(inspect.config.tty)
 }
 
+/// The path after `/containers/{id}` for one stats sample: `one-shot`
+/// (API 1.41, Docker 20.10) answers at once instead of waiting a second
+/// to fill `precpu_stats`, which Berth does not read. Older API versions
+/// ignore it and answer after that second.
+pub const STATS_PATH_SUFFIX: &str = "/stats?stream=false&one-shot=true";
+
+#[derive(Deserialize)]
+struct StatsResponse {
+    #[serde(default)]
+    read: String,
+    #[serde(default)]
+    cpu_stats: Option<StatsCpu>,
+    #[serde(default)]
+    memory_stats: Option<StatsMemory>,
+    #[serde(default)]
+    networks: Option<BTreeMap<String, StatsNetwork>>,
+    #[serde(default)]
+    blkio_stats: Option<StatsBlkio>,
+}
+
+#[derive(Deserialize)]
+struct StatsCpu {
+    #[serde(default)]
+    cpu_usage: Option<StatsCpuUsage>,
+}
+
+#[derive(Deserialize)]
+struct StatsCpuUsage {
+    #[serde(default)]
+    total_usage: u64,
+}
+
+#[derive(Deserialize)]
+struct StatsMemory {
+    #[serde(default)]
+    usage: u64,
+    #[serde(default)]
+    limit: u64,
+    #[serde(default)]
+    stats: Option<BTreeMap<String, u64>>,
+}
+
+#[derive(Deserialize)]
+struct StatsNetwork {
+    #[serde(default)]
+    rx_bytes: u64,
+    #[serde(default)]
+    tx_bytes: u64,
+}
+
+#[derive(Deserialize)]
+struct StatsBlkio {
+    #[serde(default)]
+    io_service_bytes_recursive: Option<Vec<StatsBlkioEntry>>,
+}
+
+#[derive(Deserialize)]
+struct StatsBlkioEntry {
+    #[serde(default)]
+    op: String,
+    #[serde(default)]
+    value: u64,
+}
+
+/// Memory in use less the inactive page cache, as the docker CLI computes
+/// it for `docker stats` (`calculateMemUsageUnixNoCache`): cgroup v1
+/// reports `total_inactive_file`, cgroup v2 `inactive_file`; a cache figure
+/// not below the usage is ignored.
+fn memory_used_bytes(memory: &StatsMemory) -> u64 {
+    let stats = memory.stats.as_ref();
+    let cache = |key: &str| stats.and_then(|stats| stats.get(key)).copied();
+    if let Some(inactive) = cache("total_inactive_file") {
+        if inactive < memory.usage {
+            return memory.usage - inactive;
+        }
+    }
+    match cache("inactive_file") {
+        Some(inactive) if inactive < memory.usage => memory.usage - inactive,
+        _ => memory.usage,
+    }
+}
+
+/// [`ContainerStats`] from the body of `GET /containers/{id}/stats` with
+/// `stream=false`; `None` for the empty answer Docker gives for a container
+/// that is not running (`read` is Go's zero time). Block I/O sums the
+/// `Read`/`Write` entries (cgroup v1; `read`/`write` on v2) over devices,
+/// as `docker stats` does.
+pub fn parse_stats(body: &[u8]) -> Result<Option<ContainerStats>, RuntimeError> {
+    let stats: StatsResponse =
+        serde_json::from_slice(body).map_err(|error| RuntimeError::Other {
+            message: format!("unexpected container stats response from Docker: {error}"),
+        })?;
+    let Some(read_at_ns) = parse_rfc3339_ns(&stats.read) else {
+        return Ok(None);
+    };
+    let (mut network_rx_bytes, mut network_tx_bytes) = (0u64, 0u64);
+    for network in stats.networks.unwrap_or_default().values() {
+        network_rx_bytes = network_rx_bytes.saturating_add(network.rx_bytes);
+        network_tx_bytes = network_tx_bytes.saturating_add(network.tx_bytes);
+    }
+    let (mut storage_read_bytes, mut storage_write_bytes) = (0u64, 0u64);
+    let entries = stats
+        .blkio_stats
+        .and_then(|blkio| blkio.io_service_bytes_recursive)
+        .unwrap_or_default();
+    for entry in entries {
+        match entry.op.bytes().next() {
+            Some(b'r' | b'R') => {
+                storage_read_bytes = storage_read_bytes.saturating_add(entry.value)
+            }
+            Some(b'w' | b'W') => {
+                storage_write_bytes = storage_write_bytes.saturating_add(entry.value)
+            }
+            _ => {}
+        }
+    }
+    let memory = stats.memory_stats;
+    Ok(Some(ContainerStats {
+        read_at_ns,
+        cpu_used_ns: stats
+            .cpu_stats
+            .and_then(|cpu| cpu.cpu_usage)
+            .map_or(0, |usage| usage.total_usage),
+        memory_used_bytes: memory.as_ref().map_or(0, memory_used_bytes),
+        memory_limit_bytes: memory.as_ref().map_or(0, |memory| memory.limit),
+        network_rx_bytes,
+        network_tx_bytes,
+        storage_read_bytes,
+        storage_write_bytes,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use runtime::{
@@ -1397,5 +1529,101 @@ mod tests {
             create_volume_body(&volume),
             json!({"Name": "data", "Driver": "local", "DriverOpts": {"type": "tmpfs"}, "Labels": {}})
         );
+    }
+
+    #[test]
+    fn stats_as_docker_stats_computes_them() {
+        fn check(body: Value, expected: Option<ContainerStats>) {
+            let parsed = parse_stats(body.to_string().as_bytes()).unwrap();
+            assert_eq!(parsed, expected, "{body}");
+        }
+        // Docker 20.10 on cgroup v1, one-shot (precpu_stats empty).
+        check(
+            json!({
+                "read": "2026-12-07T14:00:00.250000000Z",
+                "preread": "0001-01-01T00:00:00Z",
+                "pids_stats": {"current": 1},
+                "blkio_stats": {"io_service_bytes_recursive": [
+                    {"major": 8, "minor": 0, "op": "Read", "value": 4096},
+                    {"major": 8, "minor": 0, "op": "Write", "value": 8192},
+                    {"major": 8, "minor": 0, "op": "Sync", "value": 12288},
+                    {"major": 8, "minor": 0, "op": "Async", "value": 0},
+                    {"major": 8, "minor": 0, "op": "Total", "value": 12288},
+                    {"major": 8, "minor": 16, "op": "Read", "value": 1},
+                ]},
+                "cpu_stats": {
+                    "cpu_usage": {"total_usage": 2_500_000_000u64, "percpu_usage": [2_000_000_000u64, 500_000_000u64],
+                                  "usage_in_kernelmode": 10, "usage_in_usermode": 20},
+                    "system_cpu_usage": 99_000_000_000u64, "online_cpus": 2,
+                    "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}
+                },
+                "precpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
+                "memory_stats": {
+                    "usage": 10_000_000, "max_usage": 12_000_000, "limit": 536_870_912,
+                    "stats": {"cache": 3_000_000, "inactive_file": 900_000, "total_inactive_file": 1_000_000}
+                },
+                "name": "/web", "id": "abc",
+                "networks": {
+                    "eth0": {"rx_bytes": 1000, "rx_packets": 3, "tx_bytes": 200, "tx_packets": 2},
+                    "eth1": {"rx_bytes": 5, "tx_bytes": 7}
+                }
+            }),
+            Some(ContainerStats {
+                read_at_ns: 1_796_652_000_250_000_000,
+                cpu_used_ns: 2_500_000_000,
+                memory_used_bytes: 9_000_000,
+                memory_limit_bytes: 536_870_912,
+                network_rx_bytes: 1005,
+                network_tx_bytes: 207,
+                storage_read_bytes: 4097,
+                storage_write_bytes: 8192,
+            }),
+        );
+        // cgroup v2: `inactive_file`, lower-case ops; host network: no `networks`.
+        check(
+            json!({
+                "read": "2026-12-07T14:00:01Z",
+                "blkio_stats": {"io_service_bytes_recursive": [
+                    {"major": 259, "minor": 0, "op": "read", "value": 100},
+                    {"major": 259, "minor": 0, "op": "write", "value": 300}
+                ]},
+                "cpu_stats": {"cpu_usage": {"total_usage": 42}},
+                "memory_stats": {"usage": 5000, "limit": 8000, "stats": {"inactive_file": 1000, "file": 2000}}
+            }),
+            Some(ContainerStats {
+                read_at_ns: 1_796_652_001_000_000_000,
+                cpu_used_ns: 42,
+                memory_used_bytes: 4000,
+                memory_limit_bytes: 8000,
+                storage_read_bytes: 100,
+                storage_write_bytes: 300,
+                ..ContainerStats::default()
+            }),
+        );
+        // A cache figure at or above the usage is ignored; blkio may be null.
+        check(
+            json!({
+                "read": "2026-12-07T14:00:01Z",
+                "blkio_stats": {"io_service_bytes_recursive": null},
+                "memory_stats": {"usage": 500, "limit": 800, "stats": {"total_inactive_file": 600}}
+            }),
+            Some(ContainerStats {
+                read_at_ns: 1_796_652_001_000_000_000,
+                memory_used_bytes: 500,
+                memory_limit_bytes: 800,
+                ..ContainerStats::default()
+            }),
+        );
+        // What Docker answers for a container that is not running.
+        check(
+            json!({
+                "read": "0001-01-01T00:00:00Z", "preread": "0001-01-01T00:00:00Z",
+                "pids_stats": {}, "blkio_stats": {"io_service_bytes_recursive": null},
+                "cpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
+                "memory_stats": {}, "name": "/web", "id": "abc"
+            }),
+            None,
+        );
+        assert!(parse_stats(b"not json").is_err());
     }
 }

@@ -54,6 +54,12 @@
 //!   [`RuntimeError::Unavailable`] (a line being rejoined is not delivered:
 //!   follow again from the last timestamp seen).
 //!
+//! - [`ContainerRuntime::container_stats`] reads
+//!   `GET /containers/{id}/stats?stream=false&one-shot=true`: one sample,
+//!   answered at once on API 1.41 (Docker 20.10); a daemon negotiated down
+//!   to API 1.40 ignores `one-shot` and answers after about a second. Docker
+//!   answers a container that is not running with empty stats: `None`.
+//!
 //! Streams (events, logs, pulls) are read straight from the hyper body,
 //! which is why the Engine's log stream did not call for `bollard` either:
 //! the multiplexed framing is a few lines of pure code, and `bollard`'s log
@@ -67,8 +73,8 @@ use base64::Engine as _;
 use futures::StreamExt;
 use http::{Method, StatusCode};
 use runtime::{
-    ContainerEventStream, ContainerRuntime, ContainerSpec, ContainerState, LogLine, LogLineStream,
-    RegistryAuth, RuntimeError, RuntimeInfo, VolumeSpec,
+    ContainerEventStream, ContainerRuntime, ContainerSpec, ContainerState, ContainerStats, LogLine,
+    LogLineStream, RegistryAuth, RuntimeError, RuntimeInfo, VolumeSpec,
 };
 use serde::Deserialize;
 
@@ -610,5 +616,15 @@ impl ContainerRuntime for DockerRuntime {
             fault: None,
         };
         Ok(futures::stream::unfold(follow, LogFollow::next).boxed())
+    }
+
+    async fn container_stats(&self, id: &str) -> Result<Option<ContainerStats>, RuntimeError> {
+        let path = container_path(id, convert::STATS_PATH_SUFFIX);
+        let (status, body) = self.client.call(Method::GET, &path, None).await?;
+        match status {
+            StatusCode::OK => convert::parse_stats(&body),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(convert::error_for_status(status.as_u16(), &body)),
+        }
     }
 }

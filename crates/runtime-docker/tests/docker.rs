@@ -1095,3 +1095,51 @@ async fn follow_logs_of_a_tty_container_is_all_stdout() {
         );
     }
 }
+
+#[tokio::test]
+async fn stats_of_a_busy_container_show_one_core() {
+    let docker = docker_or_return!("stats_of_a_busy_container_show_one_core");
+    let scope = Scope::new("stats");
+    let mut spec = scope.shell("burn", "unused");
+    // Without -x: tracing would log every turn of the loop.
+    spec.command = Some(vec!["sh".into(), "-c".into(), "while :; do :; done".into()]);
+    spec.memory_limit_mib = Some(64);
+    let id = run(&docker, &spec).await;
+    wait_for(&docker, &id, "running", |state| state.status.is_running()).await;
+
+    let asked = now();
+    let first = docker.container_stats(&id).await.unwrap().expect("running");
+    assert!(
+        asked.elapsed() < Duration::from_millis(900),
+        "one-shot stats answer at once, not after Docker's one-second sample; took {:?}",
+        asked.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let second = docker.container_stats(&id).await.unwrap().expect("running");
+    let elapsed_ns = second.read_at_ns - first.read_at_ns;
+    assert!(
+        elapsed_ns >= 900_000_000,
+        "read times a second apart: {first:?} {second:?}"
+    );
+    let cores = (second.cpu_used_ns - first.cpu_used_ns) as f64 / elapsed_ns as f64;
+    // Straight to stderr so the figure shows with --nocapture.
+    eprintln!("busy loop used {cores:.3} cores over {elapsed_ns} ns");
+    // One core, give or take what other work on a shared machine takes away.
+    assert!(
+        (0.6..=1.1).contains(&cores),
+        "a busy loop uses about one core, not {cores:.3}: {first:?} {second:?}"
+    );
+    assert_eq!(second.memory_limit_bytes, 64 * 1024 * 1024);
+    assert!(
+        second.memory_used_bytes > 0 && second.memory_used_bytes < second.memory_limit_bytes,
+        "{second:?}"
+    );
+    // Bridge network: eth0 exists (counters may still be zero).
+    assert!(second.network_rx_bytes >= first.network_rx_bytes);
+
+    docker.kill_container(&id).await.unwrap();
+    wait_for(&docker, &id, "stopped", |state| state.status.has_stopped()).await;
+    assert_eq!(docker.container_stats(&id).await.unwrap(), None, "stopped");
+    docker.remove_container(&id).await.unwrap();
+    assert_eq!(docker.container_stats(&id).await.unwrap(), None, "gone");
+}

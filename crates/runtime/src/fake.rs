@@ -9,7 +9,7 @@
 //! `die`; `destroy` last). Nothing happens by itself: processes exit, run out
 //! of memory, change health or write output only when the test says so
 //! ([`FakeRuntime::exit`], [`FakeRuntime::oom`], [`FakeRuntime::set_health`],
-//! [`FakeRuntime::write_log`]), and time is a counter
+//! [`FakeRuntime::write_log`], [`FakeRuntime::set_stats`]), and time is a counter
 //! the test sets ([`FakeRuntime::set_now_ms`]). Every trait call is recorded
 //! ([`FakeRuntime::calls`]) so tests assert on what the agent did.
 //!
@@ -28,9 +28,9 @@ use futures::StreamExt;
 
 use crate::{
     ActualBinding, ContainerEvent, ContainerEventAction, ContainerEventStream, ContainerRuntime,
-    ContainerSpec, ContainerState, ContainerStatus, Health, ImageReference, LogLine, LogLineStream,
-    LogSource, Mount, NetworkMode, Protocol, RegistryAuth, RuntimeError, RuntimeInfo, VolumeSpec,
-    MAX_LOG_LINE_BYTES,
+    ContainerSpec, ContainerState, ContainerStats, ContainerStatus, Health, ImageReference,
+    LogLine, LogLineStream, LogSource, Mount, NetworkMode, Protocol, RegistryAuth, RuntimeError,
+    RuntimeInfo, VolumeSpec, MAX_LOG_LINE_BYTES,
 };
 
 /// The first host port handed out for dynamic port bindings (the start of
@@ -93,6 +93,9 @@ pub enum RuntimeCall {
         id: String,
         since_ns: i64,
     },
+    ContainerStats {
+        id: String,
+    },
 }
 
 impl RuntimeCall {
@@ -114,6 +117,7 @@ impl RuntimeCall {
             RuntimeCall::RemoveVolume { .. } => Operation::RemoveVolume,
             RuntimeCall::Events { .. } => Operation::Events,
             RuntimeCall::FollowLogs { .. } => Operation::FollowLogs,
+            RuntimeCall::ContainerStats { .. } => Operation::ContainerStats,
         }
     }
 
@@ -142,6 +146,7 @@ pub enum Operation {
     RemoveVolume,
     Events,
     FollowLogs,
+    ContainerStats,
 }
 
 impl Operation {
@@ -156,6 +161,7 @@ impl Operation {
                 | Operation::ListContainers
                 | Operation::Events
                 | Operation::FollowLogs
+                | Operation::ContainerStats
         )
     }
 }
@@ -174,6 +180,9 @@ struct FakeContainer {
     /// Everything the container wrote, in the order written (kept across
     /// restarts, as Docker's `json-file` and `local` drivers keep it).
     log: Vec<LogLine>,
+    /// The counters [`ContainerRuntime::container_stats`] reports while it
+    /// runs; `None`: all zero (reset by every start, as Docker's are).
+    stats: Option<ContainerStats>,
 }
 
 /// An open [`ContainerRuntime::follow_logs`] stream of a running container.
@@ -600,6 +609,19 @@ impl FakeRuntime {
         state.container_mut(&id).stop_exit_code = exit_code;
     }
 
+    /// Sets the counters [`ContainerRuntime::container_stats`] reports for
+    /// the container while it runs (cumulative, as Docker's; script a
+    /// smaller value to model counters that were reset). A `read_at_ns` of
+    /// 0 reads as the fake's clock at the time of the call. Starting the
+    /// container resets them to zero, as a Docker start does.
+    ///
+    /// Panics unless the container exists.
+    pub fn set_stats(&self, id_or_name: &str, stats: ContainerStats) {
+        let mut state = self.lock();
+        let id = state.scripted_container(id_or_name);
+        state.container_mut(&id).stats = Some(stats);
+    }
+
     // ---- observing ----
 
     /// Every call so far, in order.
@@ -809,6 +831,7 @@ impl ContainerRuntime for FakeRuntime {
             },
             stop_exit_code: 0,
             log: Vec::new(),
+            stats: None,
         };
         state.containers.insert(id.clone(), container);
         state.emit(&id, ContainerEventAction::Create);
@@ -858,6 +881,7 @@ impl ContainerRuntime for FakeRuntime {
         container.state.finished_at_ms = None;
         container.state.health = spec.healthcheck.as_ref().map(|_| Health::Starting);
         container.state.port_bindings = bindings;
+        container.stats = None;
         state.emit(&id, ContainerEventAction::Start);
         Ok(())
     }
@@ -1055,6 +1079,21 @@ impl ContainerRuntime for FakeRuntime {
         });
         Ok(receiver.boxed())
     }
+
+    async fn container_stats(&self, id: &str) -> Result<Option<ContainerStats>, RuntimeError> {
+        let state = self.begin(RuntimeCall::ContainerStats { id: id.to_string() })?;
+        let Some(id) = state.resolve(id) else {
+            return Ok(None);
+        };
+        if !state.running(&id) {
+            return Ok(None);
+        }
+        let mut stats = state.containers[&id].stats.clone().unwrap_or_default();
+        if stats.read_at_ns == 0 {
+            stats.read_at_ns = state.now_ms.saturating_mul(1_000_000);
+        }
+        Ok(Some(stats))
+    }
 }
 
 #[cfg(test)]
@@ -1086,6 +1125,66 @@ mod tests {
             actions.push(event.expect("event").action);
         }
         actions
+    }
+
+    #[test]
+    fn scripted_stats_are_reported_while_running_and_reset_by_a_start() {
+        let runtime = runtime_with_image();
+        runtime.set_now_ms(2_000);
+        let id = block_on(runtime.create_container(&labelled("web"))).unwrap();
+        assert_eq!(
+            block_on(runtime.container_stats(&id)).unwrap(),
+            None,
+            "created, not running"
+        );
+        block_on(runtime.start_container(&id)).unwrap();
+        assert_eq!(
+            block_on(runtime.container_stats("web")).unwrap(),
+            Some(ContainerStats {
+                read_at_ns: 2_000_000_000,
+                ..ContainerStats::default()
+            }),
+            "zero counters, read at the fake's clock"
+        );
+        let scripted = ContainerStats {
+            read_at_ns: 7,
+            cpu_used_ns: 1_500,
+            memory_used_bytes: 1 << 20,
+            memory_limit_bytes: 1 << 30,
+            network_rx_bytes: 10,
+            network_tx_bytes: 20,
+            storage_read_bytes: 30,
+            storage_write_bytes: 40,
+        };
+        runtime.set_stats("web", scripted.clone());
+        assert_eq!(
+            block_on(runtime.container_stats(&id)).unwrap(),
+            Some(scripted.clone())
+        );
+        runtime.exit(&id, 0);
+        assert_eq!(block_on(runtime.container_stats(&id)).unwrap(), None);
+        block_on(runtime.start_container(&id)).unwrap();
+        assert_eq!(
+            block_on(runtime.container_stats(&id))
+                .unwrap()
+                .map(|stats| stats.cpu_used_ns),
+            Some(0),
+            "a start resets the counters"
+        );
+        block_on(runtime.remove_container(&id)).unwrap();
+        assert_eq!(block_on(runtime.container_stats(&id)).unwrap(), None);
+        assert_eq!(
+            runtime.calls().last(),
+            Some(&RuntimeCall::ContainerStats { id: id.clone() })
+        );
+        assert!(!Operation::ContainerStats.is_mutation());
+        runtime.fail_next(
+            Operation::ContainerStats,
+            RuntimeError::Other {
+                message: "boom".into(),
+            },
+        );
+        assert!(block_on(runtime.container_stats(&id)).is_err());
     }
 
     #[test]

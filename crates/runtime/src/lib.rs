@@ -27,6 +27,9 @@
 //!   away mid-stream the stream yields one [`RuntimeError::Unavailable`] and
 //!   ends: follow again from the last timestamp seen (lines with that
 //!   timestamp come again; skip the ones already handled).
+//! - `container_stats` answers `None` for a container that is gone or not
+//!   running. Its counters are cumulative since the container (last)
+//!   started: a restart resets them.
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -46,6 +49,33 @@ pub use state::{
     ActualBinding, ContainerEvent, ContainerEventAction, ContainerState, ContainerStatus, Health,
     RuntimeInfo,
 };
+
+/// One sample of a running container's resource counters, as the runtime
+/// reads them (Docker's `GET /containers/{id}/stats`). Counters are
+/// cumulative since the container started; the difference between two
+/// samples is what the container consumed in between.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContainerStats {
+    /// When the runtime read the counters, nanoseconds since the Unix epoch
+    /// (Docker's `read`).
+    pub read_at_ns: i64,
+    /// CPU time used by all the container's processes (Docker's
+    /// `cpu_stats.cpu_usage.total_usage`).
+    pub cpu_used_ns: u64,
+    /// Memory in use less the inactive page cache, as `docker stats` shows
+    /// it: `usage` minus `total_inactive_file` (cgroup v1) or
+    /// `inactive_file` (cgroup v2). A gauge, not a counter.
+    pub memory_used_bytes: u64,
+    /// The container's memory limit (the host's memory when it has none).
+    pub memory_limit_bytes: u64,
+    /// Bytes received and sent, summed over the container's interfaces
+    /// (zero without a network of its own, e.g. `host` or `none`).
+    pub network_rx_bytes: u64,
+    pub network_tx_bytes: u64,
+    /// Bytes read from and written to block devices.
+    pub storage_read_bytes: u64,
+    pub storage_write_bytes: u64,
+}
 
 /// Container events, in the order the runtime emitted them.
 pub type ContainerEventStream = BoxStream<'static, Result<ContainerEvent, RuntimeError>>;
@@ -155,4 +185,8 @@ pub trait ContainerRuntime: Send + Sync {
     /// gives what it wrote and ends. A missing container is
     /// [`RuntimeError::NotFound`].
     async fn follow_logs(&self, id: &str, since_ns: i64) -> Result<LogLineStream, RuntimeError>;
+
+    /// One sample of the container's resource counters; `None` if the
+    /// container is gone or not running.
+    async fn container_stats(&self, id: &str) -> Result<Option<ContainerStats>, RuntimeError>;
 }

@@ -32,7 +32,7 @@ impl CloudWatch {
         mut request: wire::PutMetricAlarmInput,
     ) -> Result<(), ApiError> {
         let tags = check_tags(request.tags.take().unwrap_or_default())?;
-        self.check_alarm(&request)?;
+        self.check_alarm(&ctx.region, &request)?;
         let name = request.alarm_name.clone().unwrap_or_default();
         let key = alarm_key(&ctx.region, &name);
         let arn = alarm_arn(ctx, &name);
@@ -99,7 +99,11 @@ impl CloudWatch {
     }
 
     /// PutMetricAlarm's rules, before anything is written.
-    fn check_alarm(&self, request: &wire::PutMetricAlarmInput) -> Result<(), ApiError> {
+    fn check_alarm(
+        &self,
+        region: &str,
+        request: &wire::PutMetricAlarmInput,
+    ) -> Result<(), ApiError> {
         let unsupported = [
             ("ThresholdMetricId", request.threshold_metric_id.is_some()),
             ("EvaluationCriteria", request.evaluation_criteria.is_some()),
@@ -158,7 +162,7 @@ impl CloudWatch {
         }
         let period_s = if math {
             let queries = request.metrics.as_deref().unwrap_or_default();
-            let plan = plan_queries(queries, 0, 0)?;
+            let plan = plan_queries(queries, region)?;
             let returning = plan.queries.iter().filter(|q| q.return_data).count();
             if returning != 1 {
                 return Err(error::validation(

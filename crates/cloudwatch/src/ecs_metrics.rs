@@ -22,6 +22,7 @@ use model::agent_metrics::{PutTaskMetricsRequest, TaskMetrics};
 use store::Store;
 
 use crate::error;
+use crate::metrics::scoped;
 
 /// What parts of Berth publish their `AWS/*` metrics through (the agents' reports, the
 /// load balancers' traffic, the cluster pass, CloudWatch Logs' metric filters).
@@ -137,6 +138,7 @@ impl AgentMetrics {
         }
         let insights = self.container_insights(ctx, &cluster_name).await?;
         let samples = report_samples(
+            &ctx.region,
             &report,
             &cluster_name,
             instance.registered.cpu_units as f64,
@@ -224,12 +226,15 @@ impl Totals {
 /// The samples of one agent report (pure). Only the tasks of `cluster_name` (the
 /// instance's cluster) count.
 pub(crate) fn report_samples(
+    region: &str,
     report: &PutTaskMetricsRequest,
     cluster_name: &str,
     registered_cpu_units: f64,
     registered_memory_mib: f64,
     container_insights: bool,
 ) -> Vec<Sample> {
+    let ecs = scoped(region, ECS);
+    let insights_namespace = scoped(region, INSIGHTS);
     let t = report.timestamp;
     let interval_s = (report.interval_ms.max(1) as f64) / 1000.0;
     let mut cluster = Totals::default();
@@ -257,7 +262,7 @@ pub(crate) fn report_samples(
     let cluster_dims = [("ClusterName", cluster_name)];
     if registered_cpu_units > 0.0 {
         out.push(sample(
-            ECS,
+            &ecs,
             "CPUUtilization",
             &cluster_dims,
             "Percent",
@@ -268,7 +273,7 @@ pub(crate) fn report_samples(
     }
     if registered_memory_mib > 0.0 {
         out.push(sample(
-            ECS,
+            &ecs,
             "MemoryUtilization",
             &cluster_dims,
             "Percent",
@@ -281,7 +286,7 @@ pub(crate) fn report_samples(
         let dims = [("ClusterName", cluster_name), ("ServiceName", *service)];
         if totals.cpu_reserved > 0.0 {
             out.push(sample(
-                ECS,
+                &ecs,
                 "CPUUtilization",
                 &dims,
                 "Percent",
@@ -292,7 +297,7 @@ pub(crate) fn report_samples(
         }
         if totals.memory_reserved > 0.0 {
             out.push(sample(
-                ECS,
+                &ecs,
                 "MemoryUtilization",
                 &dims,
                 "Percent",
@@ -305,7 +310,7 @@ pub(crate) fn report_samples(
     if container_insights {
         let mut insights = |dims: &[(&str, &str)], totals: &Totals| {
             out.push(sample(
-                INSIGHTS,
+                &insights_namespace,
                 "CpuUtilized",
                 dims,
                 "None",
@@ -314,7 +319,7 @@ pub(crate) fn report_samples(
                 1.0,
             ));
             out.push(sample(
-                INSIGHTS,
+                &insights_namespace,
                 "CpuReserved",
                 dims,
                 "None",
@@ -323,7 +328,7 @@ pub(crate) fn report_samples(
                 1.0,
             ));
             out.push(sample(
-                INSIGHTS,
+                &insights_namespace,
                 "MemoryUtilized",
                 dims,
                 "Megabytes",
@@ -332,7 +337,7 @@ pub(crate) fn report_samples(
                 1.0,
             ));
             out.push(sample(
-                INSIGHTS,
+                &insights_namespace,
                 "MemoryReserved",
                 dims,
                 "Megabytes",
@@ -341,7 +346,7 @@ pub(crate) fn report_samples(
                 1.0,
             ));
             out.push(sample(
-                INSIGHTS,
+                &insights_namespace,
                 "NetworkRxBytes",
                 dims,
                 "Bytes/Second",
@@ -350,7 +355,7 @@ pub(crate) fn report_samples(
                 1.0,
             ));
             out.push(sample(
-                INSIGHTS,
+                &insights_namespace,
                 "NetworkTxBytes",
                 dims,
                 "Bytes/Second",
@@ -359,7 +364,7 @@ pub(crate) fn report_samples(
                 1.0,
             ));
             out.push(sample(
-                INSIGHTS,
+                &insights_namespace,
                 "StorageReadBytes",
                 dims,
                 "Bytes",
@@ -368,7 +373,7 @@ pub(crate) fn report_samples(
                 1.0,
             ));
             out.push(sample(
-                INSIGHTS,
+                &insights_namespace,
                 "StorageWriteBytes",
                 dims,
                 "Bytes",
@@ -399,7 +404,13 @@ pub(crate) fn report_samples(
 
 /// The cluster pass's samples (pure): reservations from the container instances, and the
 /// Container Insights counts from services and instances.
-pub(crate) fn cluster_samples(view: &api::metrics_view::ClusterView, now_ms: i64) -> Vec<Sample> {
+pub(crate) fn cluster_samples(
+    region: &str,
+    view: &api::metrics_view::ClusterView,
+    now_ms: i64,
+) -> Vec<Sample> {
+    let ecs = scoped(region, ECS);
+    let insights_namespace = scoped(region, INSIGHTS);
     let name = view.cluster_name.as_str();
     let dims = [("ClusterName", name)];
     let mut out = Vec::new();
@@ -414,7 +425,7 @@ pub(crate) fn cluster_samples(view: &api::metrics_view::ClusterView, now_ms: i64
     let remaining_memory: i64 = active.iter().map(|i| i.remaining.memory_mib).sum();
     if registered_cpu > 0 {
         out.push(sample(
-            ECS,
+            &ecs,
             "CPUReservation",
             &dims,
             "Percent",
@@ -425,7 +436,7 @@ pub(crate) fn cluster_samples(view: &api::metrics_view::ClusterView, now_ms: i64
     }
     if registered_memory > 0 {
         out.push(sample(
-            ECS,
+            &ecs,
             "MemoryReservation",
             &dims,
             "Percent",
@@ -441,7 +452,7 @@ pub(crate) fn cluster_samples(view: &api::metrics_view::ClusterView, now_ms: i64
             .flat_map(|i| i.task_groups.values())
             .sum();
         out.push(sample(
-            INSIGHTS,
+            &insights_namespace,
             "ContainerInstanceCount",
             &dims,
             "Count",
@@ -450,7 +461,7 @@ pub(crate) fn cluster_samples(view: &api::metrics_view::ClusterView, now_ms: i64
             1.0,
         ));
         out.push(sample(
-            INSIGHTS,
+            &insights_namespace,
             "ServiceCount",
             &dims,
             "Count",
@@ -459,7 +470,7 @@ pub(crate) fn cluster_samples(view: &api::metrics_view::ClusterView, now_ms: i64
             1.0,
         ));
         out.push(sample(
-            INSIGHTS,
+            &insights_namespace,
             "TaskCount",
             &dims,
             "Count",
@@ -473,7 +484,7 @@ pub(crate) fn cluster_samples(view: &api::metrics_view::ClusterView, now_ms: i64
                 ("ServiceName", service.service_name.as_str()),
             ];
             out.push(sample(
-                INSIGHTS,
+                &insights_namespace,
                 "DesiredTaskCount",
                 &dims,
                 "Count",
@@ -482,7 +493,7 @@ pub(crate) fn cluster_samples(view: &api::metrics_view::ClusterView, now_ms: i64
                 1.0,
             ));
             out.push(sample(
-                INSIGHTS,
+                &insights_namespace,
                 "RunningTaskCount",
                 &dims,
                 "Count",
@@ -491,7 +502,7 @@ pub(crate) fn cluster_samples(view: &api::metrics_view::ClusterView, now_ms: i64
                 1.0,
             ));
             out.push(sample(
-                INSIGHTS,
+                &insights_namespace,
                 "PendingTaskCount",
                 &dims,
                 "Count",
@@ -500,7 +511,7 @@ pub(crate) fn cluster_samples(view: &api::metrics_view::ClusterView, now_ms: i64
                 1.0,
             ));
             out.push(sample(
-                INSIGHTS,
+                &insights_namespace,
                 "DeploymentCount",
                 &dims,
                 "Count",
@@ -522,7 +533,7 @@ pub async fn publish_cluster_metrics(
     let mut samples = Vec::new();
     for region in crate::evaluator::regions_under(store, "/ecs/").await? {
         for view in api::metrics_view::clusters(store, &region).await? {
-            samples.extend(cluster_samples(&view, now_ms));
+            samples.extend(cluster_samples(&region, &view, now_ms));
         }
     }
     let count = samples.len();
@@ -600,7 +611,7 @@ mod tests {
                 task("t3", None, 256.0, 1024.0),
             ],
         };
-        let samples = report_samples(&report, "prod", 2048.0, 4096.0, false);
+        let samples = report_samples("us-east-1", &report, "prod", 2048.0, 4096.0, false);
         let web = find(
             &samples,
             "CPUUtilization",
@@ -620,7 +631,7 @@ mod tests {
         assert_eq!(memory.values, vec![(100.0, 2.0)]);
         assert!(find(&samples, "CpuUtilized", &[("ClusterName", "prod")]).is_none());
 
-        let samples = report_samples(&report, "prod", 2048.0, 4096.0, true);
+        let samples = report_samples("us-east-1", &report, "prod", 2048.0, 4096.0, true);
         let rx = find(
             &samples,
             "NetworkRxBytes",

@@ -29,13 +29,15 @@ pub fn traffic_samples(
     report: &TrafficReport,
     now_ms: i64,
 ) -> Vec<Sample> {
+    let region = load_balancer_arn.split(':').nth(3).unwrap_or_default();
+    let namespace = crate::metrics::scoped(region, NAMESPACE);
     let load_balancer = dimension_value(load_balancer_arn, "loadbalancer");
     let lb_dims = [("LoadBalancer", load_balancer)];
     let mut out = Vec::new();
     let count = |out: &mut Vec<Sample>, dims: &[(&str, &str)], name: &str, value: u64| {
         if value > 0 {
             out.push(sample(
-                NAMESPACE,
+                &namespace,
                 name,
                 dims,
                 "Count",
@@ -65,7 +67,7 @@ pub fn traffic_samples(
     }
     if lb.processed_bytes > 0 {
         out.push(sample(
-            NAMESPACE,
+            &namespace,
             "ProcessedBytes",
             &lb_dims,
             "Bytes",
@@ -117,7 +119,7 @@ pub fn traffic_samples(
                 totals.request_count as f64 / f64::from(traffic.healthy_host_count.max(1));
             for dims in [&both[..], &alone[..]] {
                 out.push(sample(
-                    NAMESPACE,
+                    &namespace,
                     "RequestCountPerTarget",
                     dims,
                     "Count",
@@ -129,7 +131,7 @@ pub fn traffic_samples(
         }
         for dims in [&both[..], &alone[..]] {
             out.push(sample(
-                NAMESPACE,
+                &namespace,
                 "HealthyHostCount",
                 dims,
                 "Count",
@@ -138,7 +140,7 @@ pub fn traffic_samples(
                 1.0,
             ));
             out.push(sample(
-                NAMESPACE,
+                &namespace,
                 "UnHealthyHostCount",
                 dims,
                 "Count",
@@ -147,7 +149,9 @@ pub fn traffic_samples(
                 1.0,
             ));
         }
-        if let Some(times) = response_time_sample(&both, &traffic.response_times, now_ms) {
+        if let Some(times) =
+            response_time_sample(&namespace, &both, &traffic.response_times, now_ms)
+        {
             out.push(times);
         }
     }
@@ -175,7 +179,7 @@ pub fn traffic_samples(
     ] {
         count(&mut out, &lb_dims, name, value);
     }
-    if let Some(times) = response_time_sample(&lb_dims, &all_times, now_ms) {
+    if let Some(times) = response_time_sample(&namespace, &lb_dims, &all_times, now_ms) {
         out.push(times);
     }
     out
@@ -184,6 +188,7 @@ pub fn traffic_samples(
 /// TargetResponseTime: one sample carrying the report's response times with their counts,
 /// so Average and percentiles come out per period.
 fn response_time_sample(
+    namespace: &str,
     dims: &[(&str, &str)],
     times: &load_balancer::ResponseTimeDistribution,
     now_ms: i64,
@@ -197,7 +202,7 @@ fn response_time_sample(
         return None;
     }
     let mut sample = sample(
-        NAMESPACE,
+        namespace,
         "TargetResponseTime",
         dims,
         "Seconds",
@@ -279,6 +284,9 @@ mod tests {
             .collect(),
         };
         let samples = traffic_samples(LB, &report, 1_000);
+        assert!(samples
+            .iter()
+            .all(|s| s.key.namespace == "us-east-1/AWS/ApplicationELB"));
         assert_eq!(value(&samples, "RequestCount", 1).unwrap().stats.sum, 4.0);
         assert_eq!(value(&samples, "RequestCount", 2).unwrap().stats.sum, 3.0);
         assert_eq!(

@@ -16,7 +16,7 @@ use api::ApiError;
 use store::{RangeRequest, Store};
 
 use crate::alarm_api::{alarm_period_s, rule_of, HISTORY_RETENTION_MS};
-use crate::metrics::{metric_key, plan_queries, read_periods};
+use crate::metrics::{metric_key, plan_queries, read_periods, scoped};
 use crate::records::{alarms_prefix, history_prefix, AlarmRecord, HistoryRecord, ROOT_PREFIX};
 use crate::statistics::Statistic;
 use crate::CloudWatch;
@@ -93,7 +93,7 @@ impl AlarmEvaluator {
             }
         }
         let datapoints = self
-            .datapoints(alarm, period_s, start_ms, end_ms, now_ms)
+            .datapoints(region, alarm, period_s, start_ms, end_ms, now_ms)
             .await?;
         let current =
             StateValue::from_str(&alarm.state_value).unwrap_or(StateValue::InsufficientData);
@@ -142,6 +142,7 @@ impl AlarmEvaluator {
 
     async fn datapoints(
         &self,
+        region: &str,
         alarm: &AlarmRecord,
         period_s: u32,
         start_ms: i64,
@@ -150,7 +151,7 @@ impl AlarmEvaluator {
     ) -> Result<Vec<Datapoint>, ApiError> {
         let definition = &alarm.definition;
         if let Some(queries) = definition.metrics.as_ref().filter(|q| !q.is_empty()) {
-            let plan = plan_queries(queries, now_ms, start_ms)?;
+            let plan = plan_queries(queries, region)?;
             let results = self
                 .cloudwatch
                 .run_queries(&plan, start_ms, end_ms, now_ms)
@@ -172,7 +173,7 @@ impl AlarmEvaluator {
                 .unwrap_or_default());
         }
         let key = metric_key(
-            definition.namespace.clone().unwrap_or_default(),
+            scoped(region, definition.namespace.as_deref().unwrap_or_default()),
             definition.metric_name.clone().unwrap_or_default(),
             definition.dimensions.clone().unwrap_or_default(),
             "Dimensions",

@@ -31,6 +31,19 @@ const LIST_METRICS_PAGE: usize = 500;
 /// ListMetrics' `RecentlyActive=PT3H`.
 const RECENTLY_ACTIVE_MS: i64 = 3 * 3_600_000;
 
+/// The metric store is not regional; CloudWatch keeps each region's metrics under
+/// namespaces prefixed with the region (`us-east-1/AWS/ECS`), so regions never mix.
+pub(crate) fn scoped(region: &str, namespace: &str) -> String {
+    format!("{region}/{namespace}")
+}
+
+/// The namespace a user sees (without the region).
+pub(crate) fn unscoped(namespace: &str) -> &str {
+    namespace
+        .split_once('/')
+        .map_or(namespace, |(_, rest)| rest)
+}
+
 impl CloudWatch {
     pub(crate) async fn put_metric_data(
         &self,
@@ -64,7 +77,7 @@ impl CloudWatch {
             .enumerate()
             .map(|(index, datum)| {
                 sample_of(
-                    &namespace,
+                    &scoped(&ctx.region, &namespace),
                     &format!("MetricData.member.{}", index + 1),
                     datum,
                     ctx.now_ms,
@@ -133,7 +146,7 @@ impl CloudWatch {
             )));
         }
         let key = metric_key(
-            request.namespace.unwrap_or_default(),
+            scoped(&ctx.region, &request.namespace.unwrap_or_default()),
             request.metric_name.unwrap_or_default(),
             request.dimensions.unwrap_or_default(),
             "Dimensions",
@@ -219,7 +232,10 @@ impl CloudWatch {
             Some(other) => return Err(error::invalid_value_for(other, "RecentlyActive")),
         };
         let filter = ListFilter {
-            namespace: request.namespace,
+            namespace: request
+                .namespace
+                .map(|namespace| scoped(&ctx.region, &namespace)),
+            namespace_prefix: Some(scoped(&ctx.region, "")),
             metric_name: request.metric_name,
             dimensions: dimensions
                 .into_iter()
@@ -278,7 +294,7 @@ impl CloudWatch {
         {
             check_timezone(timezone)?;
         }
-        let plan = plan_queries(&queries, ctx.now_ms, start_ms)?;
+        let plan = plan_queries(&queries, &ctx.region)?;
         let skip = match request.next_token.as_deref() {
             None => 0,
             Some(token) => decode_offset_token(token)?,
@@ -464,8 +480,7 @@ pub(crate) struct QueryPlan {
 /// Validates MetricDataQueries (GetMetricData, metric-math alarms) into a plan.
 pub(crate) fn plan_queries(
     queries: &[wire::MetricDataQuery],
-    _now_ms: i64,
-    _start_ms: i64,
+    region: &str,
 ) -> Result<QueryPlan, ApiError> {
     let mut planned = Vec::with_capacity(queries.len());
     let mut seen = HashSet::new();
@@ -504,7 +519,7 @@ pub(crate) fn plan_queries(
                 })?;
                 QueryKind::Metric {
                     key: metric_key(
-                        metric.namespace.unwrap_or_default(),
+                        scoped(region, &metric.namespace.unwrap_or_default()),
                         metric.metric_name.unwrap_or_default(),
                         metric.dimensions.unwrap_or_default(),
                         &format!("{parameter}.MetricStat.Metric.Dimensions"),
@@ -759,7 +774,7 @@ pub(crate) fn metric_key(
 
 pub(crate) fn wire_metric(key: &MetricKey) -> wire::Metric {
     wire::Metric {
-        namespace: Some(key.namespace.clone()),
+        namespace: Some(unscoped(&key.namespace).to_string()),
         metric_name: Some(key.metric_name.clone()),
         dimensions: Some(
             key.dimensions
@@ -1013,6 +1028,13 @@ mod tests {
         );
         let a_year = now - 365 * 24 * 3_600_000 - 61_000;
         check(a_year, 3600, a_year - a_year.rem_euclid(3_600_000));
+    }
+
+    #[test]
+    fn namespaces_are_scoped_by_region() {
+        let scoped = scoped("eu-west-3", "AWS/ECS");
+        assert_eq!(scoped, "eu-west-3/AWS/ECS");
+        assert_eq!(unscoped(&scoped), "AWS/ECS");
     }
 
     #[test]

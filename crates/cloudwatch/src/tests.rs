@@ -16,6 +16,7 @@ const NOW_MS: i64 = 1_796_652_000_000;
 struct Fixture {
     cloudwatch: CloudWatch,
     now_ms: i64,
+    region: &'static str,
 }
 
 impl Fixture {
@@ -26,12 +27,13 @@ impl Fixture {
                 Arc::new(MemoryMetricStore::new()),
             ),
             now_ms: NOW_MS,
+            region: "us-east-1",
         }
     }
 
     fn ctx(&self) -> RequestContext {
         RequestContext {
-            region: "us-east-1".into(),
+            region: self.region.into(),
             account_id: "000000000000".into(),
             principal_arn: "arn:aws:iam::000000000000:root".into(),
             access_key_id: "test".into(),

@@ -579,6 +579,7 @@ pub fn list_metrics_pages_in_key_order_and_filters(store: impl MetricStore) {
                     .map(|(n, v)| (n.to_string(), v.map(str::to_string)))
                     .collect(),
                 active_since_ms: None,
+                ..ListFilter::default()
             }
         };
     assert_eq!(list(&filter(Some("Custom"), None, &[]), None, 100), vec![5]);

@@ -107,6 +107,9 @@ pub struct Aggregate {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListFilter {
     pub namespace: Option<String>,
+    /// Only namespaces that start with this (CloudWatch keeps each region's metrics
+    /// under namespaces prefixed with the region).
+    pub namespace_prefix: Option<String>,
     pub metric_name: Option<String>,
     /// Each must match one of the metric's dimensions: by name, and by value
     /// when one is given. The metric may have other dimensions too.
@@ -119,6 +122,10 @@ impl ListFilter {
     /// Whether `key` (last sample at `last_timestamp_ms`) passes.
     pub fn matches(&self, key: &MetricKey, last_timestamp_ms: i64) -> bool {
         self.namespace.as_ref().is_none_or(|n| *n == key.namespace)
+            && self
+                .namespace_prefix
+                .as_ref()
+                .is_none_or(|prefix| key.namespace.starts_with(prefix.as_str()))
             && self
                 .metric_name
                 .as_ref()

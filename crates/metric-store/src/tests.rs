@@ -40,6 +40,12 @@ fn list_filters_match_names_values_and_activity() {
         ..ListFilter::default()
     };
     check(named, 0, false);
+    let scoped = |prefix: &str| ListFilter {
+        namespace_prefix: Some(prefix.to_string()),
+        ..ListFilter::default()
+    };
+    check(scoped("AWS/"), 0, true);
+    check(scoped("App"), 0, false);
 }
 
 #[test]

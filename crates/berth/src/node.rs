@@ -116,16 +116,27 @@ pub async fn run(options: NodeOptions) -> Result<()> {
             Some(Arc::clone(&load_balancers) as Arc<dyn elbv2::TargetHealthSource>),
         ))),
     );
+    // Datapoints live in their own SQLite file under the data directory.
+    let metric_data = Arc::new(
+        metric_store::sqlite::SqliteMetricStore::open(&options.data_dir.join("metrics"))
+            .context("cannot open the metric store")?,
+    ) as Arc<dyn metric_store::MetricStore>;
+    let cloudwatch = cloudwatch::CloudWatch::new(Arc::clone(&store), Arc::clone(&metric_data));
+    let metric_publisher = cloudwatch::Publisher::new(Arc::clone(&metric_data));
     // Log events are kept apart from the orchestration records, in their
     // own files under the data directory.
     let log_events = Arc::new(
         log_store::segments::SegmentLogStore::open(&options.data_dir.join("logs"))
             .context("cannot open the log event store")?,
     );
-    let logs = Arc::new(logs::Logs::new(
-        Arc::clone(&store),
-        Arc::clone(&log_events) as Arc<dyn log_store::LogStore>,
-    ));
+    let logs = Arc::new(
+        logs::Logs::new(
+            Arc::clone(&store),
+            Arc::clone(&log_events) as Arc<dyn log_store::LogStore>,
+        )
+        // Metric filters publish into CloudWatch's metric store.
+        .with_metric_sink(Arc::new(metric_publisher.clone())),
+    );
     // Image layers live in their own content-addressed files under the
     // data directory, apart from the store.
     let blobs = Arc::new(
@@ -138,13 +149,6 @@ pub async fn run(options: NodeOptions) -> Result<()> {
         Arc::clone(&blobs) as Arc<dyn blob_store::BlobStore>,
         Arc::clone(&access_keys),
     ));
-    // Datapoints live in their own SQLite file under the data directory.
-    let metric_data = Arc::new(
-        metric_store::sqlite::SqliteMetricStore::open(&options.data_dir.join("metrics"))
-            .context("cannot open the metric store")?,
-    ) as Arc<dyn metric_store::MetricStore>;
-    let cloudwatch = cloudwatch::CloudWatch::new(Arc::clone(&store), Arc::clone(&metric_data));
-    let metric_publisher = cloudwatch::Publisher::new(Arc::clone(&metric_data));
     let services = Services::new()
         .with_json(Arc::clone(&ecs) as Arc<dyn control_plane::JsonService>)
         .with_json(Arc::new(cloudwatch.clone()) as Arc<dyn control_plane::JsonService>)

@@ -49,6 +49,47 @@ impl Publisher {
     }
 }
 
+/// CloudWatch Logs' metric filters publish through the same publisher.
+#[async_trait]
+impl logs::MetricFilterSink for Publisher {
+    async fn publish(
+        &self,
+        region: &str,
+        datapoints: Vec<logs::MetricFilterDatapoint>,
+    ) -> Result<(), String> {
+        let samples = datapoints
+            .into_iter()
+            .map(|point| {
+                let values = point.values;
+                let stats = StatisticSet {
+                    sample_count: values.iter().map(|(_, count)| count).sum(),
+                    sum: values.iter().map(|(value, count)| value * count).sum(),
+                    minimum: values.iter().map(|(value, _)| *value).fold(f64::INFINITY, f64::min),
+                    maximum: values
+                        .iter()
+                        .map(|(value, _)| *value)
+                        .fold(f64::NEG_INFINITY, f64::max),
+                };
+                Sample {
+                    key: MetricKey {
+                        namespace: scoped(region, &point.namespace),
+                        metric_name: point.metric_name,
+                        dimensions: point.dimensions,
+                    },
+                    unit: point.unit,
+                    timestamp_ms: point.timestamp_ms,
+                    storage_resolution_s: 60,
+                    stats,
+                    values,
+                }
+            })
+            .collect();
+        Publisher::publish(self, samples)
+            .await
+            .map_err(|err| err.to_string())
+    }
+}
+
 /// One sample of `value` counted `count` times, standard resolution unless `high_resolution`.
 pub fn sample(
     namespace: &str,

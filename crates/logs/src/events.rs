@@ -219,6 +219,59 @@ pub(crate) struct CheckedBatch {
 }
 
 impl Logs {
+    /// Runs the group's metric filters over a stored batch and hands their datapoints to
+    /// the metric sink, in the background: the events are durable already, and a metric
+    /// lost to a crash is a gap in a metric, never a lost event.
+    async fn publish_metric_filters(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+        events: &[NewEvent],
+    ) -> Result<(), ApiError> {
+        let Some(sink) = &self.metric_sink else {
+            return Ok(());
+        };
+        let filters = match self.metric_filters.get(&ctx.region, group, ctx.now_ms) {
+            Some(filters) => filters,
+            None => {
+                let records: Vec<(String, crate::records::MetricFilterRecord)> =
+                    api::records::list(
+                        &*self.store,
+                        &crate::records::metric_filters_prefix(&ctx.region, group),
+                    )
+                    .await?;
+                let compiled: Vec<crate::metric_publishing::CompiledFilter> = records
+                    .into_iter()
+                    .filter_map(|(_, record)| {
+                        let pattern =
+                            crate::filter_pattern::FilterPattern::parse(&record.filter_pattern)
+                                .ok()?;
+                        Some(crate::metric_publishing::CompiledFilter { record, pattern })
+                    })
+                    .collect();
+                let compiled = Arc::new(compiled);
+                self.metric_filters
+                    .put(&ctx.region, group, ctx.now_ms, Arc::clone(&compiled));
+                compiled
+            }
+        };
+        if filters.is_empty() {
+            return Ok(());
+        }
+        let datapoints = crate::metric_publishing::datapoints(&filters, events);
+        if datapoints.is_empty() {
+            return Ok(());
+        }
+        let sink = Arc::clone(sink);
+        let region = ctx.region.clone();
+        tokio::spawn(async move {
+            if let Err(err) = sink.publish(&region, datapoints).await {
+                tracing::warn!(%err, "publishing metric filter datapoints failed");
+            }
+        });
+        Ok(())
+    }
+
     /// Looks the stream up and checks `events` as PutLogEvents does.
     pub(crate) async fn check_put(
         &self,
@@ -271,6 +324,9 @@ impl Logs {
                 Ok((appended, stats.event_count, events))
             })
             .await?;
+        if appended.written && !events.is_empty() {
+            self.publish_metric_filters(ctx, &stream.group, &events).await?;
+        }
         if appended.written && !events.is_empty() && self.live_tail.has_sessions() {
             self.live_tail.publish(IngestedBatch {
                 region: ctx.region.clone(),

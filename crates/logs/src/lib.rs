@@ -35,6 +35,7 @@ use serde::Serialize;
 use store::Store;
 
 mod agent;
+pub use metric_publishing::{MetricFilterDatapoint, MetricFilterSink};
 mod error;
 mod events;
 pub mod filter_pattern;
@@ -42,6 +43,7 @@ mod groups;
 pub mod insights;
 mod live_tail;
 mod metric_filters;
+mod metric_publishing;
 mod queries;
 mod records;
 mod retention;
@@ -61,6 +63,8 @@ pub struct Logs {
     events: Arc<dyn LogStore>,
     live_tail: live_tail::LiveTailHub,
     queries: Arc<queries::QueryCache>,
+    metric_sink: Option<Arc<dyn MetricFilterSink>>,
+    metric_filters: Arc<metric_publishing::FilterCache>,
 }
 
 /// Operations dispatched by [`Logs::handle`]; the model's other operations
@@ -106,7 +110,15 @@ impl Logs {
             events,
             live_tail: live_tail::LiveTailHub::new(),
             queries: Arc::new(queries::QueryCache::new()),
+            metric_sink: None,
+            metric_filters: Arc::default(),
         }
+    }
+
+    /// The same service, publishing what its metric filters extract to `sink`.
+    pub fn with_metric_sink(mut self, sink: Arc<dyn MetricFilterSink>) -> Self {
+        self.metric_sink = Some(sink);
+        self
     }
 
     pub async fn handle(

@@ -57,9 +57,13 @@ ensure_build_tools() {
 }
 
 # Clients the compatibility tests drive besides boto3, the AWS CLI and docker:
-# skopeo, a second registry client (OCI manifests).
+# skopeo, a second registry client (OCI manifests); Prometheus, which scrapes
+# Berth's /metrics (the test starts its own; the package's service is not used).
 ensure_test_tools() {
-    command -v skopeo >/dev/null 2>&1 || apt_install skopeo
+    local missing=()
+    command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+    command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+    apt_install "${missing[@]}"
 }
 
 # python3 that can make a venv with pip in it.

@@ -70,6 +70,7 @@ impl Ecs {
         now_ms: i64,
         seed: u64,
     ) -> Result<ServicesPass, ApiError> {
+        let stopwatch = instruments::Stopwatch::start();
         let mut pass = ServicesPass::default();
         let regions = self
             .store()
@@ -88,6 +89,8 @@ impl Ecs {
             };
             self.reconcile_region(&ctx, &mut rng, &mut pass).await?;
         }
+        // Only completed passes count (one that fails is logged by the shell).
+        instruments::global().observe_controller_pass(stopwatch.elapsed_s());
         Ok(pass)
     }
 

@@ -87,6 +87,23 @@ pub(crate) struct Placed {
     pub no_container_instances: bool,
 }
 
+/// `berth_placements_total`: the tasks placed, and the ones not placed
+/// under the first failure's reason (as the service scheduler reports it).
+fn count_placements(placed: &Placed, count: usize) {
+    let instruments = instruments::global();
+    instruments.add_placements(instruments::PLACED, placed.tasks.len() as u64);
+    let unplaced = count.saturating_sub(placed.tasks.len()) as u64;
+    let reason = if placed.no_container_instances {
+        instruments::NO_CONTAINER_INSTANCES
+    } else {
+        placed
+            .failures
+            .first()
+            .map_or(instruments::OTHER, |(_, reason)| reason.as_str())
+    };
+    instruments.add_placements(reason, unplaced);
+}
+
 /// Which of an instance's counters a task status counts in.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Bucket {
@@ -779,7 +796,11 @@ impl Ecs {
             }),
             reload,
         };
-        self.place_batched(cluster_name, request).await
+        let outcome = self.place_batched(cluster_name, request).await;
+        if let Ok(Some(placed)) = &outcome {
+            count_placements(placed, count);
+        }
+        outcome
     }
 
     pub(crate) async fn start_task(

@@ -11,6 +11,7 @@ mod bench;
 mod bench_load_balancer;
 mod bench_logs;
 mod bench_logs_container;
+mod bench_metrics;
 mod bench_registry;
 mod bench_run_task;
 mod bench_scheduler;
@@ -92,6 +93,10 @@ enum BenchCommand {
     /// GetLogEvents over what was stored, bytes on disk, and a container's
     /// write → GetLogEvents latency.
     Logs(bench_logs::LogsBenchArgs),
+    /// CloudWatch: PutMetricData throughput (JSON 1.0 and CBOR), GetMetricData
+    /// over a week of minutes, alarm evaluation lag, and the load balancer
+    /// proxy with traffic counting on and off.
+    Metrics(bench_metrics::MetricsBenchArgs),
     /// The image registry (`docker push`/`pull`, concurrent blob pulls,
     /// idle memory) side by side with CNCF Distribution.
     Registry(bench_registry::RegistryBenchArgs),
@@ -132,6 +137,16 @@ struct NodeArgs {
     /// storage is collected, in seconds (ECR applies policies within a day).
     #[arg(long, default_value_t = 60)]
     registry_maintenance_interval_seconds: u64,
+    /// Whether `GET /metrics` answers in Prometheus' exposition format
+    /// (unauthenticated, as Prometheus scrapes).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    metrics_endpoint: Switch,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -199,6 +214,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::LoadBalancer(args)) => bench_load_balancer::run(&args),
         Command::Bench(BenchCommand::Logs(args)) => runtime()?.block_on(bench_logs::run(args)),
+        Command::Bench(BenchCommand::Metrics(args)) => bench_metrics::run(&args),
         Command::Bench(BenchCommand::Registry(args)) => {
             runtime()?.block_on(bench_registry::run(args))
         }
@@ -242,6 +258,7 @@ fn node_options(args: NodeArgs, store: Option<String>) -> Result<node::NodeOptio
         registry_maintenance_interval: std::time::Duration::from_secs(
             args.registry_maintenance_interval_seconds.max(1),
         ),
+        metrics_endpoint: args.metrics_endpoint == Switch::On,
     })
 }
 

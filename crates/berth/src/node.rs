@@ -73,6 +73,8 @@ pub struct NodeOptions {
     pub registry_address: Option<String>,
     /// Between two lifecycle and garbage-collection passes.
     pub registry_maintenance_interval: std::time::Duration,
+    /// Serve `GET /metrics` (Prometheus).
+    pub metrics_endpoint: bool,
 }
 
 /// Runs the node until SIGTERM or SIGINT. Today that is the control plane;
@@ -81,6 +83,7 @@ pub struct NodeOptions {
 pub async fn run(options: NodeOptions) -> Result<()> {
     let mut config = ServerConfig::new(options.listen, options.account_id.clone());
     config.auth_mode = options.auth_mode;
+    config.metrics_endpoint = options.metrics_endpoint;
     config.validate()?;
 
     create_private_dir(&options.data_dir)?;

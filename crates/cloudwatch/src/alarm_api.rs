@@ -281,9 +281,11 @@ impl CloudWatch {
         })?;
         Ok(wire::DescribeAlarmsOutput {
             metric_alarms: Some(page.iter().map(|alarm| describe(alarm)).collect()),
-            composite_alarms: types.iter().any(|t| t == "CompositeAlarm").then(Vec::new),
-            // Berth has no log alarms (PutLogAlarm is not served).
-            log_alarms: None,
+            // Always present, if empty, as CloudWatch answers: botocore's waiters read
+            // `length(CompositeAlarms[])` and `length(LogAlarms[])`, which fail on a
+            // missing list. (Berth has no composite or log alarms.)
+            composite_alarms: Some(Vec::new()),
+            log_alarms: Some(Vec::new()),
             next_token,
         })
     }

@@ -36,16 +36,51 @@ impl Publisher {
         Publisher { metrics }
     }
 
-    /// Stores `samples` (durable on return).
+    /// Stores `samples` (durable on return), and shows Berth's own (`AWS/…`, `ECS/…`) at
+    /// `GET /metrics` too.
     pub async fn publish(&self, samples: Vec<Sample>) -> Result<(), ApiError> {
         if samples.is_empty() {
             return Ok(());
         }
+        expose(&samples);
         let metrics = Arc::clone(&self.metrics);
         tokio::task::spawn_blocking(move || metrics.append(&samples))
             .await
             .map_err(|err| error::internal(format!("metric store task failed: {err}")))?
             .map_err(error::from_metric_store)
+    }
+}
+
+/// Prometheus' view of Berth's own metrics: the load balancer's counts as counters (each
+/// sample is the count since the previous report), everything else as gauges holding the
+/// latest period's average. The region becomes a `Region` label.
+fn expose(samples: &[Sample]) {
+    for sample in samples {
+        let Some((region, namespace)) = sample.key.namespace.split_once('/') else {
+            continue;
+        };
+        if !(namespace.starts_with("AWS/") || namespace.starts_with("ECS/")) {
+            continue;
+        }
+        let mut labels = sample.key.dimensions.clone();
+        labels.push(("Region".to_string(), region.to_string()));
+        let name = sample.key.metric_name.as_str();
+        let gauge = !namespace.starts_with("AWS/ApplicationELB")
+            || sample.unit != "Count"
+            || matches!(
+                name,
+                "HealthyHostCount" | "UnHealthyHostCount" | "ActiveConnectionCount"
+            );
+        if gauge {
+            instruments::observe_aws_gauge(
+                namespace,
+                name,
+                &labels,
+                sample.stats.sum / sample.stats.sample_count,
+            );
+        } else {
+            instruments::add_aws_count(namespace, name, &labels, sample.stats.sum);
+        }
     }
 }
 
@@ -323,30 +358,27 @@ pub(crate) fn report_samples(
             1.0,
         ));
     }
+    // A service's utilization is one value per task (AWS: Average over the tasks,
+    // Minimum and Maximum the least and most loaded task).
     for (service, totals) in &services {
         let dims = [("ClusterName", cluster_name), ("ServiceName", *service)];
-        if totals.cpu_reserved > 0.0 {
-            out.push(sample(
-                &ecs,
-                "CPUUtilization",
-                &dims,
-                "Percent",
-                t,
-                100.0 * totals.cpu_used / totals.cpu_reserved,
-                totals.tasks,
-            ));
-        }
-        if totals.memory_reserved > 0.0 {
-            out.push(sample(
-                &ecs,
-                "MemoryUtilization",
-                &dims,
-                "Percent",
-                t,
-                100.0 * totals.memory_used / totals.memory_reserved,
-                totals.tasks,
-            ));
-        }
+        let tasks = || {
+            report.tasks.iter().filter(move |task| {
+                task.group.as_deref().and_then(|g| g.strip_prefix("service:")) == Some(*service)
+                    && task.cluster_arn.ends_with(&format!("cluster/{cluster_name}"))
+            })
+        };
+        let cpu: Vec<f64> = tasks()
+            .filter(|task| task.cpu_reserved_units > 0.0)
+            .map(|task| 100.0 * task.cpu_used_units / task.cpu_reserved_units)
+            .collect();
+        let memory: Vec<f64> = tasks()
+            .filter(|task| task.memory_reserved_mib > 0.0)
+            .map(|task| 100.0 * task.memory_used_mib / task.memory_reserved_mib)
+            .collect();
+        let _ = totals;
+        out.extend(per_task_sample(&ecs, "CPUUtilization", &dims, t, &cpu));
+        out.extend(per_task_sample(&ecs, "MemoryUtilization", &dims, t, &memory));
     }
     if container_insights {
         let mut insights = |dims: &[(&str, &str)], totals: &Totals| {
@@ -441,6 +473,26 @@ pub(crate) fn report_samples(
         }
     }
     out
+}
+
+/// One sample holding each task's value (count 1 each), or none without tasks.
+fn per_task_sample(
+    namespace: &str,
+    metric_name: &str,
+    dimensions: &[(&str, &str)],
+    timestamp_ms: i64,
+    values: &[f64],
+) -> Option<Sample> {
+    let first = *values.first()?;
+    let mut out = sample(namespace, metric_name, dimensions, "Percent", timestamp_ms, first, 1.0);
+    out.stats = StatisticSet {
+        sample_count: values.len() as f64,
+        sum: values.iter().sum(),
+        minimum: values.iter().copied().fold(f64::INFINITY, f64::min),
+        maximum: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    };
+    out.values = values.iter().map(|value| (*value, 1.0)).collect();
+    Some(out)
 }
 
 /// The cluster pass's samples (pure): reservations from the container instances, and the
@@ -659,8 +711,9 @@ mod tests {
             &[("ClusterName", "prod"), ("ServiceName", "web")],
         )
         .unwrap();
-        assert_eq!(web.values, vec![(100.0, 2.0)]);
-        assert_eq!(web.stats.sum, 200.0);
+        // One value per task: 512 of 256 units and 0 of 256.
+        assert_eq!(web.values, vec![(200.0, 1.0), (0.0, 1.0)]);
+        assert_eq!((web.stats.sum / web.stats.sample_count, web.stats.minimum, web.stats.maximum), (100.0, 0.0, 200.0));
         let cluster = find(&samples, "CPUUtilization", &[("ClusterName", "prod")]).unwrap();
         assert_eq!(cluster.values, vec![(37.5, 1.0)]);
         let memory = find(
@@ -669,7 +722,7 @@ mod tests {
             &[("ClusterName", "prod"), ("ServiceName", "web")],
         )
         .unwrap();
-        assert_eq!(memory.values, vec![(100.0, 2.0)]);
+        assert_eq!(memory.values, vec![(200.0, 1.0), (0.0, 1.0)]);
         assert!(find(&samples, "CpuUtilized", &[("ClusterName", "prod")]).is_none());
 
         let samples = report_samples("us-east-1", &report, "prod", 2048.0, 4096.0, true);

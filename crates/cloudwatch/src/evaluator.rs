@@ -24,8 +24,10 @@ use crate::CloudWatch;
 pub struct AlarmEvaluator {
     cloudwatch: CloudWatch,
     /// (region, alarm name) → the end of the range it was last evaluated for, and the
-    /// record revision it was evaluated at (an update evaluates again).
-    evaluated: Mutex<HashMap<(String, String), (i64, store::Revision)>>,
+    /// configuration it was evaluated with (PutMetricAlarm's `configuration_updated_ms`:
+    /// an update evaluates again). A SetAlarmState is not a configuration change: as in
+    /// CloudWatch, the state it sets lasts until the next evaluation is due.
+    evaluated: Mutex<HashMap<(String, String), (i64, i64)>>,
 }
 
 /// What one pass did.
@@ -84,11 +86,11 @@ impl AlarmEvaluator {
         let rule = rule_of(definition, period_s)?;
         let (start_ms, end_ms) = alarms::evaluation_range(&rule, now_ms);
         let memo_key = (region.to_string(), alarm.name().to_string());
-        let revision = found.mod_revision;
-        if let Some((last_end, last_revision)) =
+        let configuration_ms = alarm.configuration_updated_ms;
+        if let Some((last_end, last_configuration_ms)) =
             self.evaluated.lock().expect("evaluated").get(&memo_key)
         {
-            if *last_end >= end_ms && *last_revision == revision {
+            if *last_end >= end_ms && *last_configuration_ms == configuration_ms {
                 return Ok(None);
             }
         }
@@ -125,18 +127,16 @@ impl AlarmEvaluator {
                 None => return Ok(Some(false)),
                 Some(_) => changed = true,
             }
-            // The write changed the revision; remember the range with the new one on the
-            // next pass (it reads the record again and finds the range evaluated).
             self.evaluated
                 .lock()
                 .expect("evaluated")
-                .insert(memo_key, (end_ms, 0));
+                .insert(memo_key, (end_ms, configuration_ms));
             return Ok(Some(changed));
         }
         self.evaluated
             .lock()
             .expect("evaluated")
-            .insert(memo_key, (end_ms, revision));
+            .insert(memo_key, (end_ms, configuration_ms));
         Ok(Some(changed))
     }
 

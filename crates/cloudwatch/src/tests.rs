@@ -483,3 +483,49 @@ async fn unknown_and_unsupported_operations() {
     let err = fixture.json("Nope", json!({})).await.unwrap_err();
     assert_eq!(err.code, "UnknownOperationException");
 }
+
+#[tokio::test]
+async fn set_alarm_state_lasts_until_the_next_evaluation_is_due() {
+    let fixture = Fixture::new();
+    fixture
+        .json(
+            "PutMetricAlarm",
+            json!({"AlarmName": "quiet", "Namespace": "App", "MetricName": "Idle",
+                "Statistic": "Sum", "Period": 60, "EvaluationPeriods": 1, "Threshold": 1.0,
+                "ComparisonOperator": "GreaterThanThreshold"}),
+        )
+        .await
+        .unwrap();
+    let evaluator = AlarmEvaluator::new(fixture.cloudwatch.clone());
+    evaluator.pass(NOW_MS + 1_000).await.unwrap();
+    fixture
+        .json(
+            "SetAlarmState",
+            json!({"AlarmName": "quiet", "StateValue": "ALARM", "StateReason": "testing"}),
+        )
+        .await
+        .unwrap();
+    let state = |described: Value| described["MetricAlarms"][0]["StateValue"].clone();
+    // Passes within the same evaluation period leave the state SetAlarmState set.
+    for offset_ms in [2_000, 30_000] {
+        evaluator.pass(NOW_MS + offset_ms).await.unwrap();
+        let described = fixture.json("DescribeAlarms", json!({})).await.unwrap();
+        assert_eq!(state(described), "ALARM");
+    }
+    // The next evaluation finds no data: back to INSUFFICIENT_DATA.
+    assert_eq!(
+        evaluator.pass(NOW_MS + 61_000).await.unwrap().state_changes,
+        1
+    );
+    let described = fixture.json("DescribeAlarms", json!({})).await.unwrap();
+    assert_eq!(state(described), "INSUFFICIENT_DATA");
+}
+
+#[tokio::test]
+async fn describe_alarms_always_lists_composite_and_log_alarms() {
+    let fixture = Fixture::new();
+    let described = fixture.json("DescribeAlarms", json!({})).await.unwrap();
+    assert_eq!(described["MetricAlarms"], json!([]));
+    assert_eq!(described["CompositeAlarms"], json!([]));
+    assert_eq!(described["LogAlarms"], json!([]));
+}

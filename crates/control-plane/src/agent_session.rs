@@ -103,6 +103,8 @@ async fn run(
     sender: mpsc::Sender<Bytes>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // `berth_agent_sessions` counts this session until `run` returns.
+    let _open = instruments::global().open_agent_session();
     let mut last_sent: Option<Vec<DesiredTask>> = None;
     let mut heartbeat = tokio::time::interval(heartbeat_interval(ecs.config().agent_timeout_ms));
     heartbeat.tick().await;

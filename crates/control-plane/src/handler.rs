@@ -26,6 +26,8 @@ pub(crate) struct Handler {
     principal_arn: String,
     auth_mode: AuthMode,
     max_body_bytes: usize,
+    /// Serve `GET /metrics` (see [`crate::metrics`]).
+    metrics_endpoint: bool,
     /// Flips to `true` when the server shuts down; ends agent sessions.
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -44,6 +46,7 @@ impl Handler {
         account_id: String,
         auth_mode: AuthMode,
         max_body_bytes: usize,
+        metrics_endpoint: bool,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         let principal_arn = format!("arn:aws:iam::{account_id}:root");
@@ -55,11 +58,15 @@ impl Handler {
             principal_arn,
             auth_mode,
             max_body_bytes,
+            metrics_endpoint,
             shutdown,
         }
     }
 
     pub(crate) async fn serve(&self, request: Request<Incoming>) -> Response<Body> {
+        if self.metrics_endpoint && crate::metrics::is_scrape(&request) {
+            return crate::metrics::respond(request.headers());
+        }
         if let Some(registry) = self.services.registry_for(request.uri().path()) {
             let request = request.map(|body| {
                 body.map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
@@ -70,7 +77,20 @@ impl Handler {
         let started = clock::monotonic_now();
         let request_id = uuid::Uuid::new_v4().to_string();
         let outcome = self.dispatch(request, &request_id).await;
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let latency = started.elapsed();
+        let status = outcome.response.status();
+        let (service, operation) = crate::metrics::api_labels(
+            &outcome.operation,
+            status,
+            outcome.response.headers().get(response::ERROR_TYPE_HEADER),
+        );
+        instruments::global().observe_api_request(
+            service,
+            operation,
+            status.as_u16(),
+            latency.as_secs_f64(),
+        );
+        let latency_ms = latency.as_secs_f64() * 1000.0;
         tracing::debug!(
             request_id,
             operation = outcome.operation,
@@ -116,6 +136,10 @@ impl Handler {
             Ok(verified) => verified,
             Err(error) => return fail(error, "-".into()),
         };
+        let body = match self.decode_content_encoding(&parts, body) {
+            Ok(body) => body,
+            Err(error) => return fail(error, "-".into()),
+        };
         let ctx = RequestContext {
             region: verified.region.clone(),
             account_id: self.account_id.clone(),
@@ -159,6 +183,31 @@ impl Handler {
                 format!("could not read the request body: {err}"),
             )),
         }
+    }
+
+    /// botocore gzips the bodies of operations with the `requestcompression` trait
+    /// (CloudWatch's PutMetricData) from 10 KiB on and says so in `Content-Encoding`. The
+    /// signature covers the compressed bytes, so the body is inflated after verification,
+    /// and no larger than the body limit.
+    fn decode_content_encoding(&self, parts: &Parts, body: Bytes) -> Result<Bytes, WireError> {
+        let gzip = parts
+            .headers
+            .get_all(http::header::CONTENT_ENCODING)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .any(|coding| coding.trim().eq_ignore_ascii_case("gzip"));
+        if !gzip {
+            return Ok(body);
+        }
+        gunzip(&body, self.max_body_bytes).map_err(|err| match err {
+            GunzipError::TooLarge => self.too_large(),
+            GunzipError::Invalid(err) => WireError::new(
+                StatusCode::BAD_REQUEST,
+                "SerializationException",
+                format!("could not decompress the gzip request body: {err}"),
+            ),
+        })
     }
 
     fn too_large(&self) -> WireError {
@@ -369,6 +418,26 @@ impl Handler {
     }
 }
 
+#[derive(Debug)]
+enum GunzipError {
+    TooLarge,
+    Invalid(std::io::Error),
+}
+
+/// The inflated gzip stream `compressed`, at most `max_bytes` long.
+fn gunzip(compressed: &[u8], max_bytes: usize) -> Result<Bytes, GunzipError> {
+    use std::io::Read;
+    let mut inflated = Vec::new();
+    flate2::read::MultiGzDecoder::new(compressed)
+        .take(max_bytes as u64 + 1)
+        .read_to_end(&mut inflated)
+        .map_err(GunzipError::Invalid)?;
+    if inflated.len() > max_bytes {
+        return Err(GunzipError::TooLarge);
+    }
+    Ok(Bytes::from(inflated))
+}
+
 fn json_failure(request_id: &str, operation: String, error: WireError) -> Outcome {
     Outcome {
         response: response::error(Protocol::Json, request_id, &error),
@@ -414,5 +483,26 @@ mod tests {
         );
         assert_eq!(query_action(b"Version=2015-12-01"), "-");
         assert_eq!(query_action(b"\xff"), "-");
+    }
+
+    #[test]
+    fn gzip_bodies_are_inflated_within_the_limit() {
+        use std::io::Write;
+        let body = b"Action=PutMetricData&Namespace=App".repeat(100);
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(&body).unwrap();
+        let compressed = encoder.finish().unwrap();
+        assert_eq!(
+            gunzip(&compressed, body.len()).unwrap(),
+            Bytes::from(body.clone())
+        );
+        assert!(matches!(
+            gunzip(&compressed, body.len() - 1),
+            Err(GunzipError::TooLarge)
+        ));
+        assert!(matches!(
+            gunzip(b"not gzip", 1000),
+            Err(GunzipError::Invalid(_))
+        ));
     }
 }

@@ -8,7 +8,10 @@
 //! - without → the query-protocol [`QueryService`] named by the credential
 //!   scope's service;
 //! - under a [`RegistryService`]'s path prefix (`/v2/`) → that service,
-//!   which authenticates by itself and streams bodies both ways.
+//!   which authenticates by itself and streams bodies both ways;
+//! - `GET /metrics` (unless [`ServerConfig::metrics_endpoint`] is off) →
+//!   Berth's instruments (crate `instruments`) in the Prometheus text format
+//!   0.0.4 or OpenMetrics as the `Accept` header asks, without SigV4.
 //!
 //! Every response carries `x-amzn-RequestId`; errors carry
 //! `x-amzn-ErrorType` and the protocol's error body.
@@ -32,6 +35,7 @@ mod agent_session;
 mod clock;
 mod error;
 mod handler;
+mod metrics;
 mod response;
 mod server;
 mod service;

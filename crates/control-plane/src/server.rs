@@ -37,10 +37,13 @@ pub struct ServerConfig {
     /// How long shutdown waits for in-flight requests before closing their
     /// connections.
     pub drain_timeout: Duration,
+    /// Serve Berth's instruments at `GET /metrics` (Prometheus text formats,
+    /// no SigV4, as Prometheus scrapes). On by default.
+    pub metrics_endpoint: bool,
 }
 
 impl ServerConfig {
-    /// Verified SigV4, a 16 MiB body limit and a 30 s drain.
+    /// Verified SigV4, a 16 MiB body limit, a 30 s drain and `GET /metrics`.
     pub fn new(listen: SocketAddr, account_id: impl Into<String>) -> Self {
         ServerConfig {
             listen,
@@ -48,6 +51,7 @@ impl ServerConfig {
             auth_mode: AuthMode::Verify,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            metrics_endpoint: true,
         }
     }
 
@@ -103,6 +107,7 @@ impl Server {
             config.account_id,
             config.auth_mode,
             config.max_body_bytes,
+            config.metrics_endpoint,
             shutdown_receiver,
         );
         Ok(Server {

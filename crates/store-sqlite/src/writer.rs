@@ -151,6 +151,7 @@ impl Writer {
     }
 
     fn process(&mut self, batch: Vec<WriteRequest>) {
+        let stopwatch = instruments::Stopwatch::start();
         let mut pending: Vec<Pending> = batch
             .into_iter()
             .map(|request| match request {
@@ -175,6 +176,7 @@ impl Writer {
         }
         match applied {
             Ok(Some(committed)) => {
+                instruments::global().observe_store_commit(stopwatch.elapsed_s(), pending.len());
                 self.publish(committed, pending.len());
                 self.checkpointer.nudge();
             }

@@ -26,8 +26,9 @@ from botocore.exceptions import ClientError, WaiterError
 from berth_harness import ACCOUNT_ID, DEFAULT_REGION, BerthServer, api_error, unique_name
 
 UTC = dt.timezone.utc
-# "default" is boto3 as users get it (JSON 1.0 with botocore 1.44).
-PROTOCOLS = ["default", "smithy-rpc-v2-cbor", "query"]
+# "default" is boto3 as users get it (JSON 1.0 with botocore 1.44); "json" forces it
+# in case a later botocore prefers CBOR.
+PROTOCOLS = ["default", "json", "smithy-rpc-v2-cbor", "query"]
 CONTENT_TYPES = {
     "smithy-rpc-v2-cbor": "application/cbor",
     "json": "application/x-amz-json-1.0",
@@ -579,6 +580,36 @@ def test_errors_carry_the_query_codes(cw: Any) -> None:
         assert error.response["ResponseMetadata"]["RequestId"]
     else:
         raise AssertionError("a reserved namespace was accepted")
+
+
+def test_put_metric_data_limits(cw: Any) -> None:
+    namespace = "Berth/" + unique_name("limits")
+    # 1,000 datums is the limit (the body is large enough for botocore to gzip it).
+    cw.put_metric_data(Namespace=namespace,
+                       MetricData=[{"MetricName": "M", "Value": 1.0} for _ in range(1000)])
+    api_error("InvalidParameterValue", cw.put_metric_data, Namespace=namespace,
+              MetricData=[{"MetricName": "M", "Value": 1.0} for _ in range(1001)])
+    cw.put_metric_data(Namespace=namespace,
+                       MetricData=[{"MetricName": "V", "Values": [float(v) for v in range(150)]}])
+    api_error("InvalidParameterValue", cw.put_metric_data, Namespace=namespace,
+              MetricData=[{"MetricName": "V", "Values": [float(v) for v in range(151)]}])
+    dimensions = [{"Name": f"D{i}", "Value": "v"} for i in range(30)]
+    cw.put_metric_data(Namespace=namespace,
+                       MetricData=[{"MetricName": "D", "Dimensions": dimensions, "Value": 1.0}])
+    with pytest.raises(ClientError):
+        cw.put_metric_data(Namespace=namespace, MetricData=[
+            {"MetricName": "D", "Dimensions": dimensions + [{"Name": "D30", "Value": "v"}], "Value": 1.0}])
+    old = dt.datetime.now(UTC) - dt.timedelta(days=15)
+    api_error("InvalidParameterValue", cw.put_metric_data, Namespace=namespace,
+              MetricData=[{"MetricName": "M", "Timestamp": old, "Value": 1.0}])
+    future = dt.datetime.now(UTC) + dt.timedelta(hours=3)
+    api_error("InvalidParameterValue", cw.put_metric_data, Namespace=namespace,
+              MetricData=[{"MetricName": "M", "Timestamp": future, "Value": 1.0}])
+    points = cw.get_metric_statistics(
+        Namespace=namespace, MetricName="M", StartTime=dt.datetime.now(UTC) - dt.timedelta(minutes=5),
+        EndTime=dt.datetime.now(UTC) + dt.timedelta(minutes=1), Period=60, Statistics=["SampleCount"],
+    )["Datapoints"]
+    assert sum(p["SampleCount"] for p in points) == 1000, "refused calls stored nothing"
 
 
 # ----- evaluation, the CLI and durability ---------------------------------------------------

@@ -1,5 +1,5 @@
-//! The Smithy RPC v2 CBOR protocol (`smithy-rpc-v2-cbor`), which current botocore speaks to
-//! CloudWatch first: `POST /service/<ServiceName>/operation/<Operation>` with
+//! The Smithy RPC v2 CBOR protocol (`smithy-rpc-v2-cbor`), the first CloudWatch's model
+//! lists (SDKs that support it use it; botocore 1.44 still prefers JSON 1.0): `POST /service/<ServiceName>/operation/<Operation>` with
 //! `smithy-protocol: rpc-v2-cbor`, CBOR bodies both ways, and errors as a CBOR map with
 //! `__type` and `message`.
 

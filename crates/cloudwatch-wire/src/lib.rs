@@ -3,7 +3,7 @@
 //! regenerate). CloudWatch speaks three protocols and Berth serves all of them from these
 //! shapes:
 //!
-//! - `smithy-rpc-v2-cbor` (what current botocore speaks first): [`from_cbor`] / [`to_cbor`];
+//! - `smithy-rpc-v2-cbor` (the model's first protocol): [`from_cbor`] / [`to_cbor`];
 //!   timestamps are CBOR tag 1 (epoch seconds).
 //! - `awsJson1_0` (`X-Amz-Target: GraniteServiceVersion20100801.<Operation>`): serde_json;
 //!   timestamps are epoch seconds.

@@ -99,7 +99,10 @@ impl logs::MetricFilterSink for Publisher {
                 let stats = StatisticSet {
                     sample_count: values.iter().map(|(_, count)| count).sum(),
                     sum: values.iter().map(|(value, count)| value * count).sum(),
-                    minimum: values.iter().map(|(value, _)| *value).fold(f64::INFINITY, f64::min),
+                    minimum: values
+                        .iter()
+                        .map(|(value, _)| *value)
+                        .fold(f64::INFINITY, f64::min),
                     maximum: values
                         .iter()
                         .map(|(value, _)| *value)
@@ -364,8 +367,13 @@ pub(crate) fn report_samples(
         let dims = [("ClusterName", cluster_name), ("ServiceName", *service)];
         let tasks = || {
             report.tasks.iter().filter(move |task| {
-                task.group.as_deref().and_then(|g| g.strip_prefix("service:")) == Some(*service)
-                    && task.cluster_arn.ends_with(&format!("cluster/{cluster_name}"))
+                task.group
+                    .as_deref()
+                    .and_then(|g| g.strip_prefix("service:"))
+                    == Some(*service)
+                    && task
+                        .cluster_arn
+                        .ends_with(&format!("cluster/{cluster_name}"))
             })
         };
         let cpu: Vec<f64> = tasks()
@@ -378,7 +386,13 @@ pub(crate) fn report_samples(
             .collect();
         let _ = totals;
         out.extend(per_task_sample(&ecs, "CPUUtilization", &dims, t, &cpu));
-        out.extend(per_task_sample(&ecs, "MemoryUtilization", &dims, t, &memory));
+        out.extend(per_task_sample(
+            &ecs,
+            "MemoryUtilization",
+            &dims,
+            t,
+            &memory,
+        ));
     }
     if container_insights {
         let mut insights = |dims: &[(&str, &str)], totals: &Totals| {
@@ -484,7 +498,15 @@ fn per_task_sample(
     values: &[f64],
 ) -> Option<Sample> {
     let first = *values.first()?;
-    let mut out = sample(namespace, metric_name, dimensions, "Percent", timestamp_ms, first, 1.0);
+    let mut out = sample(
+        namespace,
+        metric_name,
+        dimensions,
+        "Percent",
+        timestamp_ms,
+        first,
+        1.0,
+    );
     out.stats = StatisticSet {
         sample_count: values.len() as f64,
         sum: values.iter().sum(),
@@ -713,7 +735,14 @@ mod tests {
         .unwrap();
         // One value per task: 512 of 256 units and 0 of 256.
         assert_eq!(web.values, vec![(200.0, 1.0), (0.0, 1.0)]);
-        assert_eq!((web.stats.sum / web.stats.sample_count, web.stats.minimum, web.stats.maximum), (100.0, 0.0, 200.0));
+        assert_eq!(
+            (
+                web.stats.sum / web.stats.sample_count,
+                web.stats.minimum,
+                web.stats.maximum
+            ),
+            (100.0, 0.0, 200.0)
+        );
         let cluster = find(&samples, "CPUUtilization", &[("ClusterName", "prod")]).unwrap();
         assert_eq!(cluster.values, vec![(37.5, 1.0)]);
         let memory = find(

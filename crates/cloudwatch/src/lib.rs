@@ -1,6 +1,7 @@
 //! Amazon CloudWatch metrics and alarms (API version 2010-08-01), on the same port as ECS,
-//! in all three protocols CloudWatch speaks: Smithy RPC v2 CBOR (current botocore),
-//! JSON 1.0 (`X-Amz-Target: GraniteServiceVersion20100801.*`) and the query protocol
+//! in all three protocols CloudWatch speaks: Smithy RPC v2 CBOR (the model's first),
+//! JSON 1.0 (`X-Amz-Target: GraniteServiceVersion20100801.*`, what botocore 1.44 picks) and
+//! the query protocol
 //! (SigV4 service `monitoring`). Every operation is written once over the generated
 //! `cloudwatch-wire` shapes; `wire` decodes and encodes each protocol.
 //!

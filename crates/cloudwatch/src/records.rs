@@ -1,5 +1,5 @@
 //! What CloudWatch keeps in the orchestration store, under `/cloudwatch/<region>/…`:
-//! alarms (`alarms/<name>`) and their history (`alarm-history/<20-digit ms>-<id>`, in time
+//! alarms (`alarms/<name>`) and their history (`alarm-history/<20-digit ms>-<seq>-<id>`, in time
 //! order; each item names its alarm, so an alarm whose name is another's prefix never
 //! shares its items). Datapoints are in the metric store.
 
@@ -20,11 +20,16 @@ pub(crate) fn alarm_key(region: &str, name: &str) -> String {
 pub(crate) fn history_prefix(region: &str) -> String {
     format!("/cloudwatch/{region}/alarm-history/")
 }
+/// Items written in the same millisecond keep the order they were written in (a
+/// process-wide sequence number; the UUID keeps keys of several servers apart).
 pub(crate) fn history_key(region: &str, timestamp_ms: i64) -> String {
+    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let sequence = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!(
-        "{}{:020}-{}",
+        "{}{:020}-{:020}-{}",
         history_prefix(region),
         timestamp_ms.max(0),
+        sequence,
         uuid::Uuid::new_v4().simple()
     )
 }

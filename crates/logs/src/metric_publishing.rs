@@ -40,7 +40,11 @@ pub struct MetricFilterDatapoint {
 pub trait MetricFilterSink: Send + Sync {
     /// Publishes `datapoints` of `region`; the log events are already stored, so a
     /// failure here is reported, never undoes them.
-    async fn publish(&self, region: &str, datapoints: Vec<MetricFilterDatapoint>) -> Result<(), String>;
+    async fn publish(
+        &self,
+        region: &str,
+        datapoints: Vec<MetricFilterDatapoint>,
+    ) -> Result<(), String>;
 }
 
 /// A metric filter ready to run: its record and its parsed pattern.
@@ -49,8 +53,17 @@ pub(crate) struct CompiledFilter {
     pub pattern: FilterPattern,
 }
 
+type Dimensions = Vec<(String, String)>;
+/// By the value's bits: the value and how many events gave it.
+type ValueCounts = BTreeMap<u64, (f64, f64)>;
+/// By (region, group): when the filters were read, and the filters.
+type CachedFilters = BTreeMap<(String, String), (i64, Arc<Vec<CompiledFilter>>)>;
+
 /// The datapoints `filters` produce from `events` (pure).
-pub(crate) fn datapoints(filters: &[CompiledFilter], events: &[NewEvent]) -> Vec<MetricFilterDatapoint> {
+pub(crate) fn datapoints(
+    filters: &[CompiledFilter],
+    events: &[NewEvent],
+) -> Vec<MetricFilterDatapoint> {
     let mut out = Vec::new();
     for filter in filters {
         for transformation in &filter.record.metric_transformations {
@@ -65,8 +78,7 @@ pub(crate) fn datapoints(filters: &[CompiledFilter], events: &[NewEvent]) -> Vec
                 .unit
                 .map(|unit| unit.as_str().to_string())
                 .unwrap_or_else(|| "None".to_string());
-            let mut grouped: BTreeMap<(Vec<(String, String)>, i64), BTreeMap<u64, (f64, f64)>> =
-                BTreeMap::new();
+            let mut grouped: BTreeMap<(Dimensions, i64), ValueCounts> = BTreeMap::new();
             let mut matched = false;
             for event in events {
                 let Some(found) = filter.pattern.extract(&event.message) else {
@@ -74,7 +86,9 @@ pub(crate) fn datapoints(filters: &[CompiledFilter], events: &[NewEvent]) -> Vec
                 };
                 matched = true;
                 let value = if metric_value.starts_with('$') {
-                    found.value(metric_value).and_then(|text| text.trim().parse::<f64>().ok())
+                    found
+                        .value(metric_value)
+                        .and_then(|text| text.trim().parse::<f64>().ok())
                 } else {
                     metric_value.trim().parse::<f64>().ok()
                 };
@@ -114,7 +128,8 @@ pub(crate) fn datapoints(filters: &[CompiledFilter], events: &[NewEvent]) -> Vec
                 });
             }
             if !matched {
-                if let (Some(default), Some(first)) = (transformation.default_value, events.first()) {
+                if let (Some(default), Some(first)) = (transformation.default_value, events.first())
+                {
                     out.push(MetricFilterDatapoint {
                         namespace: namespace.to_string(),
                         metric_name: metric_name.to_string(),
@@ -135,7 +150,7 @@ pub(crate) fn datapoints(filters: &[CompiledFilter], events: &[NewEvent]) -> Vec
 /// batch in between.
 #[derive(Default)]
 pub(crate) struct FilterCache {
-    entries: Mutex<BTreeMap<(String, String), (i64, Arc<Vec<CompiledFilter>>)>>,
+    entries: Mutex<CachedFilters>,
 }
 
 pub(crate) const CACHE_MS: i64 = 1_000;
@@ -161,7 +176,12 @@ impl FilterCache {
 mod tests {
     use super::*;
 
-    fn filter(pattern: &str, value: &str, dimensions: &[(&str, &str)], default: Option<f64>) -> CompiledFilter {
+    fn filter(
+        pattern: &str,
+        value: &str,
+        dimensions: &[(&str, &str)],
+        default: Option<f64>,
+    ) -> CompiledFilter {
         CompiledFilter {
             record: MetricFilterRecord {
                 group: "app".into(),
@@ -173,7 +193,10 @@ mod tests {
                     metric_value: Some(value.into()),
                     default_value: default,
                     dimensions: (!dimensions.is_empty()).then(|| {
-                        dimensions.iter().map(|(n, r)| (n.to_string(), r.to_string())).collect()
+                        dimensions
+                            .iter()
+                            .map(|(n, r)| (n.to_string(), r.to_string()))
+                            .collect()
                     }),
                     unit: None,
                 }],
@@ -211,7 +234,8 @@ mod tests {
             (127_000, r#"{"latency": 3}"#),
         ]);
         let points = datapoints(&filters, &batch);
-        let summary: Vec<(Vec<(String, String)>, i64, Vec<(f64, f64)>)> = points
+        type Summary = (Dimensions, i64, Vec<(f64, f64)>);
+        let summary: Vec<Summary> = points
             .into_iter()
             .map(|p| (p.dimensions, p.timestamp_ms, p.values))
             .collect();
@@ -229,14 +253,20 @@ mod tests {
     #[test]
     fn constant_values_defaults_and_non_numbers() {
         let errors = [filter("ERROR", "1", &[], Some(0.0))];
-        let points = datapoints(&errors, &events(&[(1_000, "ERROR boom"), (2_000, "ERROR again")]));
+        let points = datapoints(
+            &errors,
+            &events(&[(1_000, "ERROR boom"), (2_000, "ERROR again")]),
+        );
         assert_eq!(points.len(), 1);
         assert_eq!(points[0].values, vec![(1.0, 2.0)]);
         let points = datapoints(&errors, &events(&[(61_000, "all fine")]));
         assert_eq!(points[0].values, vec![(0.0, 1.0)]);
         assert_eq!(points[0].timestamp_ms, 60_000);
         let fields = [filter("[ip, user, latency]", "$latency", &[], None)];
-        let points = datapoints(&fields, &events(&[(0, "1.2.3.4 bob fast"), (0, "1.2.3.4 bob 12")]));
+        let points = datapoints(
+            &fields,
+            &events(&[(0, "1.2.3.4 bob fast"), (0, "1.2.3.4 bob 12")]),
+        );
         assert_eq!(points[0].values, vec![(12.0, 1.0)]);
     }
 }

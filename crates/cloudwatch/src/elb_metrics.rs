@@ -2,7 +2,9 @@
 //! proxy counted since the previous report, as CloudWatch names it. Dimensions are
 //! `LoadBalancer` (`app/<name>/<id>`), and `LoadBalancer` + `TargetGroup`
 //! (`targetgroup/<name>/<id>`) or `TargetGroup` alone for the per-target-group figures.
-//! Berth's load balancer runs in one zone, so there is no `AvailabilityZone` dimension.
+//! Berth runs one load balancer node, in the first zone DescribeLoadBalancers lists
+//! (`<region>a`): every figure with a `LoadBalancer` dimension is also published with that
+//! `AvailabilityZone`, as AWS publishes per-zone figures.
 //! As on AWS, count metrics are reported only when non-zero, while HealthyHostCount and
 //! UnHealthyHostCount are reported every time.
 
@@ -182,6 +184,27 @@ pub fn traffic_samples(
     if let Some(times) = response_time_sample(&namespace, &lb_dims, &all_times, now_ms) {
         out.push(times);
     }
+    let zone = format!("{region}a");
+    let zonal: Vec<Sample> = out
+        .iter()
+        .filter(|sample| {
+            sample
+                .key
+                .dimensions
+                .iter()
+                .any(|(name, _)| name == "LoadBalancer")
+        })
+        .map(|sample| {
+            let mut zonal = sample.clone();
+            zonal
+                .key
+                .dimensions
+                .push(("AvailabilityZone".to_string(), zone.clone()));
+            zonal.key.dimensions.sort();
+            zonal
+        })
+        .collect();
+    out.extend(zonal);
     out
 }
 

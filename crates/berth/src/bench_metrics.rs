@@ -1268,6 +1268,7 @@ fn proxy_figures(plan: &Plan, args: &MetricsBenchArgs) -> Result<Option<ProxyFig
     let url = format!("http://127.0.0.1:{port}/");
     let mut on = Vec::new();
     let mut off = Vec::new();
+    let (mut on_cpu, mut off_cpu) = (Vec::new(), Vec::new());
     let mut outcome = Ok(());
     'rounds: for round in 1..=plan.proxy_rounds {
         for counting in counting_order(round) {
@@ -1277,22 +1278,36 @@ fn proxy_figures(plan: &Plan, args: &MetricsBenchArgs) -> Result<Option<ProxyFig
                     run_wrk(args, plan.proxy_warmup_seconds, &url)?;
                 }
                 let _ = proxy.take_traffic_report();
+                let cpu_before = proxy_workers_cpu_ns();
                 let output = run_wrk(args, plan.proxy_seconds, &url)?;
+                let cpu_after = proxy_workers_cpu_ns();
                 let counted = proxy.take_traffic_report().load_balancer.request_count;
-                Ok::<_, anyhow::Error>((parse_wrk(&output)?, counted))
+                let (figures, errors) = parse_wrk(&output)?;
+                let requests = figures.requests_per_s * f64::from(plan.proxy_seconds);
+                let cpu_us_per_request = match (cpu_before, cpu_after) {
+                    (Some(before), Some(after)) if requests > 0.0 => {
+                        Some(after.saturating_sub(before) as f64 / 1000.0 / requests)
+                    }
+                    _ => None,
+                };
+                Ok::<_, anyhow::Error>((figures, errors, counted, cpu_us_per_request))
             })();
             match measured {
-                Ok(((figures, errors), counted)) => {
+                Ok((figures, errors, counted, cpu_us_per_request)) => {
                     println!(
-                        "   round {round} counting {:<3}: {:>8.0} requests/s, p50 {:.3} ms, p99 {:.3} ms, {} requests counted{}",
+                        "   round {round} counting {:<3}: {:>8.0} requests/s, p50 {:.3} ms, p99 {:.3} ms, {} requests counted{}{}",
                         if counting { "on" } else { "off" },
                         figures.requests_per_s,
                         figures.p50_ms,
                         figures.p99_ms,
                         counted,
+                        cpu_us_per_request.map_or_else(String::new, |cpu| format!(", proxy CPU {cpu:.2} µs/request")),
                         if errors.is_empty() { String::new() } else { format!(" ({errors})") }
                     );
                     if counting { &mut on } else { &mut off }.push(figures.requests_per_s);
+                    if let Some(cpu) = cpu_us_per_request {
+                        if counting { &mut on_cpu } else { &mut off_cpu }.push(cpu);
+                    }
                 }
                 Err(err) => {
                     outcome = Err(err);
@@ -1315,7 +1330,34 @@ fn proxy_figures(plan: &Plan, args: &MetricsBenchArgs) -> Result<Option<ProxyFig
         figures.ratio(),
         verdict(figures.ratio() >= AIM_PROXY_RATIO)
     );
+    if !on_cpu.is_empty() && !off_cpu.is_empty() {
+        let (on_cpu, off_cpu) = (Summary::of(on_cpu).median, Summary::of(off_cpu).median);
+        println!(
+            "   median proxy CPU: on {on_cpu:.2} µs/request, off {off_cpu:.2} µs/request, on/off {:.3} \
+             (less sensitive than requests/s to what else the machine runs)",
+            on_cpu / off_cpu
+        );
+    }
     Ok(Some(figures))
+}
+
+/// CPU time of this process's threads named `berth-lb-…` (the proxy's
+/// workers), from `/proc/self/task/*/schedstat`.
+fn proxy_workers_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let task = task.ok()?.path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if name.starts_with("berth-lb-") {
+            total += std::fs::read_to_string(task.join("schedstat"))
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()?;
+        }
+    }
+    Some(total)
 }
 
 async fn start_backend() -> Result<SocketAddr> {
@@ -1809,6 +1851,7 @@ mod tests {
         assert_eq!(cpu_ns_of_stat(stat), Some(300 * 10_000_000));
         assert_eq!(cpu_ns_of_stat("garbage"), None);
         assert!(process_cpu_ns("/proc/self/stat").is_some());
+        assert_eq!(proxy_workers_cpu_ns(), Some(0));
     }
 
     #[test]

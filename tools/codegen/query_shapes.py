@@ -165,6 +165,8 @@ class Generator:
         lines.append("")
         if shape_name in self.input_structs:
             lines.extend(self.emit_from_form(name, shape, fields))
+            if self.json_timestamps:
+                lines.extend(self.emit_validate(name, shape, fields))
         if shape_name in self.output_structs:
             lines.extend(self.emit_to_xml(name, fields))
         return lines
@@ -235,6 +237,84 @@ class Generator:
                     f"{self.opt(meta.get('max'))}, {path}, violations);"
                 )
         return checks
+
+    def lazy_checks(self, shape, value, path_fn):
+        """Like `constraint_checks`, with the error path built only when a check fails."""
+        checks = []
+        meta = shape.metadata
+        if shape.type_name == "string":
+            if shape.enum:
+                values = ", ".join(rust_string(v) for v in shape.enum)
+                checks.append(f"check_enum_at({value}, &[{values}], {path_fn}, violations);")
+            if "min" in meta or "max" in meta:
+                checks.append(
+                    f"check_length_at({value}, {self.opt(meta.get('min'))}, "
+                    f"{self.opt(meta.get('max'))}, {path_fn}, violations);"
+                )
+        elif shape.type_name in ("integer", "long"):
+            if "min" in meta or "max" in meta:
+                checks.append(
+                    f"check_range_at(i64::from(*{value}), {self.opt(meta.get('min'))}, "
+                    f"{self.opt(meta.get('max'))}, {path_fn}, violations);"
+                )
+        return checks
+
+    def validate_stmts(self, shape, value, path_fn, depth):
+        """Statements checking `value` (a &T) and everything in it, as the query decoder
+        would have while decoding it (same paths, same wording)."""
+        lines = self.lazy_checks(shape, value, path_fn)
+        if shape.type_name == "structure":
+            lines.append(f"{value}.validate({path_fn}, violations);")
+        elif shape.type_name == "list":
+            inner = self.validate_stmts(shape.member, f"item_{depth}", f"&path_{depth}", depth + 1)
+            if inner:
+                lines.append(f"for (index_{depth}, item_{depth}) in {value}.iter().enumerate() {{")
+                lines.append(
+                    f"let path_{depth} = || format!(\"{{}}.{{}}.member\", ({path_fn})(), "
+                    f"index_{depth} + 1);"
+                )
+                lines.extend(inner)
+                lines.append("}")
+        return lines
+
+    def emit_validate(self, name, shape, fields):
+        required = set(shape.required_members)
+        lines = [f"impl Validate for {name} {{"]
+        lines.append(
+            "    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {"
+        )
+        body = []
+        for field, member_name, member in fields:
+            checks = self.validate_stmts(member, "value", "&here", 0)
+            is_required = member_name in required
+            if not checks and not is_required:
+                continue
+            body.append("        {")
+            body.append(
+                f"            let here = || member_path(&path(), "
+                f"{rust_string(lower_camel(member_name))});"
+            )
+            if is_required:
+                body.append(f"            match &self.{field} {{")
+                body.append("                None => violations.missing(&here()),")
+                body.append("                Some(value) => {")
+                body.extend("                    " + c for c in checks)
+                if not checks:
+                    body.append("                    let _ = value;")
+                body.append("                }")
+                body.append("            }")
+            else:
+                body.append(f"            if let Some(value) = &self.{field} {{")
+                body.extend("                " + c for c in checks)
+                body.append("            }")
+            body.append("        }")
+        if not body:
+            lines.append("        let _ = (path, violations);")
+        lines.extend(body)
+        lines.append("    }")
+        lines.append("}")
+        lines.append("")
+        return lines
 
     @staticmethod
     def opt(number):
@@ -408,6 +488,9 @@ class Generator:
             "",
             "use crate::{check_enum, check_length, check_range, member_path, Form, FromForm,",
             "    Request, Response, ToXml, Violations, XmlWriter};",
+        ] + ([
+            "use crate::{check_enum_at, check_length_at, check_range_at, Validate};",
+        ] if self.json_timestamps else []) + [
             "",
             f"/// The API version requests name (`Version=`).",
             f"pub const API_VERSION: &str = {rust_string(meta['apiVersion'])};",

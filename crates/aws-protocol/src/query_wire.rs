@@ -309,6 +309,63 @@ pub fn check_range(
     }
 }
 
+/// [`check_enum`] with the path built only when the value fails.
+pub fn check_enum_at(
+    value: &str,
+    allowed: &[&str],
+    path: &dyn Fn() -> String,
+    violations: &mut Violations,
+) {
+    if !allowed.contains(&value) {
+        check_enum(value, allowed, &path(), violations);
+    }
+}
+
+/// [`check_length`] with the path built only when the value fails.
+pub fn check_length_at(
+    value: &str,
+    min: Option<usize>,
+    max: Option<usize>,
+    path: &dyn Fn() -> String,
+    violations: &mut Violations,
+) {
+    // A string's characters are at most its bytes and at least a quarter of them, so most
+    // values pass without counting characters.
+    let bytes = value.len();
+    let too_long = max.is_some_and(|max| bytes > max && value.chars().count() > max);
+    let too_short = min.is_some_and(|min| bytes < min * 4 && value.chars().count() < min);
+    if too_long || too_short {
+        check_length(value, min, max, &path(), violations);
+    }
+}
+
+/// [`check_range`] with the path built only when the value fails.
+pub fn check_range_at(
+    value: i64,
+    min: Option<i64>,
+    max: Option<i64>,
+    path: &dyn Fn() -> String,
+    violations: &mut Violations,
+) {
+    if min.is_some_and(|min| value < min) || max.is_some_and(|max| value > max) {
+        check_range(value, min, max, &path(), violations);
+    }
+}
+
+/// A decoded shape checked as the query decoder checks it while decoding (required
+/// members, enum values, lengths, ranges, with the same paths and wording): what the JSON
+/// and CBOR protocols, decoded by serde, are validated with.
+pub trait Validate {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations);
+
+    /// `Err` with the `ValidationError` message when anything was found.
+    fn validated(&self) -> Result<(), String> {
+        let mut violations = Violations::default();
+        self.validate(&String::new, &mut violations);
+        violations.into_result()
+    }
+}
+
 /// A structure decodable from form parameters under `prefix` (`""` or `"A.B."`).
 pub trait FromForm: Sized {
     fn from_form(form: &Form, prefix: &str, path: &str, violations: &mut Violations) -> Self;

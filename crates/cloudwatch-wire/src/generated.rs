@@ -12,6 +12,7 @@ use crate::{
     check_enum, check_length, check_range, member_path, Form, FromForm, Request, Response, ToXml,
     Violations, XmlWriter,
 };
+use crate::{check_enum_at, check_length_at, check_range_at, Validate};
 
 /// The API version requests name (`Version=`).
 pub const API_VERSION: &str = "2010-08-01";
@@ -43,6 +44,17 @@ impl FromForm for ActionConfiguration {
         };
         Self {
             alarm_tags_propagation: decoded_alarm_tags_propagation,
+        }
+    }
+}
+
+impl Validate for ActionConfiguration {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "alarmTagsPropagation");
+            if let Some(value) = &self.alarm_tags_propagation {
+                value.validate(&here, violations);
+            }
         }
     }
 }
@@ -325,6 +337,32 @@ impl FromForm for AlarmPromQLCriteria {
     }
 }
 
+impl Validate for AlarmPromQLCriteria {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "query");
+            match &self.query {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(10000), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "pendingPeriod");
+            if let Some(value) = &self.pending_period {
+                check_range_at(i64::from(*value), Some(0), Some(86400), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "recoveryPeriod");
+            if let Some(value) = &self.recovery_period {
+                check_range_at(i64::from(*value), Some(0), Some(86400), &here, violations);
+            }
+        }
+    }
+}
+
 impl ToXml for AlarmPromQLCriteria {
     fn write_xml(&self, out: &mut XmlWriter) {
         if let Some(value) = &self.query {
@@ -413,6 +451,38 @@ impl FromForm for AlarmTagsPropagation {
             enabled: decoded_enabled,
             included_tag_keys: decoded_included_tag_keys,
             excluded_tag_keys: decoded_excluded_tag_keys,
+        }
+    }
+}
+
+impl Validate for AlarmTagsPropagation {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "enabled");
+            match &self.enabled {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "includedTagKeys");
+            if let Some(value) = &self.included_tag_keys {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(128), &path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "excludedTagKeys");
+            if let Some(value) = &self.excluded_tag_keys {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(128), &path_0, violations);
+                }
+            }
         }
     }
 }
@@ -643,6 +713,38 @@ impl FromForm for AnomalyDetectorConfiguration {
     }
 }
 
+impl Validate for AnomalyDetectorConfiguration {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "excludedTimeRanges");
+            if let Some(value) = &self.excluded_time_ranges {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricTimezone");
+            if let Some(value) = &self.metric_timezone {
+                check_length_at(value, None, Some(50), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "adaptationSpeed");
+            if let Some(value) = &self.adaptation_speed {
+                check_enum_at(value, &["FAST", "NORMAL", "SLOW"], &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "outlierFilteringStrength");
+            if let Some(value) = &self.outlier_filtering_strength {
+                check_enum_at(value, &["MINIMAL", "MODERATE", "STRICT"], &here, violations);
+            }
+        }
+    }
+}
+
 impl ToXml for AnomalyDetectorConfiguration {
     fn write_xml(&self, out: &mut XmlWriter) {
         if let Some(value) = &self.excluded_time_ranges {
@@ -710,6 +812,29 @@ impl FromForm for AssociateDatasetKmsKeyInput {
         Self {
             dataset_identifier: decoded_dataset_identifier,
             kms_key_arn: decoded_kms_key_arn,
+        }
+    }
+}
+
+impl Validate for AssociateDatasetKmsKeyInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "datasetIdentifier");
+            match &self.dataset_identifier {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(2048), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "kmsKeyArn");
+            match &self.kms_key_arn {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(20), Some(2048), &here, violations);
+                }
+            }
         }
     }
 }
@@ -993,6 +1118,29 @@ impl FromForm for CreateResourceMetricsConfigurationInput {
     }
 }
 
+impl Validate for CreateResourceMetricsConfigurationInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "resourceArn");
+            match &self.resource_arn {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(20), Some(2048), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricSelections");
+            if let Some(value) = &self.metric_selections {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+    }
+}
+
 /// Returns the newly created resource metrics configuration.
 /// Wire shape `CreateResourceMetricsConfigurationOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -1198,6 +1346,20 @@ impl FromForm for DeleteAlarmMuteRuleInput {
     }
 }
 
+impl Validate for DeleteAlarmMuteRuleInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "alarmMuteRuleName");
+            match &self.alarm_mute_rule_name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+    }
+}
+
 /// Wire shape `DeleteAlarmsInput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteAlarmsInput {
@@ -1235,6 +1397,23 @@ impl FromForm for DeleteAlarmsInput {
         };
         Self {
             alarm_names: decoded_alarm_names,
+        }
+    }
+}
+
+impl Validate for DeleteAlarmsInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "alarmNames");
+            match &self.alarm_names {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    for (index_0, item_0) in value.iter().enumerate() {
+                        let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                        check_length_at(item_0, Some(1), Some(255), &path_0, violations);
+                    }
+                }
+            }
         }
     }
 }
@@ -1362,6 +1541,56 @@ impl FromForm for DeleteAnomalyDetectorInput {
     }
 }
 
+impl Validate for DeleteAnomalyDetectorInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "anomalyDetectorId");
+            if let Some(value) = &self.anomaly_detector_id {
+                check_length_at(value, Some(1), Some(128), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "namespace");
+            if let Some(value) = &self.namespace {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricName");
+            if let Some(value) = &self.metric_name {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "dimensions");
+            if let Some(value) = &self.dimensions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "stat");
+            if let Some(value) = &self.stat {
+                check_length_at(value, None, Some(50), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "singleMetricAnomalyDetector");
+            if let Some(value) = &self.single_metric_anomaly_detector {
+                value.validate(&here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricMathAnomalyDetector");
+            if let Some(value) = &self.metric_math_anomaly_detector {
+                value.validate(&here, violations);
+            }
+        }
+    }
+}
+
 /// Wire shape `DeleteAnomalyDetectorOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteAnomalyDetectorOutput {}
@@ -1410,6 +1639,20 @@ impl FromForm for DeleteDashboardsInput {
     }
 }
 
+impl Validate for DeleteDashboardsInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "dashboardNames");
+            match &self.dashboard_names {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+    }
+}
+
 /// Wire shape `DeleteDashboardsOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteDashboardsOutput {}
@@ -1453,6 +1696,23 @@ impl FromForm for DeleteInsightRulesInput {
         };
         Self {
             rule_names: decoded_rule_names,
+        }
+    }
+}
+
+impl Validate for DeleteInsightRulesInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "ruleNames");
+            match &self.rule_names {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    for (index_0, item_0) in value.iter().enumerate() {
+                        let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                        check_length_at(item_0, Some(1), Some(128), &path_0, violations);
+                    }
+                }
+            }
         }
     }
 }
@@ -1505,6 +1765,20 @@ impl FromForm for DeleteMetricDataQueryDefinitionInput {
     }
 }
 
+impl Validate for DeleteMetricDataQueryDefinitionInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "id");
+            match &self.id {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(64), &here, violations);
+                }
+            }
+        }
+    }
+}
+
 /// Wire shape `DeleteMetricDataQueryDefinitionOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteMetricDataQueryDefinitionOutput {}
@@ -1538,6 +1812,20 @@ impl FromForm for DeleteMetricStreamInput {
             value
         };
         Self { name: decoded_name }
+    }
+}
+
+impl Validate for DeleteMetricStreamInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "name");
+            match &self.name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
     }
 }
 
@@ -1580,6 +1868,20 @@ impl FromForm for DeleteResourceMetricsConfigurationInput {
         };
         Self {
             resource_arn: decoded_resource_arn,
+        }
+    }
+}
+
+impl Validate for DeleteResourceMetricsConfigurationInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "resourceArn");
+            match &self.resource_arn {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(20), Some(2048), &here, violations);
+                }
+            }
         }
     }
 }
@@ -1629,6 +1931,20 @@ impl FromForm for DescribeAlarmContributorsInput {
         Self {
             alarm_name: decoded_alarm_name,
             next_token: decoded_next_token,
+        }
+    }
+}
+
+impl Validate for DescribeAlarmContributorsInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "alarmName");
+            match &self.alarm_name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
         }
     }
 }
@@ -1841,6 +2157,71 @@ impl FromForm for DescribeAlarmHistoryInput {
     }
 }
 
+impl Validate for DescribeAlarmHistoryInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "alarmName");
+            if let Some(value) = &self.alarm_name {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "alarmContributorId");
+            if let Some(value) = &self.alarm_contributor_id {
+                check_length_at(value, Some(1), Some(16), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "alarmTypes");
+            if let Some(value) = &self.alarm_types {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_enum_at(
+                        item_0,
+                        &["CompositeAlarm", "MetricAlarm", "LogAlarm"],
+                        &path_0,
+                        violations,
+                    );
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "historyItemType");
+            if let Some(value) = &self.history_item_type {
+                check_enum_at(
+                    value,
+                    &[
+                        "ConfigurationUpdate",
+                        "StateUpdate",
+                        "Action",
+                        "AlarmContributorStateUpdate",
+                        "AlarmContributorAction",
+                    ],
+                    &here,
+                    violations,
+                );
+            }
+        }
+        {
+            let here = || member_path(&path(), "maxRecords");
+            if let Some(value) = &self.max_records {
+                check_range_at(i64::from(*value), Some(1), Some(100), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "scanBy");
+            if let Some(value) = &self.scan_by {
+                check_enum_at(
+                    value,
+                    &["TimestampDescending", "TimestampAscending"],
+                    &here,
+                    violations,
+                );
+            }
+        }
+    }
+}
+
 /// Wire shape `DescribeAlarmHistoryOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeAlarmHistoryOutput {
@@ -2031,6 +2412,94 @@ impl FromForm for DescribeAlarmsForMetricInput {
             dimensions: decoded_dimensions,
             period: decoded_period,
             unit: decoded_unit,
+        }
+    }
+}
+
+impl Validate for DescribeAlarmsForMetricInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "metricName");
+            match &self.metric_name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "namespace");
+            match &self.namespace {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "statistic");
+            if let Some(value) = &self.statistic {
+                check_enum_at(
+                    value,
+                    &["SampleCount", "Average", "Sum", "Minimum", "Maximum"],
+                    &here,
+                    violations,
+                );
+            }
+        }
+        {
+            let here = || member_path(&path(), "dimensions");
+            if let Some(value) = &self.dimensions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "period");
+            if let Some(value) = &self.period {
+                check_range_at(i64::from(*value), Some(1), None, &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "unit");
+            if let Some(value) = &self.unit {
+                check_enum_at(
+                    value,
+                    &[
+                        "Seconds",
+                        "Microseconds",
+                        "Milliseconds",
+                        "Bytes",
+                        "Kilobytes",
+                        "Megabytes",
+                        "Gigabytes",
+                        "Terabytes",
+                        "Bits",
+                        "Kilobits",
+                        "Megabits",
+                        "Gigabits",
+                        "Terabits",
+                        "Percent",
+                        "Count",
+                        "Bytes/Second",
+                        "Kilobytes/Second",
+                        "Megabytes/Second",
+                        "Gigabytes/Second",
+                        "Terabytes/Second",
+                        "Bits/Second",
+                        "Kilobits/Second",
+                        "Megabits/Second",
+                        "Gigabits/Second",
+                        "Terabits/Second",
+                        "Count/Second",
+                        "None",
+                    ],
+                    &here,
+                    violations,
+                );
+            }
         }
     }
 }
@@ -2247,6 +2716,75 @@ impl FromForm for DescribeAlarmsInput {
     }
 }
 
+impl Validate for DescribeAlarmsInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "alarmNames");
+            if let Some(value) = &self.alarm_names {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(255), &path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "alarmNamePrefix");
+            if let Some(value) = &self.alarm_name_prefix {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "alarmTypes");
+            if let Some(value) = &self.alarm_types {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_enum_at(
+                        item_0,
+                        &["CompositeAlarm", "MetricAlarm", "LogAlarm"],
+                        &path_0,
+                        violations,
+                    );
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "childrenOfAlarmName");
+            if let Some(value) = &self.children_of_alarm_name {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "parentsOfAlarmName");
+            if let Some(value) = &self.parents_of_alarm_name {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "stateValue");
+            if let Some(value) = &self.state_value {
+                check_enum_at(
+                    value,
+                    &["OK", "ALARM", "INSUFFICIENT_DATA"],
+                    &here,
+                    violations,
+                );
+            }
+        }
+        {
+            let here = || member_path(&path(), "actionPrefix");
+            if let Some(value) = &self.action_prefix {
+                check_length_at(value, Some(1), Some(1024), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "maxRecords");
+            if let Some(value) = &self.max_records {
+                check_range_at(i64::from(*value), Some(1), Some(100), &here, violations);
+            }
+        }
+    }
+}
+
 /// Wire shape `DescribeAlarmsOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeAlarmsOutput {
@@ -2456,6 +2994,61 @@ impl FromForm for DescribeAnomalyDetectorsInput {
     }
 }
 
+impl Validate for DescribeAnomalyDetectorsInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "anomalyDetectorIds");
+            if let Some(value) = &self.anomaly_detector_ids {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(128), &path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "maxResults");
+            if let Some(value) = &self.max_results {
+                check_range_at(i64::from(*value), Some(1), None, &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "namespace");
+            if let Some(value) = &self.namespace {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricName");
+            if let Some(value) = &self.metric_name {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "dimensions");
+            if let Some(value) = &self.dimensions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "anomalyDetectorTypes");
+            if let Some(value) = &self.anomaly_detector_types {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_enum_at(
+                        item_0,
+                        &["SINGLE_METRIC", "METRIC_MATH"],
+                        &path_0,
+                        violations,
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Wire shape `DescribeAnomalyDetectorsOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeAnomalyDetectorsOutput {
@@ -2523,6 +3116,17 @@ impl FromForm for DescribeInsightRulesInput {
         Self {
             next_token: decoded_next_token,
             max_results: decoded_max_results,
+        }
+    }
+}
+
+impl Validate for DescribeInsightRulesInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "maxResults");
+            if let Some(value) = &self.max_results {
+                check_range_at(i64::from(*value), Some(1), Some(500), &here, violations);
+            }
         }
     }
 }
@@ -2604,6 +3208,29 @@ impl FromForm for Dimension {
     }
 }
 
+impl Validate for Dimension {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "name");
+            match &self.name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "value");
+            match &self.value {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(1024), &here, violations);
+                }
+            }
+        }
+    }
+}
+
 impl ToXml for Dimension {
     fn write_xml(&self, out: &mut XmlWriter) {
         if let Some(value) = &self.name {
@@ -2657,6 +3284,26 @@ impl FromForm for DimensionFilter {
     }
 }
 
+impl Validate for DimensionFilter {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "name");
+            match &self.name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "value");
+            if let Some(value) = &self.value {
+                check_length_at(value, Some(1), Some(1024), &here, violations);
+            }
+        }
+    }
+}
+
 /// Wire shape `DisableAlarmActionsInput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DisableAlarmActionsInput {
@@ -2698,6 +3345,23 @@ impl FromForm for DisableAlarmActionsInput {
     }
 }
 
+impl Validate for DisableAlarmActionsInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "alarmNames");
+            match &self.alarm_names {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    for (index_0, item_0) in value.iter().enumerate() {
+                        let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                        check_length_at(item_0, Some(1), Some(255), &path_0, violations);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Wire shape `DisableInsightRulesInput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DisableInsightRulesInput {
@@ -2731,6 +3395,23 @@ impl FromForm for DisableInsightRulesInput {
         };
         Self {
             rule_names: decoded_rule_names,
+        }
+    }
+}
+
+impl Validate for DisableInsightRulesInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "ruleNames");
+            match &self.rule_names {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    for (index_0, item_0) in value.iter().enumerate() {
+                        let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                        check_length_at(item_0, Some(1), Some(128), &path_0, violations);
+                    }
+                }
+            }
         }
     }
 }
@@ -2789,6 +3470,20 @@ impl FromForm for DisassociateDatasetKmsKeyInput {
     }
 }
 
+impl Validate for DisassociateDatasetKmsKeyInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "datasetIdentifier");
+            match &self.dataset_identifier {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(2048), &here, violations);
+                }
+            }
+        }
+    }
+}
+
 /// Wire shape `DisassociateDatasetKmsKeyOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DisassociateDatasetKmsKeyOutput {}
@@ -2840,6 +3535,23 @@ impl FromForm for EnableAlarmActionsInput {
     }
 }
 
+impl Validate for EnableAlarmActionsInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "alarmNames");
+            match &self.alarm_names {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    for (index_0, item_0) in value.iter().enumerate() {
+                        let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                        check_length_at(item_0, Some(1), Some(255), &path_0, violations);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Wire shape `EnableInsightRulesInput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EnableInsightRulesInput {
@@ -2873,6 +3585,23 @@ impl FromForm for EnableInsightRulesInput {
         };
         Self {
             rule_names: decoded_rule_names,
+        }
+    }
+}
+
+impl Validate for EnableInsightRulesInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "ruleNames");
+            match &self.rule_names {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    for (index_0, item_0) in value.iter().enumerate() {
+                        let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                        check_length_at(item_0, Some(1), Some(128), &path_0, violations);
+                    }
+                }
+            }
         }
     }
 }
@@ -2960,6 +3689,12 @@ impl FromForm for Entity {
     }
 }
 
+impl Validate for Entity {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        let _ = (path, violations);
+    }
+}
+
 /// A set of metrics that are associated with an entity, such as a specific service or resource.
 /// Wire shape `EntityMetricData`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -3006,6 +3741,26 @@ impl FromForm for EntityMetricData {
     }
 }
 
+impl Validate for EntityMetricData {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "entity");
+            if let Some(value) = &self.entity {
+                value.validate(&here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricData");
+            if let Some(value) = &self.metric_data {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+    }
+}
+
 /// The evaluation criteria for the alarm.
 /// Wire shape `EvaluationCriteria`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -3029,6 +3784,17 @@ impl FromForm for EvaluationCriteria {
         };
         Self {
             prom_ql_criteria: decoded_prom_ql_criteria,
+        }
+    }
+}
+
+impl Validate for EvaluationCriteria {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "promQLCriteria");
+            if let Some(value) = &self.prom_ql_criteria {
+                value.validate(&here, violations);
+            }
         }
     }
 }
@@ -3084,6 +3850,23 @@ impl FromForm for EvaluationWindow {
     }
 }
 
+impl Validate for EvaluationWindow {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "wallClockWindow");
+            if let Some(value) = &self.wall_clock_window {
+                value.validate(&here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "slidingWindow");
+            if let Some(value) = &self.sliding_window {
+                value.validate(&here, violations);
+            }
+        }
+    }
+}
+
 impl ToXml for EvaluationWindow {
     fn write_xml(&self, out: &mut XmlWriter) {
         if let Some(value) = &self.wall_clock_window {
@@ -3127,6 +3910,20 @@ impl FromForm for GetAlarmMuteRuleInput {
         };
         Self {
             alarm_mute_rule_name: decoded_alarm_mute_rule_name,
+        }
+    }
+}
+
+impl Validate for GetAlarmMuteRuleInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "alarmMuteRuleName");
+            match &self.alarm_mute_rule_name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
         }
     }
 }
@@ -3261,6 +4058,20 @@ impl FromForm for GetDashboardInput {
     }
 }
 
+impl Validate for GetDashboardInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "dashboardName");
+            match &self.dashboard_name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+    }
+}
+
 /// Wire shape `GetDashboardOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetDashboardOutput {
@@ -3329,6 +4140,20 @@ impl FromForm for GetDatasetInput {
         };
         Self {
             dataset_identifier: decoded_dataset_identifier,
+        }
+    }
+}
+
+impl Validate for GetDatasetInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "datasetIdentifier");
+            match &self.dataset_identifier {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(2048), &here, violations);
+                }
+            }
         }
     }
 }
@@ -3486,6 +4311,62 @@ impl FromForm for GetInsightRuleReportInput {
             max_contributor_count: decoded_max_contributor_count,
             metrics: decoded_metrics,
             order_by: decoded_order_by,
+        }
+    }
+}
+
+impl Validate for GetInsightRuleReportInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "ruleName");
+            match &self.rule_name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(128), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "startTime");
+            match &self.start_time {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "endTime");
+            match &self.end_time {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "period");
+            match &self.period {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_range_at(i64::from(*value), Some(1), None, &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "metrics");
+            if let Some(value) = &self.metrics {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(32), &path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "orderBy");
+            if let Some(value) = &self.order_by {
+                check_length_at(value, Some(1), Some(32), &here, violations);
+            }
         }
     }
 }
@@ -3703,6 +4584,58 @@ impl FromForm for GetMetricDataInput {
     }
 }
 
+impl Validate for GetMetricDataInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "metricDataQueries");
+            match &self.metric_data_queries {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    for (index_0, item_0) in value.iter().enumerate() {
+                        let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                        item_0.validate(&path_0, violations);
+                    }
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "startTime");
+            match &self.start_time {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "endTime");
+            match &self.end_time {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "scanBy");
+            if let Some(value) = &self.scan_by {
+                check_enum_at(
+                    value,
+                    &["TimestampDescending", "TimestampAscending"],
+                    &here,
+                    violations,
+                );
+            }
+        }
+        {
+            let here = || member_path(&path(), "labelOptions");
+            if let Some(value) = &self.label_options {
+                value.validate(&here, violations);
+            }
+        }
+    }
+}
+
 /// Wire shape `GetMetricDataOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetMetricDataOutput {
@@ -3770,6 +4703,20 @@ impl FromForm for GetMetricDataQueryDefinitionInput {
             value
         };
         Self { id: decoded_id }
+    }
+}
+
+impl Validate for GetMetricDataQueryDefinitionInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "id");
+            match &self.id {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(64), &here, violations);
+                }
+            }
+        }
     }
 }
 
@@ -4062,6 +5009,118 @@ impl FromForm for GetMetricStatisticsInput {
     }
 }
 
+impl Validate for GetMetricStatisticsInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "namespace");
+            match &self.namespace {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricName");
+            match &self.metric_name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "dimensions");
+            if let Some(value) = &self.dimensions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "startTime");
+            match &self.start_time {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "endTime");
+            match &self.end_time {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "period");
+            match &self.period {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_range_at(i64::from(*value), Some(1), None, &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "statistics");
+            if let Some(value) = &self.statistics {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_enum_at(
+                        item_0,
+                        &["SampleCount", "Average", "Sum", "Minimum", "Maximum"],
+                        &path_0,
+                        violations,
+                    );
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "unit");
+            if let Some(value) = &self.unit {
+                check_enum_at(
+                    value,
+                    &[
+                        "Seconds",
+                        "Microseconds",
+                        "Milliseconds",
+                        "Bytes",
+                        "Kilobytes",
+                        "Megabytes",
+                        "Gigabytes",
+                        "Terabytes",
+                        "Bits",
+                        "Kilobits",
+                        "Megabits",
+                        "Gigabits",
+                        "Terabits",
+                        "Percent",
+                        "Count",
+                        "Bytes/Second",
+                        "Kilobytes/Second",
+                        "Megabytes/Second",
+                        "Gigabytes/Second",
+                        "Terabytes/Second",
+                        "Bits/Second",
+                        "Kilobits/Second",
+                        "Megabits/Second",
+                        "Gigabits/Second",
+                        "Terabits/Second",
+                        "Count/Second",
+                        "None",
+                    ],
+                    &here,
+                    violations,
+                );
+            }
+        }
+    }
+}
+
 /// Wire shape `GetMetricStatisticsOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetMetricStatisticsOutput {
@@ -4117,6 +5176,20 @@ impl FromForm for GetMetricStreamInput {
             value
         };
         Self { name: decoded_name }
+    }
+}
+
+impl Validate for GetMetricStreamInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "name");
+            match &self.name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
     }
 }
 
@@ -4300,6 +5373,20 @@ impl FromForm for GetMetricWidgetImageInput {
     }
 }
 
+impl Validate for GetMetricWidgetImageInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "metricWidget");
+            match &self.metric_widget {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+    }
+}
+
 /// Wire shape `GetMetricWidgetImageOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetMetricWidgetImageOutput {
@@ -4328,6 +5415,12 @@ impl FromForm for GetOTelEnrichmentInput {
     fn from_form(form: &Form, prefix: &str, path: &str, violations: &mut Violations) -> Self {
         let _ = (form, prefix, path, violations);
         Self {}
+    }
+}
+
+impl Validate for GetOTelEnrichmentInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        let _ = (path, violations);
     }
 }
 
@@ -4430,6 +5523,20 @@ impl FromForm for GetResourceMetricsConfigurationInput {
         };
         Self {
             resource_arn: decoded_resource_arn,
+        }
+    }
+}
+
+impl Validate for GetResourceMetricsConfigurationInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "resourceArn");
+            match &self.resource_arn {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(20), Some(2048), &here, violations);
+                }
+            }
         }
     }
 }
@@ -4697,6 +5804,12 @@ impl FromForm for LabelOptions {
     }
 }
 
+impl Validate for LabelOptions {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        let _ = (path, violations);
+    }
+}
+
 /// Wire shape `ListAlarmMuteRulesInput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListAlarmMuteRulesInput {
@@ -4776,6 +5889,37 @@ impl FromForm for ListAlarmMuteRulesInput {
     }
 }
 
+impl Validate for ListAlarmMuteRulesInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "alarmName");
+            if let Some(value) = &self.alarm_name {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "statuses");
+            if let Some(value) = &self.statuses {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_enum_at(
+                        item_0,
+                        &["SCHEDULED", "ACTIVE", "EXPIRED"],
+                        &path_0,
+                        violations,
+                    );
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "maxRecords");
+            if let Some(value) = &self.max_records {
+                check_range_at(i64::from(*value), Some(1), Some(100), &here, violations);
+            }
+        }
+    }
+}
+
 /// Wire shape `ListAlarmMuteRulesOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListAlarmMuteRulesOutput {
@@ -4841,6 +5985,12 @@ impl FromForm for ListDashboardsInput {
             dashboard_name_prefix: decoded_dashboard_name_prefix,
             next_token: decoded_next_token,
         }
+    }
+}
+
+impl Validate for ListDashboardsInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        let _ = (path, violations);
     }
 }
 
@@ -4935,6 +6085,26 @@ impl FromForm for ListManagedInsightRulesInput {
     }
 }
 
+impl Validate for ListManagedInsightRulesInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "resourceARN");
+            match &self.resource_arn {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(1024), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "maxResults");
+            if let Some(value) = &self.max_results {
+                check_range_at(i64::from(*value), Some(1), Some(500), &here, violations);
+            }
+        }
+    }
+}
+
 /// Wire shape `ListManagedInsightRulesOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListManagedInsightRulesOutput {
@@ -5009,6 +6179,23 @@ impl FromForm for ListMetricDataQueryDefinitionsInput {
     }
 }
 
+impl Validate for ListMetricDataQueryDefinitionsInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "maxResults");
+            if let Some(value) = &self.max_results {
+                check_range_at(i64::from(*value), Some(1), Some(100), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "nextToken");
+            if let Some(value) = &self.next_token {
+                check_length_at(value, Some(1), Some(256), &here, violations);
+            }
+        }
+    }
+}
+
 /// Wire shape `ListMetricDataQueryDefinitionsOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListMetricDataQueryDefinitionsOutput {
@@ -5072,6 +6259,17 @@ impl FromForm for ListMetricStreamsInput {
         Self {
             next_token: decoded_next_token,
             max_results: decoded_max_results,
+        }
+    }
+}
+
+impl Validate for ListMetricStreamsInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "maxResults");
+            if let Some(value) = &self.max_results {
+                check_range_at(i64::from(*value), Some(1), Some(500), &here, violations);
+            }
         }
     }
 }
@@ -5228,6 +6426,44 @@ impl FromForm for ListMetricsInput {
     }
 }
 
+impl Validate for ListMetricsInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "namespace");
+            if let Some(value) = &self.namespace {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricName");
+            if let Some(value) = &self.metric_name {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "dimensions");
+            if let Some(value) = &self.dimensions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "recentlyActive");
+            if let Some(value) = &self.recently_active {
+                check_enum_at(value, &["PT3H"], &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "owningAccount");
+            if let Some(value) = &self.owning_account {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+    }
+}
+
 /// Wire shape `ListMetricsOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListMetricsOutput {
@@ -5298,6 +6534,20 @@ impl FromForm for ListTagsForResourceInput {
         };
         Self {
             resource_arn: decoded_resource_arn,
+        }
+    }
+}
+
+impl Validate for ListTagsForResourceInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "resourceARN");
+            match &self.resource_arn {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(1024), &here, violations);
+                }
+            }
         }
     }
 }
@@ -5652,6 +6902,38 @@ impl FromForm for ManagedRule {
     }
 }
 
+impl Validate for ManagedRule {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "templateName");
+            match &self.template_name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(128), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "resourceARN");
+            match &self.resource_arn {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(1024), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "tags");
+            if let Some(value) = &self.tags {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+    }
+}
+
 /// Contains information about managed Contributor Insights rules, as returned by ListManagedInsightRules.
 /// Wire shape `ManagedRuleDescription`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -5799,6 +7081,32 @@ impl FromForm for Metric {
             namespace: decoded_namespace,
             metric_name: decoded_metric_name,
             dimensions: decoded_dimensions,
+        }
+    }
+}
+
+impl Validate for Metric {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "namespace");
+            if let Some(value) = &self.namespace {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricName");
+            if let Some(value) = &self.metric_name {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "dimensions");
+            if let Some(value) = &self.dimensions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
         }
     }
 }
@@ -6200,6 +7508,12 @@ impl FromForm for MetricCharacteristics {
     }
 }
 
+impl Validate for MetricCharacteristics {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        let _ = (path, violations);
+    }
+}
+
 impl ToXml for MetricCharacteristics {
     fn write_xml(&self, out: &mut XmlWriter) {
         if let Some(value) = &self.periodic_spikes {
@@ -6314,6 +7628,44 @@ impl FromForm for MetricDataQuery {
             return_data: decoded_return_data,
             period: decoded_period,
             account_id: decoded_account_id,
+        }
+    }
+}
+
+impl Validate for MetricDataQuery {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "id");
+            match &self.id {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricStat");
+            if let Some(value) = &self.metric_stat {
+                value.validate(&here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "expression");
+            if let Some(value) = &self.expression {
+                check_length_at(value, Some(1), Some(2048), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "period");
+            if let Some(value) = &self.period {
+                check_range_at(i64::from(*value), Some(1), None, &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "accountId");
+            if let Some(value) = &self.account_id {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
         }
     }
 }
@@ -6652,6 +8004,80 @@ impl FromForm for MetricDatum {
     }
 }
 
+impl Validate for MetricDatum {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "metricName");
+            match &self.metric_name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "dimensions");
+            if let Some(value) = &self.dimensions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "statisticValues");
+            if let Some(value) = &self.statistic_values {
+                value.validate(&here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "unit");
+            if let Some(value) = &self.unit {
+                check_enum_at(
+                    value,
+                    &[
+                        "Seconds",
+                        "Microseconds",
+                        "Milliseconds",
+                        "Bytes",
+                        "Kilobytes",
+                        "Megabytes",
+                        "Gigabytes",
+                        "Terabytes",
+                        "Bits",
+                        "Kilobits",
+                        "Megabits",
+                        "Gigabits",
+                        "Terabits",
+                        "Percent",
+                        "Count",
+                        "Bytes/Second",
+                        "Kilobytes/Second",
+                        "Megabytes/Second",
+                        "Gigabytes/Second",
+                        "Terabytes/Second",
+                        "Bits/Second",
+                        "Kilobits/Second",
+                        "Megabits/Second",
+                        "Gigabits/Second",
+                        "Terabits/Second",
+                        "Count/Second",
+                        "None",
+                    ],
+                    &here,
+                    violations,
+                );
+            }
+        }
+        {
+            let here = || member_path(&path(), "storageResolution");
+            if let Some(value) = &self.storage_resolution {
+                check_range_at(i64::from(*value), Some(1), None, &here, violations);
+            }
+        }
+    }
+}
+
 /// The CloudWatch metric math expression for this anomaly detector.
 /// Wire shape `MetricMathAnomalyDetector`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -6685,6 +8111,20 @@ impl FromForm for MetricMathAnomalyDetector {
         };
         Self {
             metric_data_queries: decoded_metric_data_queries,
+        }
+    }
+}
+
+impl Validate for MetricMathAnomalyDetector {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "metricDataQueries");
+            if let Some(value) = &self.metric_data_queries {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
         }
     }
 }
@@ -6800,6 +8240,77 @@ impl FromForm for MetricStat {
             period: decoded_period,
             stat: decoded_stat,
             unit: decoded_unit,
+        }
+    }
+}
+
+impl Validate for MetricStat {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "metric");
+            match &self.metric {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    value.validate(&here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "period");
+            match &self.period {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_range_at(i64::from(*value), Some(1), None, &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "stat");
+            match &self.stat {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "unit");
+            if let Some(value) = &self.unit {
+                check_enum_at(
+                    value,
+                    &[
+                        "Seconds",
+                        "Microseconds",
+                        "Milliseconds",
+                        "Bytes",
+                        "Kilobytes",
+                        "Megabytes",
+                        "Gigabytes",
+                        "Terabytes",
+                        "Bits",
+                        "Kilobits",
+                        "Megabits",
+                        "Gigabits",
+                        "Terabits",
+                        "Percent",
+                        "Count",
+                        "Bytes/Second",
+                        "Kilobytes/Second",
+                        "Megabytes/Second",
+                        "Gigabytes/Second",
+                        "Terabytes/Second",
+                        "Bits/Second",
+                        "Kilobits/Second",
+                        "Megabits/Second",
+                        "Gigabits/Second",
+                        "Terabits/Second",
+                        "Count/Second",
+                        "None",
+                    ],
+                    &here,
+                    violations,
+                );
+            }
         }
     }
 }
@@ -6946,6 +8457,26 @@ impl FromForm for MetricStreamFilter {
     }
 }
 
+impl Validate for MetricStreamFilter {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "namespace");
+            if let Some(value) = &self.namespace {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricNames");
+            if let Some(value) = &self.metric_names {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(255), &path_0, violations);
+                }
+            }
+        }
+    }
+}
+
 impl ToXml for MetricStreamFilter {
     fn write_xml(&self, out: &mut XmlWriter) {
         if let Some(value) = &self.namespace {
@@ -7028,6 +8559,32 @@ impl FromForm for MetricStreamStatisticsConfiguration {
     }
 }
 
+impl Validate for MetricStreamStatisticsConfiguration {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "includeMetrics");
+            match &self.include_metrics {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    for (index_0, item_0) in value.iter().enumerate() {
+                        let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                        item_0.validate(&path_0, violations);
+                    }
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "additionalStatistics");
+            match &self.additional_statistics {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+    }
+}
+
 impl ToXml for MetricStreamStatisticsConfiguration {
     fn write_xml(&self, out: &mut XmlWriter) {
         if let Some(value) = &self.include_metrics {
@@ -7098,6 +8655,29 @@ impl FromForm for MetricStreamStatisticsMetric {
     }
 }
 
+impl Validate for MetricStreamStatisticsMetric {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "namespace");
+            match &self.namespace {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricName");
+            match &self.metric_name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+    }
+}
+
 impl ToXml for MetricStreamStatisticsMetric {
     fn write_xml(&self, out: &mut XmlWriter) {
         if let Some(value) = &self.namespace {
@@ -7147,6 +8727,23 @@ impl FromForm for MuteTargets {
         };
         Self {
             alarm_names: decoded_alarm_names,
+        }
+    }
+}
+
+impl Validate for MuteTargets {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "alarmNames");
+            match &self.alarm_names {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    for (index_0, item_0) in value.iter().enumerate() {
+                        let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                        check_length_at(item_0, Some(1), Some(255), &path_0, violations);
+                    }
+                }
+            }
         }
     }
 }
@@ -7214,6 +8811,29 @@ impl FromForm for OTelEnrichmentMetricSelector {
         Self {
             namespace: decoded_namespace,
             metric_names: decoded_metric_names,
+        }
+    }
+}
+
+impl Validate for OTelEnrichmentMetricSelector {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "namespace");
+            match &self.namespace {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricNames");
+            if let Some(value) = &self.metric_names {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(255), &path_0, violations);
+                }
+            }
         }
     }
 }
@@ -7405,6 +9025,50 @@ impl FromForm for PutAlarmMuteRuleInput {
     }
 }
 
+impl Validate for PutAlarmMuteRuleInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "name");
+            match &self.name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "description");
+            if let Some(value) = &self.description {
+                check_length_at(value, Some(0), Some(1024), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "rule");
+            match &self.rule {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    value.validate(&here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "muteTargets");
+            if let Some(value) = &self.mute_targets {
+                value.validate(&here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "tags");
+            if let Some(value) = &self.tags {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+    }
+}
+
 /// Wire shape `PutAnomalyDetectorInput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PutAnomalyDetectorInput {
@@ -7535,6 +9199,62 @@ impl FromForm for PutAnomalyDetectorInput {
             metric_characteristics: decoded_metric_characteristics,
             single_metric_anomaly_detector: decoded_single_metric_anomaly_detector,
             metric_math_anomaly_detector: decoded_metric_math_anomaly_detector,
+        }
+    }
+}
+
+impl Validate for PutAnomalyDetectorInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "namespace");
+            if let Some(value) = &self.namespace {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricName");
+            if let Some(value) = &self.metric_name {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "dimensions");
+            if let Some(value) = &self.dimensions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "stat");
+            if let Some(value) = &self.stat {
+                check_length_at(value, None, Some(50), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "configuration");
+            if let Some(value) = &self.configuration {
+                value.validate(&here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricCharacteristics");
+            if let Some(value) = &self.metric_characteristics {
+                value.validate(&here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "singleMetricAnomalyDetector");
+            if let Some(value) = &self.single_metric_anomaly_detector {
+                value.validate(&here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricMathAnomalyDetector");
+            if let Some(value) = &self.metric_math_anomaly_detector {
+                value.validate(&here, violations);
+            }
         }
     }
 }
@@ -7786,6 +9506,83 @@ impl FromForm for PutCompositeAlarmInput {
     }
 }
 
+impl Validate for PutCompositeAlarmInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "alarmActions");
+            if let Some(value) = &self.alarm_actions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(1024), &path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "alarmDescription");
+            if let Some(value) = &self.alarm_description {
+                check_length_at(value, Some(0), Some(1024), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "alarmName");
+            match &self.alarm_name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "alarmRule");
+            match &self.alarm_rule {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(10240), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "insufficientDataActions");
+            if let Some(value) = &self.insufficient_data_actions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(1024), &path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "oKActions");
+            if let Some(value) = &self.ok_actions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(1024), &path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "tags");
+            if let Some(value) = &self.tags {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "actionsSuppressor");
+            if let Some(value) = &self.actions_suppressor {
+                check_length_at(value, Some(1), Some(1600), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "actionConfiguration");
+            if let Some(value) = &self.action_configuration {
+                value.validate(&here, violations);
+            }
+        }
+    }
+}
+
 /// Wire shape `PutDashboardInput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PutDashboardInput {
@@ -7847,6 +9644,38 @@ impl FromForm for PutDashboardInput {
             dashboard_name: decoded_dashboard_name,
             dashboard_body: decoded_dashboard_body,
             tags: decoded_tags,
+        }
+    }
+}
+
+impl Validate for PutDashboardInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "dashboardName");
+            match &self.dashboard_name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "dashboardBody");
+            match &self.dashboard_body {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "tags");
+            if let Some(value) = &self.tags {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
         }
     }
 }
@@ -7967,6 +9796,44 @@ impl FromForm for PutInsightRuleInput {
             rule_definition: decoded_rule_definition,
             tags: decoded_tags,
             apply_on_transformed_logs: decoded_apply_on_transformed_logs,
+        }
+    }
+}
+
+impl Validate for PutInsightRuleInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "ruleName");
+            match &self.rule_name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(128), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "ruleState");
+            if let Some(value) = &self.rule_state {
+                check_length_at(value, Some(1), Some(32), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "ruleDefinition");
+            match &self.rule_definition {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(8192), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "tags");
+            if let Some(value) = &self.tags {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
         }
     }
 }
@@ -8309,6 +10176,138 @@ impl FromForm for PutLogAlarmInput {
     }
 }
 
+impl Validate for PutLogAlarmInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "alarmName");
+            match &self.alarm_name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "alarmDescription");
+            if let Some(value) = &self.alarm_description {
+                check_length_at(value, Some(0), Some(1024), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "scheduledQueryConfiguration");
+            match &self.scheduled_query_configuration {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    value.validate(&here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "oKActions");
+            if let Some(value) = &self.ok_actions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(1024), &path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "alarmActions");
+            if let Some(value) = &self.alarm_actions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(1024), &path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "insufficientDataActions");
+            if let Some(value) = &self.insufficient_data_actions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(1024), &path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "queryResultsToEvaluate");
+            match &self.query_results_to_evaluate {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_range_at(i64::from(*value), Some(1), None, &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "queryResultsToAlarm");
+            match &self.query_results_to_alarm {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_range_at(i64::from(*value), Some(1), None, &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "threshold");
+            match &self.threshold {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "comparisonOperator");
+            match &self.comparison_operator {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_enum_at(
+                        value,
+                        &[
+                            "GreaterThanOrEqualToThreshold",
+                            "GreaterThanThreshold",
+                            "LessThanThreshold",
+                            "LessThanOrEqualToThreshold",
+                            "LessThanLowerOrGreaterThanUpperThreshold",
+                            "LessThanLowerThreshold",
+                            "GreaterThanUpperThreshold",
+                        ],
+                        &here,
+                        violations,
+                    );
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "treatMissingData");
+            if let Some(value) = &self.treat_missing_data {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "tags");
+            if let Some(value) = &self.tags {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "warmUpConfiguration");
+            if let Some(value) = &self.warm_up_configuration {
+                value.validate(&here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "actionConfiguration");
+            if let Some(value) = &self.action_configuration {
+                value.validate(&here, violations);
+            }
+        }
+    }
+}
+
 /// Wire shape `PutManagedInsightRulesInput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PutManagedInsightRulesInput {
@@ -8343,6 +10342,23 @@ impl FromForm for PutManagedInsightRulesInput {
         };
         Self {
             managed_rules: decoded_managed_rules,
+        }
+    }
+}
+
+impl Validate for PutManagedInsightRulesInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "managedRules");
+            match &self.managed_rules {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    for (index_0, item_0) in value.iter().enumerate() {
+                        let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                        item_0.validate(&path_0, violations);
+                    }
+                }
+            }
         }
     }
 }
@@ -8883,6 +10899,227 @@ impl FromForm for PutMetricAlarmInput {
     }
 }
 
+impl Validate for PutMetricAlarmInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "alarmName");
+            match &self.alarm_name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "alarmDescription");
+            if let Some(value) = &self.alarm_description {
+                check_length_at(value, Some(0), Some(1024), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "oKActions");
+            if let Some(value) = &self.ok_actions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(1024), &path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "alarmActions");
+            if let Some(value) = &self.alarm_actions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(1024), &path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "insufficientDataActions");
+            if let Some(value) = &self.insufficient_data_actions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(1024), &path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricName");
+            if let Some(value) = &self.metric_name {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "namespace");
+            if let Some(value) = &self.namespace {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "statistic");
+            if let Some(value) = &self.statistic {
+                check_enum_at(
+                    value,
+                    &["SampleCount", "Average", "Sum", "Minimum", "Maximum"],
+                    &here,
+                    violations,
+                );
+            }
+        }
+        {
+            let here = || member_path(&path(), "dimensions");
+            if let Some(value) = &self.dimensions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "period");
+            if let Some(value) = &self.period {
+                check_range_at(i64::from(*value), Some(1), None, &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "unit");
+            if let Some(value) = &self.unit {
+                check_enum_at(
+                    value,
+                    &[
+                        "Seconds",
+                        "Microseconds",
+                        "Milliseconds",
+                        "Bytes",
+                        "Kilobytes",
+                        "Megabytes",
+                        "Gigabytes",
+                        "Terabytes",
+                        "Bits",
+                        "Kilobits",
+                        "Megabits",
+                        "Gigabits",
+                        "Terabits",
+                        "Percent",
+                        "Count",
+                        "Bytes/Second",
+                        "Kilobytes/Second",
+                        "Megabytes/Second",
+                        "Gigabytes/Second",
+                        "Terabytes/Second",
+                        "Bits/Second",
+                        "Kilobits/Second",
+                        "Megabits/Second",
+                        "Gigabits/Second",
+                        "Terabits/Second",
+                        "Count/Second",
+                        "None",
+                    ],
+                    &here,
+                    violations,
+                );
+            }
+        }
+        {
+            let here = || member_path(&path(), "evaluationPeriods");
+            if let Some(value) = &self.evaluation_periods {
+                check_range_at(i64::from(*value), Some(1), None, &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "datapointsToAlarm");
+            if let Some(value) = &self.datapoints_to_alarm {
+                check_range_at(i64::from(*value), Some(1), None, &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "comparisonOperator");
+            if let Some(value) = &self.comparison_operator {
+                check_enum_at(
+                    value,
+                    &[
+                        "GreaterThanOrEqualToThreshold",
+                        "GreaterThanThreshold",
+                        "LessThanThreshold",
+                        "LessThanOrEqualToThreshold",
+                        "LessThanLowerOrGreaterThanUpperThreshold",
+                        "LessThanLowerThreshold",
+                        "GreaterThanUpperThreshold",
+                    ],
+                    &here,
+                    violations,
+                );
+            }
+        }
+        {
+            let here = || member_path(&path(), "treatMissingData");
+            if let Some(value) = &self.treat_missing_data {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "evaluateLowSampleCountPercentile");
+            if let Some(value) = &self.evaluate_low_sample_count_percentile {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "metrics");
+            if let Some(value) = &self.metrics {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "tags");
+            if let Some(value) = &self.tags {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "thresholdMetricId");
+            if let Some(value) = &self.threshold_metric_id {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "evaluationWindow");
+            if let Some(value) = &self.evaluation_window {
+                value.validate(&here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "warmUpConfiguration");
+            if let Some(value) = &self.warm_up_configuration {
+                value.validate(&here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "evaluationCriteria");
+            if let Some(value) = &self.evaluation_criteria {
+                value.validate(&here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "evaluationInterval");
+            if let Some(value) = &self.evaluation_interval {
+                check_range_at(i64::from(*value), Some(10), Some(3600), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "actionConfiguration");
+            if let Some(value) = &self.action_configuration {
+                value.validate(&here, violations);
+            }
+        }
+    }
+}
+
 /// Wire shape `PutMetricDataInput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PutMetricDataInput {
@@ -8968,6 +11205,38 @@ impl FromForm for PutMetricDataInput {
             metric_data: decoded_metric_data,
             entity_metric_data: decoded_entity_metric_data,
             strict_entity_validation: decoded_strict_entity_validation,
+        }
+    }
+}
+
+impl Validate for PutMetricDataInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "namespace");
+            match &self.namespace {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricData");
+            if let Some(value) = &self.metric_data {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "entityMetricData");
+            if let Some(value) = &self.entity_metric_data {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
         }
     }
 }
@@ -9064,6 +11333,53 @@ impl FromForm for PutMetricDataQueryDefinitionInput {
             expression: decoded_expression,
             type_: decoded_type_,
             tags: decoded_tags,
+        }
+    }
+}
+
+impl Validate for PutMetricDataQueryDefinitionInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "id");
+            if let Some(value) = &self.id {
+                check_length_at(value, Some(1), Some(64), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "path");
+            match &self.path {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(1024), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "expression");
+            match &self.expression {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(65536), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "type");
+            match &self.type_ {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_enum_at(value, &["PROMQL", "SQL", "METRIC_MATH"], &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "tags");
+            if let Some(value) = &self.tags {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
         }
     }
 }
@@ -9330,6 +11646,89 @@ impl FromForm for PutMetricStreamInput {
     }
 }
 
+impl Validate for PutMetricStreamInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "name");
+            match &self.name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "includeFilters");
+            if let Some(value) = &self.include_filters {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "excludeFilters");
+            if let Some(value) = &self.exclude_filters {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "firehoseArn");
+            match &self.firehose_arn {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(1024), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "roleArn");
+            match &self.role_arn {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(1024), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "outputFormat");
+            match &self.output_format {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_enum_at(
+                        value,
+                        &["json", "opentelemetry0.7", "opentelemetry1.0"],
+                        &here,
+                        violations,
+                    );
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "tags");
+            if let Some(value) = &self.tags {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "statisticsConfigurations");
+            if let Some(value) = &self.statistics_configurations {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+    }
+}
+
 /// Wire shape `PutMetricStreamOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PutMetricStreamOutput {
@@ -9395,6 +11794,29 @@ impl FromForm for Range {
     }
 }
 
+impl Validate for Range {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "startTime");
+            match &self.start_time {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "endTime");
+            match &self.end_time {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+    }
+}
+
 impl ToXml for Range {
     fn write_xml(&self, out: &mut XmlWriter) {
         if let Some(value) = &self.start_time {
@@ -9444,6 +11866,23 @@ impl FromForm for ResourceMetricSelection {
         };
         Self {
             include_metrics: decoded_include_metrics,
+        }
+    }
+}
+
+impl Validate for ResourceMetricSelection {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "includeMetrics");
+            match &self.include_metrics {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    for (index_0, item_0) in value.iter().enumerate() {
+                        let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                        check_length_at(item_0, Some(1), Some(255), &path_0, violations);
+                    }
+                }
+            }
         }
     }
 }
@@ -9545,6 +11984,20 @@ impl FromForm for Rule {
     }
 }
 
+impl Validate for Rule {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "schedule");
+            match &self.schedule {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    value.validate(&here, violations);
+                }
+            }
+        }
+    }
+}
+
 impl ToXml for Rule {
     fn write_xml(&self, out: &mut XmlWriter) {
         if let Some(value) = &self.schedule {
@@ -9613,6 +12066,35 @@ impl FromForm for Schedule {
             expression: decoded_expression,
             duration: decoded_duration,
             timezone: decoded_timezone,
+        }
+    }
+}
+
+impl Validate for Schedule {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "expression");
+            match &self.expression {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(256), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "duration");
+            match &self.duration {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(50), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "timezone");
+            if let Some(value) = &self.timezone {
+                check_length_at(value, Some(1), Some(50), &here, violations);
+            }
         }
     }
 }
@@ -9697,6 +12179,35 @@ impl FromForm for ScheduleConfiguration {
             schedule_expression: decoded_schedule_expression,
             start_time_offset: decoded_start_time_offset,
             end_time_offset: decoded_end_time_offset,
+        }
+    }
+}
+
+impl Validate for ScheduleConfiguration {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "scheduleExpression");
+            match &self.schedule_expression {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(256), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "startTimeOffset");
+            match &self.start_time_offset {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_range_at(i64::from(*value), Some(1), Some(2592000), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "endTimeOffset");
+            if let Some(value) = &self.end_time_offset {
+                check_range_at(i64::from(*value), Some(0), Some(2592000), &here, violations);
+            }
         }
     }
 }
@@ -9863,6 +12374,71 @@ impl FromForm for ScheduledQueryConfiguration {
     }
 }
 
+impl Validate for ScheduledQueryConfiguration {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "queryString");
+            match &self.query_string {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(0), Some(10000), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "logGroupIdentifiers");
+            if let Some(value) = &self.log_group_identifiers {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    check_length_at(item_0, Some(1), Some(1024), &path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "queryARN");
+            if let Some(value) = &self.query_arn {
+                check_length_at(value, Some(1), Some(1024), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "scheduledQueryRoleARN");
+            match &self.scheduled_query_role_arn {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(1024), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "scheduleConfiguration");
+            match &self.schedule_configuration {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    value.validate(&here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "aggregationExpression");
+            match &self.aggregation_expression {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(2048), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "tags");
+            if let Some(value) = &self.tags {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+    }
+}
+
 impl ToXml for ScheduledQueryConfiguration {
     fn write_xml(&self, out: &mut XmlWriter) {
         if let Some(value) = &self.query_string {
@@ -9991,6 +12567,49 @@ impl FromForm for SetAlarmStateInput {
     }
 }
 
+impl Validate for SetAlarmStateInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "alarmName");
+            match &self.alarm_name {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(255), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "stateValue");
+            match &self.state_value {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_enum_at(
+                        value,
+                        &["OK", "ALARM", "INSUFFICIENT_DATA"],
+                        &here,
+                        violations,
+                    );
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "stateReason");
+            match &self.state_reason {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(0), Some(1023), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "stateReasonData");
+            if let Some(value) = &self.state_reason_data {
+                check_length_at(value, Some(0), Some(4000), &here, violations);
+            }
+        }
+    }
+}
+
 /// The CloudWatch metric and statistic for this anomaly detector.
 /// Wire shape `SingleMetricAnomalyDetector`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -10083,6 +12702,44 @@ impl FromForm for SingleMetricAnomalyDetector {
     }
 }
 
+impl Validate for SingleMetricAnomalyDetector {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "accountId");
+            if let Some(value) = &self.account_id {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "namespace");
+            if let Some(value) = &self.namespace {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricName");
+            if let Some(value) = &self.metric_name {
+                check_length_at(value, Some(1), Some(255), &here, violations);
+            }
+        }
+        {
+            let here = || member_path(&path(), "dimensions");
+            if let Some(value) = &self.dimensions {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "stat");
+            if let Some(value) = &self.stat {
+                check_length_at(value, None, Some(50), &here, violations);
+            }
+        }
+    }
+}
+
 impl ToXml for SingleMetricAnomalyDetector {
     fn write_xml(&self, out: &mut XmlWriter) {
         if let Some(value) = &self.account_id {
@@ -10118,6 +12775,12 @@ impl FromForm for SlidingWindow {
     fn from_form(form: &Form, prefix: &str, path: &str, violations: &mut Violations) -> Self {
         let _ = (form, prefix, path, violations);
         Self {}
+    }
+}
+
+impl Validate for SlidingWindow {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        let _ = (path, violations);
     }
 }
 
@@ -10160,6 +12823,23 @@ impl FromForm for StartMetricStreamsInput {
         };
         Self {
             names: decoded_names,
+        }
+    }
+}
+
+impl Validate for StartMetricStreamsInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "names");
+            match &self.names {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    for (index_0, item_0) in value.iter().enumerate() {
+                        let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                        check_length_at(item_0, Some(1), Some(255), &path_0, violations);
+                    }
+                }
+            }
         }
     }
 }
@@ -10232,6 +12912,29 @@ impl FromForm for StartOTelEnrichmentInput {
         Self {
             include_filters: decoded_include_filters,
             exclude_filters: decoded_exclude_filters,
+        }
+    }
+}
+
+impl Validate for StartOTelEnrichmentInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "includeFilters");
+            if let Some(value) = &self.include_filters {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "excludeFilters");
+            if let Some(value) = &self.exclude_filters {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
         }
     }
 }
@@ -10369,6 +13072,47 @@ impl FromForm for StatisticSet {
     }
 }
 
+impl Validate for StatisticSet {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "sampleCount");
+            match &self.sample_count {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "sum");
+            match &self.sum {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "minimum");
+            match &self.minimum {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "maximum");
+            match &self.maximum {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    let _ = value;
+                }
+            }
+        }
+    }
+}
+
 /// Wire shape `StopMetricStreamsInput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StopMetricStreamsInput {
@@ -10406,6 +13150,23 @@ impl FromForm for StopMetricStreamsInput {
     }
 }
 
+impl Validate for StopMetricStreamsInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "names");
+            match &self.names {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    for (index_0, item_0) in value.iter().enumerate() {
+                        let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                        check_length_at(item_0, Some(1), Some(255), &path_0, violations);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Wire shape `StopMetricStreamsOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StopMetricStreamsOutput {}
@@ -10424,6 +13185,12 @@ impl FromForm for StopOTelEnrichmentInput {
     fn from_form(form: &Form, prefix: &str, path: &str, violations: &mut Violations) -> Self {
         let _ = (form, prefix, path, violations);
         Self {}
+    }
+}
+
+impl Validate for StopOTelEnrichmentInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        let _ = (path, violations);
     }
 }
 
@@ -10478,6 +13245,29 @@ impl FromForm for Tag {
         Self {
             key: decoded_key,
             value: decoded_value,
+        }
+    }
+}
+
+impl Validate for Tag {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "key");
+            match &self.key {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(128), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "value");
+            match &self.value {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(0), Some(256), &here, violations);
+                }
+            }
         }
     }
 }
@@ -10547,6 +13337,32 @@ impl FromForm for TagResourceInput {
     }
 }
 
+impl Validate for TagResourceInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "resourceARN");
+            match &self.resource_arn {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(1024), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "tags");
+            match &self.tags {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    for (index_0, item_0) in value.iter().enumerate() {
+                        let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                        item_0.validate(&path_0, violations);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Wire shape `TagResourceOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TagResourceOutput {}
@@ -10610,6 +13426,32 @@ impl FromForm for UntagResourceInput {
         Self {
             resource_arn: decoded_resource_arn,
             tag_keys: decoded_tag_keys,
+        }
+    }
+}
+
+impl Validate for UntagResourceInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "resourceARN");
+            match &self.resource_arn {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(1), Some(1024), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "tagKeys");
+            match &self.tag_keys {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    for (index_0, item_0) in value.iter().enumerate() {
+                        let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                        check_length_at(item_0, Some(1), Some(128), &path_0, violations);
+                    }
+                }
+            }
         }
     }
 }
@@ -10682,6 +13524,29 @@ impl FromForm for UpdateOTelEnrichmentInput {
         Self {
             include_filters: decoded_include_filters,
             exclude_filters: decoded_exclude_filters,
+        }
+    }
+}
+
+impl Validate for UpdateOTelEnrichmentInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "includeFilters");
+            if let Some(value) = &self.include_filters {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "excludeFilters");
+            if let Some(value) = &self.exclude_filters {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
         }
     }
 }
@@ -10807,6 +13672,29 @@ impl FromForm for UpdateResourceMetricsConfigurationInput {
     }
 }
 
+impl Validate for UpdateResourceMetricsConfigurationInput {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "resourceArn");
+            match &self.resource_arn {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_length_at(value, Some(20), Some(2048), &here, violations);
+                }
+            }
+        }
+        {
+            let here = || member_path(&path(), "metricSelections");
+            if let Some(value) = &self.metric_selections {
+                for (index_0, item_0) in value.iter().enumerate() {
+                    let path_0 = || format!("{}.{}.member", (&here)(), index_0 + 1);
+                    item_0.validate(&path_0, violations);
+                }
+            }
+        }
+    }
+}
+
 /// Returns the updated resource metrics configuration.
 /// Wire shape `UpdateResourceMetricsConfigurationOutput`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -10852,6 +13740,17 @@ impl FromForm for WallClockWindow {
         };
         Self {
             timezone: decoded_timezone,
+        }
+    }
+}
+
+impl Validate for WallClockWindow {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "timezone");
+            if let Some(value) = &self.timezone {
+                check_length_at(value, Some(1), Some(50), &here, violations);
+            }
         }
     }
 }
@@ -10908,6 +13807,20 @@ impl FromForm for WarmUpConfiguration {
             warm_up_period_duration_in_minutes: decoded_warm_up_period_duration_in_minutes,
             only_start_evaluating_after_warm_up_period_ends:
                 decoded_only_start_evaluating_after_warm_up_period_ends,
+        }
+    }
+}
+
+impl Validate for WarmUpConfiguration {
+    fn validate(&self, path: &dyn Fn() -> String, violations: &mut Violations) {
+        {
+            let here = || member_path(&path(), "warmUpPeriodDurationInMinutes");
+            match &self.warm_up_period_duration_in_minutes {
+                None => violations.missing(&here()),
+                Some(value) => {
+                    check_range_at(i64::from(*value), Some(1), Some(2880), &here, violations);
+                }
+            }
         }
     }
 }

@@ -56,6 +56,13 @@ pub fn error_type(code: &str) -> Option<(&'static str, u16, bool)> {
 /// timestamps become their epoch seconds and byte strings base64 (as JSON carries blobs).
 /// An empty body is an empty structure.
 pub fn from_cbor<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    // Straight into the shape when the numbers have the shape's types (what botocore
+    // sends); through a JSON value otherwise.
+    if !body.is_empty() {
+        if let Ok(decoded) = ciborium::de::from_reader::<T, _>(body) {
+            return Ok(decoded);
+        }
+    }
     let value: ciborium::Value = if body.is_empty() {
         ciborium::Value::Map(Vec::new())
     } else {
@@ -164,39 +171,57 @@ pub mod timestamp {
         }
     }
 
+    struct EpochVisitor;
+
+    impl Visitor<'_> for EpochVisitor {
+        type Value = Epoch;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a timestamp (epoch seconds)")
+        }
+        fn visit_f64<E: de::Error>(self, value: f64) -> Result<Epoch, E> {
+            if value.is_finite() {
+                Ok(Epoch((value * 1000.0).round() as i64))
+            } else {
+                Err(E::custom("timestamp must be finite"))
+            }
+        }
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<Epoch, E> {
+            value
+                .checked_mul(1000)
+                .map(Epoch)
+                .ok_or_else(|| E::custom("timestamp out of range"))
+        }
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<Epoch, E> {
+            i64::try_from(value)
+                .map_err(|_| E::custom("timestamp out of range"))
+                .and_then(|value| self.visit_i64(value))
+        }
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<Epoch, E> {
+            aws_protocol::query_wire::parse_iso8601_ms(value)
+                .map(Epoch)
+                .ok_or_else(|| E::custom(format!("invalid timestamp '{value}'")))
+        }
+    }
+
+    /// The number inside a CBOR tag 1.
+    struct Untagged(Epoch);
+
+    impl<'de> Deserialize<'de> for Untagged {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(EpochVisitor).map(Untagged)
+        }
+    }
+
     impl<'de> Deserialize<'de> for Epoch {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            struct EpochVisitor;
-            impl Visitor<'_> for EpochVisitor {
-                type Value = Epoch;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a timestamp (epoch seconds)")
-                }
-                fn visit_f64<E: de::Error>(self, value: f64) -> Result<Epoch, E> {
-                    if value.is_finite() {
-                        Ok(Epoch((value * 1000.0).round() as i64))
-                    } else {
-                        Err(E::custom("timestamp must be finite"))
-                    }
-                }
-                fn visit_i64<E: de::Error>(self, value: i64) -> Result<Epoch, E> {
-                    value
-                        .checked_mul(1000)
-                        .map(Epoch)
-                        .ok_or_else(|| E::custom("timestamp out of range"))
-                }
-                fn visit_u64<E: de::Error>(self, value: u64) -> Result<Epoch, E> {
-                    i64::try_from(value)
-                        .map_err(|_| E::custom("timestamp out of range"))
-                        .and_then(|value| self.visit_i64(value))
-                }
-                fn visit_str<E: de::Error>(self, value: &str) -> Result<Epoch, E> {
-                    aws_protocol::query_wire::parse_iso8601_ms(value)
-                        .map(Epoch)
-                        .ok_or_else(|| E::custom(format!("invalid timestamp '{value}'")))
-                }
+            if deserializer.is_human_readable() {
+                deserializer.deserialize_any(EpochVisitor)
+            } else {
+                // CBOR: tag 1 (or no tag) around epoch seconds.
+                let ciborium::tag::Captured(_, Untagged(epoch)) =
+                    Deserialize::deserialize(deserializer)?;
+                Ok(epoch)
             }
-            deserializer.deserialize_any(EpochVisitor)
         }
     }
 

@@ -18,7 +18,10 @@ const BOTOCORE_PUT_METRIC_DATA: &str = "a2694e616d657370616365634170706a4d657472
 #[test]
 fn botocore_cbor_requests_decode() {
     let body = hex_bytes(&BOTOCORE_PUT_METRIC_DATA.replace(char::is_whitespace, ""));
+    // botocore's numbers have the shape's types: the body decodes straight into it.
+    let direct: PutMetricDataInput = ciborium::de::from_reader(&body[..]).unwrap();
     let request: PutMetricDataInput = from_cbor(&body).unwrap();
+    assert_eq!(direct, request);
     assert_eq!(request.namespace.as_deref(), Some("App"));
     let datum = &request.metric_data.unwrap()[0];
     assert_eq!(datum.metric_name.as_deref(), Some("Latency"));

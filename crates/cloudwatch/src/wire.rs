@@ -1,13 +1,15 @@
 //! One decoder and one encoder per protocol, so every operation is written once.
 //!
-//! Requests of all three protocols go through the generated query decoder (`FromForm`):
-//! a JSON or CBOR body is first flattened into the form parameters the query protocol would
-//! have sent (`MetricData.member.1.Value=…`), so required members, enum values, lengths and
-//! ranges are checked the same way, in AWS's `ValidationError` wording, whatever the client
-//! speaks. Responses are serde (JSON, CBOR) or the generated `ToXml` (query).
+//! Query requests go through the generated form decoder (`FromForm`), which checks required
+//! members, enum values, lengths and ranges while decoding; JSON and CBOR bodies are decoded
+//! by serde and then checked by the generated `Validate`, which applies the same checks with
+//! the same paths and AWS's `ValidationError` wording, so every protocol refuses the same
+//! requests with the same message. Responses are serde (JSON, CBOR) or the generated
+//! `ToXml` (query).
 
 use api::ApiError;
-use cloudwatch_wire::{Form, Request, Response};
+use cloudwatch_wire::{Form, Request, Response, Validate};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error;
@@ -19,69 +21,28 @@ pub(crate) enum Wire {
     Query,
 }
 
-/// The form parameters of a request body in `wire`.
-pub(crate) fn form(wire: Wire, body: &[u8]) -> Result<Form, ApiError> {
-    let json = match wire {
-        Wire::Query => return Ok(Form::parse(body)),
-        Wire::Json => {
-            let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-                b"{}"
-            } else {
-                body
-            };
-            serde_json::from_slice::<serde_json::Value>(body)
-                .map_err(|err| serialization(format!("Malformed JSON body: {err}")))?
-        }
-        Wire::Cbor => cloudwatch_wire::cbor_to_json_value(body).map_err(serialization)?,
-    };
-    let serde_json::Value::Object(members) = json else {
-        return Err(serialization("The request body must be a structure."));
-    };
-    let mut pairs = Vec::new();
-    flatten_members(&members, "", &mut pairs);
-    Ok(Form::from_pairs(
-        pairs
-            .iter()
-            .map(|(key, value)| (key.as_str(), value.as_str())),
-    ))
-}
-
 fn serialization(message: impl Into<String>) -> ApiError {
     let mut error = ApiError::serialization(message);
     error.query_code = Some("SerializationException");
     error
 }
 
-fn flatten_members(
-    members: &serde_json::Map<String, serde_json::Value>,
-    prefix: &str,
-    out: &mut Vec<(String, String)>,
-) {
-    for (name, value) in members {
-        flatten_value(value, &format!("{prefix}{name}"), out);
-    }
-}
-
-fn flatten_value(value: &serde_json::Value, key: &str, out: &mut Vec<(String, String)>) {
-    use serde_json::Value;
-    match value {
-        Value::Null => {}
-        Value::Bool(flag) => out.push((key.to_string(), flag.to_string())),
-        Value::Number(number) => out.push((key.to_string(), number.to_string())),
-        Value::String(text) => out.push((key.to_string(), text.clone())),
-        Value::Array(items) if items.is_empty() => out.push((key.to_string(), String::new())),
-        Value::Array(items) => {
-            for (index, item) in items.iter().enumerate() {
-                flatten_value(item, &format!("{key}.member.{}", index + 1), out);
-            }
-        }
-        Value::Object(members) => flatten_members(members, &format!("{key}."), out),
-    }
-}
-
 /// Decodes an operation's input from `wire`.
-pub(crate) fn decode<T: Request>(wire: Wire, body: &[u8]) -> Result<T, ApiError> {
-    T::decode(&form(wire, body)?).map_err(error::validation)
+pub(crate) fn decode<T: Request + Validate + DeserializeOwned>(
+    wire: Wire,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    let request: T = match wire {
+        Wire::Query => return T::decode(&Form::parse(body)).map_err(error::validation),
+        Wire::Json if body.iter().all(u8::is_ascii_whitespace) => {
+            serde_json::from_slice(b"{}").map_err(|err| serialization(err.to_string()))?
+        }
+        Wire::Json => serde_json::from_slice(body)
+            .map_err(|err| serialization(format!("Malformed JSON body: {err}")))?,
+        Wire::Cbor => cloudwatch_wire::from_cbor(body).map_err(serialization)?,
+    };
+    request.validated().map_err(error::validation)?;
+    Ok(request)
 }
 
 /// Encodes an operation's output for `wire`.
@@ -118,7 +79,7 @@ mod tests {
     use cloudwatch_wire::PutMetricDataInput;
 
     #[test]
-    fn json_bodies_flatten_into_the_query_form() {
+    fn json_bodies_decode_with_their_timestamps() {
         let body = br#"{"Namespace":"App","MetricData":[{"MetricName":"Hits","Value":3,
             "Dimensions":[{"Name":"Host","Value":"a"}],"Timestamp":1796652000.5}]}"#;
         let request: PutMetricDataInput = decode(Wire::Json, body).unwrap();
@@ -136,6 +97,27 @@ mod tests {
         let json = decode::<PutMetricDataInput>(Wire::Json, br#"{"MetricData":[]}"#).unwrap_err();
         let query = decode::<PutMetricDataInput>(Wire::Query, b"MetricData=").unwrap_err();
         assert_eq!(json.message, query.message);
+        let nested_json = decode::<PutMetricDataInput>(
+            Wire::Json,
+            br#"{"Namespace":"App","MetricData":[{"MetricName":"a","Value":1},
+                {"MetricName":"b","Unit":"Parsecs","Dimensions":[{"Name":"x"}]}]}"#,
+        )
+        .unwrap_err();
+        let nested_query = decode::<PutMetricDataInput>(
+            Wire::Query,
+            b"Namespace=App&MetricData.member.1.MetricName=a&MetricData.member.1.Value=1\
+              &MetricData.member.2.MetricName=b&MetricData.member.2.Unit=Parsecs\
+              &MetricData.member.2.Dimensions.member.1.Name=x",
+        )
+        .unwrap_err();
+        assert_eq!(nested_json.message, nested_query.message);
+        assert!(
+            nested_json
+                .message
+                .starts_with("2 validation errors detected"),
+            "{}",
+            nested_json.message
+        );
         assert_eq!(
             json.message,
             "1 validation error detected: Value null at 'namespace' failed to satisfy \

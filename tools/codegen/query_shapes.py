@@ -173,13 +173,19 @@ class Generator:
 
     def serde_with(self, member):
         """With --json-timestamps, timestamps (and lists of them) go through the wire crate's
-        `timestamp` module, which writes epoch seconds as the JSON and CBOR protocols do."""
+        `timestamp` module, which writes epoch seconds as the JSON and CBOR protocols do, and
+        doubles through its `number` module, which reads a CBOR integer as a double."""
         if not self.json_timestamps:
             return ""
         if member.type_name == "timestamp":
             return ', with = "crate::timestamp::option"'
         if member.type_name == "list" and member.member.type_name == "timestamp":
             return ', with = "crate::timestamp::option_list"'
+        # Doubles accept integers too (CBOR keeps them apart; JSON does not).
+        if member.type_name in ("double", "float"):
+            return ', deserialize_with = "crate::number::option"'
+        if member.type_name == "list" and member.member.type_name in ("double", "float"):
+            return ', deserialize_with = "crate::number::option_list"'
         return ""
 
     # ---- decoding ----------------------------------------------------------------------------

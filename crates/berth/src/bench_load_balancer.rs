@@ -77,13 +77,13 @@ pub struct LoadBalancerBenchArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct WrkFigures {
-    requests_per_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+pub(crate) struct WrkFigures {
+    pub requests_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
     /// The proxy's CPU time (all its workers) per request, in microseconds,
     /// where the kernel tells it.
-    cpu_us_per_request: Option<f64>,
+    pub cpu_us_per_request: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -379,7 +379,7 @@ fn serve_backends(workers: usize) -> Result<()> {
     Ok(())
 }
 
-async fn start_backend() -> Result<SocketAddr> {
+pub(crate) async fn start_backend() -> Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("cannot bind a backend")?;
@@ -606,7 +606,7 @@ fn schedstat_ns(path: &Path) -> Option<u64> {
 
 /// CPU time of this process's threads named `berth-lb-…` (the proxy's
 /// workers).
-fn berth_workers_cpu_ns() -> Option<u64> {
+pub(crate) fn berth_workers_cpu_ns() -> Option<u64> {
     let mut total = 0;
     for task in std::fs::read_dir("/proc/self/task").ok()? {
         let task = task.ok()?.path();
@@ -660,7 +660,7 @@ fn run_wrk(threads: u32, connections: u32, duration_seconds: u32, url: &str) -> 
 }
 
 /// The figures, and wrk's lines about errors (empty when there were none).
-fn parse_wrk(output: &str) -> Result<(WrkFigures, String)> {
+pub(crate) fn parse_wrk(output: &str) -> Result<(WrkFigures, String)> {
     let mut requests_per_s = None;
     let (mut p50_ms, mut p99_ms) = (None, None);
     let mut errors = Vec::new();

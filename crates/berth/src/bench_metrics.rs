@@ -32,7 +32,6 @@
 //! two cores; `--quick` about 30 s (a day of data instead of a week, two
 //! alarm rounds, one proxy round).
 
-use std::convert::Infallible;
 use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -43,13 +42,12 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use aws_protocol::sigv4::{self, SigningParams};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use hyper::client::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
+use crate::bench_load_balancer::{berth_workers_cpu_ns, parse_wrk, start_backend};
 use crate::bench_support::{self, micros, percentile, Target};
 use crate::clock;
 
@@ -77,8 +75,6 @@ const ALARM_SEND_OFFSET_MS: i64 = 100;
 const ALARM_POLL: Duration = Duration::from_millis(20);
 /// A round fails when ALARM has not shown this long after the period end.
 const ALARM_TIMEOUT_MS: i64 = 30_000;
-/// What each proxy backend answers.
-const PAYLOAD: &[u8] = b"Hello from a Berth benchmark backend. This payload is 64 bytes.\n";
 
 /// The aims the issue sets.
 const AIM_PUT_DATAPOINTS_PER_S: f64 = 100_000.0;
@@ -1196,13 +1192,6 @@ async fn alarm_lag(target: &Arc<Target>, rounds: u32) -> Result<Vec<AlarmLag>> {
 // ---------------------------------------------------------------------------
 // 4. The proxy, traffic counting on and off.
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct WrkFigures {
-    requests_per_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
 #[derive(Clone, Copy, Debug)]
 struct ProxyFigures {
     on_rps: f64,
@@ -1278,9 +1267,9 @@ fn proxy_figures(plan: &Plan, args: &MetricsBenchArgs) -> Result<Option<ProxyFig
                     run_wrk(args, plan.proxy_warmup_seconds, &url)?;
                 }
                 let _ = proxy.take_traffic_report();
-                let cpu_before = proxy_workers_cpu_ns();
+                let cpu_before = berth_workers_cpu_ns();
                 let output = run_wrk(args, plan.proxy_seconds, &url)?;
-                let cpu_after = proxy_workers_cpu_ns();
+                let cpu_after = berth_workers_cpu_ns();
                 let counted = proxy.take_traffic_report().load_balancer.request_count;
                 let (figures, errors) = parse_wrk(&output)?;
                 let requests = figures.requests_per_s * f64::from(plan.proxy_seconds);
@@ -1339,49 +1328,6 @@ fn proxy_figures(plan: &Plan, args: &MetricsBenchArgs) -> Result<Option<ProxyFig
         );
     }
     Ok(Some(figures))
-}
-
-/// CPU time of this process's threads named `berth-lb-…` (the proxy's
-/// workers), from `/proc/self/task/*/schedstat`.
-fn proxy_workers_cpu_ns() -> Option<u64> {
-    let mut total = 0;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let task = task.ok()?.path();
-        let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
-        if name.starts_with("berth-lb-") {
-            total += std::fs::read_to_string(task.join("schedstat"))
-                .ok()?
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()?;
-        }
-    }
-    Some(total)
-}
-
-async fn start_backend() -> Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("cannot bind a backend")?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let service = service_fn(|_request| async {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(PAYLOAD))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Ok(addr)
 }
 
 /// The proxy as `berth bench load-balancer` sets it up: one HTTP listener
@@ -1459,52 +1405,6 @@ fn run_wrk(args: &MetricsBenchArgs, seconds: u32, url: &str) -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-/// The figures of wrk's `--latency` output, and its lines about errors
-/// (empty when there were none).
-fn parse_wrk(output: &str) -> Result<(WrkFigures, String)> {
-    let mut requests_per_s = None;
-    let (mut p50_ms, mut p99_ms) = (None, None);
-    let mut errors = Vec::new();
-    for line in output.lines() {
-        let line = line.trim();
-        if let Some(value) = line.strip_prefix("Requests/sec:") {
-            requests_per_s = value.trim().parse::<f64>().ok();
-        } else if let Some(value) = line.strip_prefix("50%") {
-            p50_ms = parse_duration_ms(value.trim());
-        } else if let Some(value) = line.strip_prefix("99%") {
-            p99_ms = parse_duration_ms(value.trim());
-        } else if line.starts_with("Non-2xx") || line.starts_with("Socket errors") {
-            errors.push(line.to_string());
-        }
-    }
-    match (requests_per_s, p50_ms, p99_ms) {
-        (Some(requests_per_s), Some(p50_ms), Some(p99_ms)) => Ok((
-            WrkFigures {
-                requests_per_s,
-                p50_ms,
-                p99_ms,
-            },
-            errors.join("; "),
-        )),
-        _ => bail!("cannot read wrk's output:\n{output}"),
-    }
-}
-
-/// `635.00us`, `2.10ms`, `1.02s` in milliseconds.
-fn parse_duration_ms(text: &str) -> Option<f64> {
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let factor = match unit {
-        "us" => 0.001,
-        "ms" => 1.0,
-        "s" => 1000.0,
-        "m" => 60_000.0,
-        _ => return None,
-    };
-    Some(number * factor)
 }
 
 // ---------------------------------------------------------------------------
@@ -1851,25 +1751,7 @@ mod tests {
         assert_eq!(cpu_ns_of_stat(stat), Some(300 * 10_000_000));
         assert_eq!(cpu_ns_of_stat("garbage"), None);
         assert!(process_cpu_ns("/proc/self/stat").is_some());
-        assert_eq!(proxy_workers_cpu_ns(), Some(0));
-    }
-
-    #[test]
-    fn parses_wrk_output() {
-        let output = "Running 4s test @ http://127.0.0.1:1/
-  Latency Distribution
-     50%  635.00us
-     99%    2.10ms
-  Non-2xx or 3xx responses: 3
-Requests/sec:  12345.67
-";
-        let (figures, errors) = parse_wrk(output).unwrap();
-        assert_eq!(figures.requests_per_s, 12345.67);
-        assert!((figures.p50_ms - 0.635).abs() < 1e-9);
-        assert!((figures.p99_ms - 2.1).abs() < 1e-9);
-        assert_eq!(errors, "Non-2xx or 3xx responses: 3");
-        assert_eq!(parse_duration_ms("1.50s"), Some(1500.0));
-        assert!(parse_wrk("nothing").is_err());
+        assert_eq!(berth_workers_cpu_ns(), Some(0));
     }
 
     #[test]

@@ -1251,20 +1251,41 @@ pub struct Datapoint {
     #[serde(
         rename = "SampleCount",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
     )]
     pub sample_count: Option<f64>,
     /// The average of the metric values that correspond to the data point.
-    #[serde(rename = "Average", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Average",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
+    )]
     pub average: Option<f64>,
     /// The sum of the metric values for the data point.
-    #[serde(rename = "Sum", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Sum",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
+    )]
     pub sum: Option<f64>,
     /// The minimum metric value for the data point.
-    #[serde(rename = "Minimum", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Minimum",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
+    )]
     pub minimum: Option<f64>,
     /// The maximum metric value for the data point.
-    #[serde(rename = "Maximum", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Maximum",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
+    )]
     pub maximum: Option<f64>,
     /// The standard unit for the data point.
     #[serde(rename = "Unit", default, skip_serializing_if = "Option::is_none")]
@@ -4388,7 +4409,8 @@ pub struct GetInsightRuleReportOutput {
     #[serde(
         rename = "AggregateValue",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
     )]
     pub aggregate_value: Option<f64>,
     /// An approximate count of the unique contributors found by this rule in this time period.
@@ -5637,7 +5659,8 @@ pub struct InsightRuleContributor {
     #[serde(
         rename = "ApproximateAggregateValue",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
     )]
     pub approximate_aggregate_value: Option<f64>,
     /// An array of the data points where this contributor is present.
@@ -5689,7 +5712,8 @@ pub struct InsightRuleContributorDatapoint {
     #[serde(
         rename = "ApproximateValue",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
     )]
     pub approximate_value: Option<f64>,
 }
@@ -5721,34 +5745,57 @@ pub struct InsightRuleMetricDatapoint {
     #[serde(
         rename = "UniqueContributors",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
     )]
     pub unique_contributors: Option<f64>,
     /// The maximum value provided by one contributor during this timestamp.
     #[serde(
         rename = "MaxContributorValue",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
     )]
     pub max_contributor_value: Option<f64>,
     /// The number of occurrences that matched the rule during this data point.
     #[serde(
         rename = "SampleCount",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
     )]
     pub sample_count: Option<f64>,
     /// The average value from all contributors during the time period represented by that data point.
-    #[serde(rename = "Average", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Average",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
+    )]
     pub average: Option<f64>,
     /// The sum of the values from all contributors during the time period represented by that data point.
-    #[serde(rename = "Sum", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Sum",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
+    )]
     pub sum: Option<f64>,
     /// The minimum value from a single contributor during the time period represented by that data point.
-    #[serde(rename = "Minimum", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Minimum",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
+    )]
     pub minimum: Option<f64>,
     /// The maximum value from a single occurence from a single contributor during the time period represented by that data point.
-    #[serde(rename = "Maximum", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Maximum",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
+    )]
     pub maximum: Option<f64>,
 }
 
@@ -6674,7 +6721,12 @@ pub struct LogAlarm {
     )]
     pub query_results_to_alarm: Option<i32>,
     /// The value to compare with the aggregated query result.
-    #[serde(rename = "Threshold", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Threshold",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
+    )]
     pub threshold: Option<f64>,
     /// The arithmetic operation to use when comparing the aggregated query result and the threshold.
     #[serde(
@@ -7257,7 +7309,12 @@ pub struct MetricAlarm {
     )]
     pub datapoints_to_alarm: Option<i32>,
     /// The value to compare with the specified statistic.
-    #[serde(rename = "Threshold", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Threshold",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
+    )]
     pub threshold: Option<f64>,
     /// The arithmetic operation to use when comparing the specified statistic and threshold.
     #[serde(
@@ -7757,7 +7814,12 @@ pub struct MetricDataResult {
     )]
     pub timestamps: Option<Vec<i64>>,
     /// The data points for the metric corresponding to Timestamps.
-    #[serde(rename = "Values", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Values",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option_list"
+    )]
     pub values: Option<Vec<f64>>,
     /// The status of the returned data.
     #[serde(
@@ -7835,7 +7897,12 @@ pub struct MetricDatum {
     )]
     pub timestamp: Option<i64>,
     /// The value for the metric.
-    #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Value",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
+    )]
     pub value: Option<f64>,
     /// The statistical values for the metric.
     #[serde(
@@ -7845,10 +7912,20 @@ pub struct MetricDatum {
     )]
     pub statistic_values: Option<StatisticSet>,
     /// Array of numbers representing the values for the metric during the period.
-    #[serde(rename = "Values", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Values",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option_list"
+    )]
     pub values: Option<Vec<f64>>,
     /// Array of numbers that is used along with the Values array.
-    #[serde(rename = "Counts", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Counts",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option_list"
+    )]
     pub counts: Option<Vec<f64>>,
     /// When you are using a Put operation, this defines what unit you want to use when storing the metric.
     #[serde(rename = "Unit", default, skip_serializing_if = "Option::is_none")]
@@ -9921,7 +9998,12 @@ pub struct PutLogAlarmInput {
     )]
     pub query_results_to_alarm: Option<i32>,
     /// The value to compare with the aggregated query result.
-    #[serde(rename = "Threshold", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Threshold",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
+    )]
     pub threshold: Option<f64>,
     /// The arithmetic operation to use when comparing the aggregated query result and the threshold.
     #[serde(
@@ -10470,7 +10552,12 @@ pub struct PutMetricAlarmInput {
     )]
     pub datapoints_to_alarm: Option<i32>,
     /// The value against which the specified statistic is compared.
-    #[serde(rename = "Threshold", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Threshold",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
+    )]
     pub threshold: Option<f64>,
     /// The arithmetic operation to use when comparing the specified statistic and threshold.
     #[serde(
@@ -13011,17 +13098,33 @@ pub struct StatisticSet {
     #[serde(
         rename = "SampleCount",
         default,
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
     )]
     pub sample_count: Option<f64>,
     /// The sum of values for the sample set.
-    #[serde(rename = "Sum", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Sum",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
+    )]
     pub sum: Option<f64>,
     /// The minimum value of the sample set.
-    #[serde(rename = "Minimum", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Minimum",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
+    )]
     pub minimum: Option<f64>,
     /// The maximum value of the sample set.
-    #[serde(rename = "Maximum", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Maximum",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::number::option"
+    )]
     pub maximum: Option<f64>,
 }
 

@@ -147,6 +147,49 @@ pub fn to_cbor<T: serde::Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
+/// Reading double members: a CBOR integer is a double too (serde_json converts by itself;
+/// ciborium keeps the two apart), so a body whose whole numbers are integers still decodes
+/// straight into the shape.
+pub mod number {
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::Deserialize;
+
+    struct Double(f64);
+
+    impl<'de> Deserialize<'de> for Double {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct DoubleVisitor;
+            impl Visitor<'_> for DoubleVisitor {
+                type Value = Double;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a number")
+                }
+                fn visit_f64<E: de::Error>(self, value: f64) -> Result<Double, E> {
+                    Ok(Double(value))
+                }
+                fn visit_i64<E: de::Error>(self, value: i64) -> Result<Double, E> {
+                    Ok(Double(value as f64))
+                }
+                fn visit_u64<E: de::Error>(self, value: u64) -> Result<Double, E> {
+                    Ok(Double(value as f64))
+                }
+            }
+            deserializer.deserialize_any(DoubleVisitor)
+        }
+    }
+
+    pub fn option<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+        Ok(Option::<Double>::deserialize(deserializer)?.map(|double| double.0))
+    }
+
+    pub fn option_list<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Vec<f64>>, D::Error> {
+        Ok(Option::<Vec<Double>>::deserialize(deserializer)?
+            .map(|items| items.into_iter().map(|double| double.0).collect()))
+    }
+}
+
 /// Serde for timestamp members: epoch milliseconds in Rust; epoch seconds on the JSON
 /// protocol and CBOR tag 1 (epoch seconds) on the CBOR protocol; accepts numbers and ISO 8601
 /// strings when reading.

@@ -36,6 +36,17 @@ fn botocore_cbor_requests_decode() {
 }
 
 #[test]
+fn cbor_integers_are_doubles_where_the_shape_says_double() {
+    let body = to_cbor(&serde_json::json!({"Namespace": "App", "MetricData": [
+        {"MetricName": "m", "Value": 3, "Values": [1, 2.5], "Counts": [2]}]}));
+    let direct: PutMetricDataInput = ciborium::de::from_reader(&body[..]).unwrap();
+    let datum = &direct.metric_data.unwrap()[0];
+    assert_eq!(datum.value, Some(3.0));
+    assert_eq!(datum.values, Some(vec![1.0, 2.5]));
+    assert_eq!(datum.counts, Some(vec![2.0]));
+}
+
+#[test]
 fn an_empty_cbor_body_is_an_empty_structure_and_garbage_is_an_error() {
     let request: ListMetricsInput = from_cbor(b"").unwrap();
     assert_eq!(request, ListMetricsInput::default());

@@ -325,7 +325,8 @@ impl Logs {
             })
             .await?;
         if appended.written && !events.is_empty() {
-            self.publish_metric_filters(ctx, &stream.group, &events).await?;
+            self.publish_metric_filters(ctx, &stream.group, &events)
+                .await?;
         }
         if appended.written && !events.is_empty() && self.live_tail.has_sessions() {
             self.live_tail.publish(IngestedBatch {

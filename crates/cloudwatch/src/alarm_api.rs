@@ -169,12 +169,8 @@ impl CloudWatch {
                     "Exactly one element of the metrics list must return data.",
                 ));
             }
-            queries
-                .iter()
-                .find(|q| q.return_data.unwrap_or(true))
-                .and_then(|q| q.metric_stat.as_ref().and_then(|s| s.period).or(q.period))
-                .map(|p| p as u32)
-                .unwrap_or(plan.default_period_s)
+            // Math alarms have no Period of their own (refused above with Metrics).
+            alarm_period_s(request)
         } else {
             if request.metric_name.is_none() {
                 return Err(error::missing("MetricName"));

@@ -318,12 +318,13 @@ pub(crate) fn report_samples(
     let interval_s = (report.interval_ms.max(1) as f64) / 1000.0;
     let mut cluster = Totals::default();
     let mut services: BTreeMap<&str, Totals> = BTreeMap::new();
+    // A service's utilization is one value per task (AWS: Average over the tasks,
+    // Minimum and Maximum the least and most loaded task): CPU and memory, in percent.
+    let mut utilization: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     let mut families: BTreeMap<&str, Totals> = BTreeMap::new();
+    let cluster_suffix = format!("cluster/{cluster_name}");
     for task in &report.tasks {
-        if !task
-            .cluster_arn
-            .ends_with(&format!("cluster/{cluster_name}"))
-        {
+        if !task.cluster_arn.ends_with(&cluster_suffix) {
             continue;
         }
         cluster.add(task);
@@ -333,6 +334,13 @@ pub(crate) fn report_samples(
             .and_then(|g| g.strip_prefix("service:"))
         {
             services.entry(service).or_default().add(task);
+            let (cpu, memory) = utilization.entry(service).or_default();
+            if task.cpu_reserved_units > 0.0 {
+                cpu.push(100.0 * task.cpu_used_units / task.cpu_reserved_units);
+            }
+            if task.memory_reserved_mib > 0.0 {
+                memory.push(100.0 * task.memory_used_mib / task.memory_reserved_mib);
+            }
         }
         let family = task.task_definition.split(':').next().unwrap_or_default();
         families.entry(family).or_default().add(task);
@@ -361,38 +369,10 @@ pub(crate) fn report_samples(
             1.0,
         ));
     }
-    // A service's utilization is one value per task (AWS: Average over the tasks,
-    // Minimum and Maximum the least and most loaded task).
-    for (service, totals) in &services {
+    for (service, (cpu, memory)) in &utilization {
         let dims = [("ClusterName", cluster_name), ("ServiceName", *service)];
-        let tasks = || {
-            report.tasks.iter().filter(move |task| {
-                task.group
-                    .as_deref()
-                    .and_then(|g| g.strip_prefix("service:"))
-                    == Some(*service)
-                    && task
-                        .cluster_arn
-                        .ends_with(&format!("cluster/{cluster_name}"))
-            })
-        };
-        let cpu: Vec<f64> = tasks()
-            .filter(|task| task.cpu_reserved_units > 0.0)
-            .map(|task| 100.0 * task.cpu_used_units / task.cpu_reserved_units)
-            .collect();
-        let memory: Vec<f64> = tasks()
-            .filter(|task| task.memory_reserved_mib > 0.0)
-            .map(|task| 100.0 * task.memory_used_mib / task.memory_reserved_mib)
-            .collect();
-        let _ = totals;
-        out.extend(per_task_sample(&ecs, "CPUUtilization", &dims, t, &cpu));
-        out.extend(per_task_sample(
-            &ecs,
-            "MemoryUtilization",
-            &dims,
-            t,
-            &memory,
-        ));
+        out.extend(per_task_sample(&ecs, "CPUUtilization", &dims, t, cpu));
+        out.extend(per_task_sample(&ecs, "MemoryUtilization", &dims, t, memory));
     }
     if container_insights {
         let mut insights = |dims: &[(&str, &str)], totals: &Totals| {

@@ -9,7 +9,7 @@ use metric_store::{
 };
 
 use crate::error;
-use crate::statistics::{merge_units, Statistic};
+use crate::statistics::{fold_periods, merge_units, Statistic};
 use crate::CloudWatch;
 
 /// PutMetricData's limits (CloudWatch User Guide, "CloudWatch service quotas").
@@ -663,28 +663,9 @@ pub(crate) fn read_periods(
         return Ok(raw);
     }
     let period_ms = i64::from(period_s) * 1000;
-    let mut out: Vec<Aggregate> = Vec::new();
-    for aggregate in raw {
-        let period_start =
-            start_ms + (aggregate.start_ms - start_ms).div_euclid(period_ms) * period_ms;
-        match out.last_mut() {
-            Some(last) if last.start_ms == period_start => {
-                last.stats.merge(&aggregate.stats);
-                last.distribution = match (last.distribution.take(), aggregate.distribution) {
-                    (Some(mut mine), Some(theirs)) => {
-                        mine.merge(&theirs);
-                        Some(mine)
-                    }
-                    _ => None,
-                };
-            }
-            _ => out.push(Aggregate {
-                start_ms: period_start,
-                ..aggregate
-            }),
-        }
-    }
-    Ok(out)
+    Ok(fold_periods(raw, |bucket_ms| {
+        start_ms + (bucket_ms - start_ms).div_euclid(period_ms) * period_ms
+    }))
 }
 
 /// StartTime rounded down as CloudWatch does: to the period itself for periods under a

@@ -69,10 +69,20 @@ impl Statistic {
 /// Several units' aggregates of one period as one (a read without `Unit` over a metric
 /// published with several units; CloudWatch answers with one datapoint per period).
 pub(crate) fn merge_units(aggregates: Vec<Aggregate>) -> Vec<Aggregate> {
+    fold_periods(aggregates, |start_ms| start_ms)
+}
+
+/// Aggregates in time order folded into the periods `period_of` gives their starts: one
+/// aggregate per period, starting at the period's start.
+pub(crate) fn fold_periods(
+    aggregates: Vec<Aggregate>,
+    period_of: impl Fn(i64) -> i64,
+) -> Vec<Aggregate> {
     let mut merged: Vec<Aggregate> = Vec::with_capacity(aggregates.len());
     for aggregate in aggregates {
+        let start_ms = period_of(aggregate.start_ms);
         match merged.last_mut() {
-            Some(last) if last.start_ms == aggregate.start_ms => {
+            Some(last) if last.start_ms == start_ms => {
                 last.stats.merge(&aggregate.stats);
                 last.distribution = match (last.distribution.take(), aggregate.distribution) {
                     (Some(mut mine), Some(theirs)) => {
@@ -82,7 +92,10 @@ pub(crate) fn merge_units(aggregates: Vec<Aggregate>) -> Vec<Aggregate> {
                     _ => None,
                 };
             }
-            _ => merged.push(aggregate),
+            _ => merged.push(Aggregate {
+                start_ms,
+                ..aggregate
+            }),
         }
     }
     merged

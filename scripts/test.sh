@@ -20,6 +20,7 @@ ensure_venv
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
 export BERTH_BIN="${BERTH_BIN:-$TARGET_DIR/release/berth}"
+report_disk "$TARGET_DIR" "${TMPDIR:-/tmp}"
 
 banner "cargo fmt --all -- --check"
 cargo fmt --all -- --check

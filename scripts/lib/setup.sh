@@ -44,6 +44,22 @@ apt_install() {
     fi
     note "apt-get install $*"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+    # The downloaded .debs are not needed once installed; small disks need the room.
+    as_root apt-get clean
+}
+
+# Free space where the build and the tests write, said before they start: a
+# cold build and the test suite need about 6 GiB (target/ with line tables only).
+report_disk() {
+    local dir avail_kib
+    for dir in "$@"; do
+        mkdir -p "$dir"
+        avail_kib=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
+        note "free space under $dir: $((avail_kib / 1024)) MiB"
+        if [ "$avail_kib" -lt $((6 * 1024 * 1024)) ]; then
+            echo "setup: warning: less than 6 GiB free under $dir; the build may run out of space" >&2
+        fi
+    done
 }
 
 # C toolchain for crates that build C code (rusqlite's bundled SQLite).

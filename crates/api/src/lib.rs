@@ -33,6 +33,7 @@ mod service_targets;
 mod services;
 mod tags;
 mod task_definitions;
+mod task_protection;
 mod tasks;
 
 pub use error::ApiError;
@@ -219,6 +220,10 @@ impl Ecs {
             "StartTask" => respond(self.start_task(ctx, parse(body)?).await?),
             "StopTask" => respond(self.stop_task(ctx, parse(body)?).await?),
             "DescribeTasks" => respond(self.describe_tasks(ctx, parse(body)?).await?),
+            "UpdateTaskProtection" => {
+                respond(self.update_task_protection(ctx, parse(body)?).await?)
+            }
+            "GetTaskProtection" => respond(self.get_task_protection(ctx, parse(body)?).await?),
             "ListTasks" => respond(self.list_tasks(ctx, parse(body)?).await?),
             "SubmitTaskStateChange" => {
                 let health = container_health_extension(body);
@@ -312,6 +317,8 @@ requests!(
     ListTasksRequest,
     SubmitTaskStateChangeRequest,
     SubmitContainerStateChangeRequest,
+    UpdateTaskProtectionRequest,
+    GetTaskProtectionRequest,
 );
 
 /// Berth's agent adds `healthStatus` (HEALTHY/UNHEALTHY/UNKNOWN) to each

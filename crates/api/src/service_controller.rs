@@ -614,6 +614,7 @@ fn observe_task(task: &Task, settle_period_ms: i64) -> ObservedTask {
         stopped_at_ms: task.stopped_at_ms,
         stop_cause,
         load_balancer_failure: None,
+        scale_in_protected_until_ms: task.protection_expires_at_ms,
     }
 }
 

@@ -533,6 +533,7 @@ impl Ecs {
             health_status: None,
             load_balancer_targets: Vec::new(),
             targets_deregistered_at_ms: None,
+            protection_expires_at_ms: None,
             version: 1,
         }
     }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod autoscaling;
 mod bench;
 mod bench_load_balancer;
 mod bench_logs;

@@ -124,7 +124,15 @@ pub async fn run(options: NodeOptions) -> Result<()> {
         metric_store::sqlite::SqliteMetricStore::open(&options.data_dir.join("metrics"))
             .context("cannot open the metric store")?,
     ) as Arc<dyn metric_store::MetricStore>;
-    let cloudwatch = cloudwatch::CloudWatch::new(Arc::clone(&store), Arc::clone(&metric_data));
+    // Alarm actions naming scaling policies wake Application Auto Scaling's controller.
+    let policy_actions = application_autoscaling::PolicyActions::new();
+    let cloudwatch = cloudwatch::CloudWatch::new(Arc::clone(&store), Arc::clone(&metric_data))
+        .with_action_target(Arc::new(policy_actions.clone()));
+    let autoscaling = application_autoscaling::ApplicationAutoScaling::new(
+        Arc::clone(&store),
+        Arc::clone(&ecs),
+        cloudwatch.clone(),
+    );
     let metric_publisher = cloudwatch::Publisher::new(Arc::clone(&metric_data));
     // Log events are kept apart from the orchestration records, in their
     // own files under the data directory.
@@ -163,6 +171,7 @@ pub async fn run(options: NodeOptions) -> Result<()> {
         .with_json(Arc::clone(&logs) as Arc<dyn control_plane::JsonService>)
         .with_json(Arc::new(logs::AgentLogs::new(Arc::clone(&logs))))
         .with_json(Arc::clone(&ecr) as Arc<dyn control_plane::JsonService>)
+        .with_json(Arc::new(autoscaling.clone()) as Arc<dyn control_plane::JsonService>)
         .with_registry(Arc::new(ecr::Registry::new(
             Arc::clone(&ecr),
             options.region.clone(),
@@ -252,6 +261,15 @@ pub async fn run(options: NodeOptions) -> Result<()> {
         Arc::clone(&store),
         metric_publisher.clone(),
         Arc::clone(&load_balancers),
+        shutdown.signalled(),
+    ));
+    components.spawn(crate::autoscaling::run(
+        autoscaling.clone(),
+        application_autoscaling::ScalingController::new(
+            autoscaling.clone(),
+            options.account_id.clone(),
+            &policy_actions,
+        ),
         shutdown.signalled(),
     ));
     components.spawn(run_service_controller(

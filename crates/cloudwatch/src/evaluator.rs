@@ -95,7 +95,8 @@ impl AlarmEvaluator {
             }
         }
         let datapoints = self
-            .datapoints(region, alarm, period_s, start_ms, end_ms, now_ms)
+            .cloudwatch
+            .alarm_datapoints(region, alarm, period_s, start_ms, end_ms, now_ms)
             .await?;
         let current =
             StateValue::from_str(&alarm.state_value).unwrap_or(StateValue::InsufficientData);
@@ -140,77 +141,6 @@ impl AlarmEvaluator {
         Ok(Some(changed))
     }
 
-    async fn datapoints(
-        &self,
-        region: &str,
-        alarm: &AlarmRecord,
-        period_s: u32,
-        start_ms: i64,
-        end_ms: i64,
-        now_ms: i64,
-    ) -> Result<Vec<Datapoint>, ApiError> {
-        let definition = &alarm.definition;
-        if let Some(queries) = definition.metrics.as_ref().filter(|q| !q.is_empty()) {
-            let plan = plan_queries(queries, region)?;
-            let results = self
-                .cloudwatch
-                .run_queries(&plan, start_ms, end_ms, now_ms)
-                .await?;
-            return Ok(results
-                .into_iter()
-                .next()
-                .map(|result| {
-                    result
-                        .points
-                        .into_iter()
-                        .map(|(timestamp_ms, value)| Datapoint {
-                            timestamp_ms,
-                            value,
-                            sample_count: None,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default());
-        }
-        let key = metric_key(
-            scoped(region, definition.namespace.as_deref().unwrap_or_default()),
-            definition.metric_name.clone().unwrap_or_default(),
-            definition.dimensions.clone().unwrap_or_default(),
-            "Dimensions",
-        )?;
-        let statistic = definition
-            .statistic
-            .as_deref()
-            .or(definition.extended_statistic.as_deref())
-            .and_then(Statistic::any)
-            .unwrap_or(Statistic::Average);
-        let unit = definition.unit.clone();
-        let aggregates = self
-            .cloudwatch
-            .with_metrics(move |metrics| {
-                read_periods(
-                    metrics,
-                    &key,
-                    unit.as_deref(),
-                    start_ms,
-                    end_ms,
-                    period_s,
-                    now_ms,
-                )
-            })
-            .await?;
-        Ok(aggregates
-            .iter()
-            .filter_map(|aggregate| {
-                statistic.of(aggregate).map(|value| Datapoint {
-                    timestamp_ms: aggregate.start_ms,
-                    value,
-                    sample_count: Some(aggregate.stats.sample_count),
-                })
-            })
-            .collect())
-    }
-
     /// Deletes history items older than CloudWatch keeps them (30 days).
     pub async fn expire_history(&self, now_ms: i64) -> Result<usize, ApiError> {
         let store = &*self.cloudwatch.store;
@@ -241,7 +171,7 @@ impl AlarmEvaluator {
 
 /// The regions with records under `root` (`/cloudwatch/`, `/ecs/`): a skip scan reading
 /// one key per region.
-pub(crate) async fn regions_under(store: &dyn Store, root: &str) -> Result<Vec<String>, ApiError> {
+pub async fn regions_under(store: &dyn Store, root: &str) -> Result<Vec<String>, ApiError> {
     let mut regions = Vec::new();
     let mut from = root.to_string();
     let end = store::prefix_end(root);
@@ -264,4 +194,75 @@ pub(crate) async fn regions_under(store: &dyn Store, root: &str) -> Result<Vec<S
         from = format!("{root}{region}0");
     }
     Ok(regions)
+}
+
+impl CloudWatch {
+    /// The datapoints alarm `alarm` is judged on over `[start_ms, end_ms)`: its metric's
+    /// statistic per period, or its metric-math expression's values.
+    pub(crate) async fn alarm_datapoints(
+        &self,
+        region: &str,
+        alarm: &AlarmRecord,
+        period_s: u32,
+        start_ms: i64,
+        end_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<Datapoint>, ApiError> {
+        let definition = &alarm.definition;
+        if let Some(queries) = definition.metrics.as_ref().filter(|q| !q.is_empty()) {
+            let plan = plan_queries(queries, region)?;
+            let results = self.run_queries(&plan, start_ms, end_ms, now_ms).await?;
+            return Ok(results
+                .into_iter()
+                .next()
+                .map(|result| {
+                    result
+                        .points
+                        .into_iter()
+                        .map(|(timestamp_ms, value)| Datapoint {
+                            timestamp_ms,
+                            value,
+                            sample_count: None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default());
+        }
+        let key = metric_key(
+            scoped(region, definition.namespace.as_deref().unwrap_or_default()),
+            definition.metric_name.clone().unwrap_or_default(),
+            definition.dimensions.clone().unwrap_or_default(),
+            "Dimensions",
+        )?;
+        let statistic = definition
+            .statistic
+            .as_deref()
+            .or(definition.extended_statistic.as_deref())
+            .and_then(Statistic::any)
+            .unwrap_or(Statistic::Average);
+        let unit = definition.unit.clone();
+        let aggregates = self
+            .with_metrics(move |metrics| {
+                read_periods(
+                    metrics,
+                    &key,
+                    unit.as_deref(),
+                    start_ms,
+                    end_ms,
+                    period_s,
+                    now_ms,
+                )
+            })
+            .await?;
+        Ok(aggregates
+            .iter()
+            .filter_map(|aggregate| {
+                statistic.of(aggregate).map(|value| Datapoint {
+                    timestamp_ms: aggregate.start_ms,
+                    value,
+                    sample_count: Some(aggregate.stats.sample_count),
+                })
+            })
+            .collect())
+    }
 }

@@ -31,13 +31,15 @@ mod elb_metrics;
 mod error;
 mod evaluator;
 mod metrics;
+mod observe;
 mod records;
 mod statistics;
 mod wire;
 
 pub use ecs_metrics::{publish_cluster_metrics, sample, AgentMetrics, Publisher};
 pub use elb_metrics::traffic_samples;
-pub use evaluator::AlarmEvaluator;
+pub use evaluator::{regions_under, AlarmEvaluator};
+pub use observe::AlarmObservation;
 use wire::{decode, encode, encode_empty, Wire};
 
 /// CloudWatch: metrics in a [`MetricStore`], alarms in the orchestration store.

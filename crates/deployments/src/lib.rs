@@ -342,6 +342,19 @@ pub struct ObservedTask {
     /// Set when the task is unhealthy because a load balancer's health
     /// checks fail its target: what to say when it is replaced.
     pub load_balancer_failure: Option<LoadBalancerFailure>,
+    /// Task scale-in protection (UpdateTaskProtection): the instant it
+    /// expires, if it was set. Protected while `now_ms` is before it: the
+    /// scheduler never stops the task to scale in or to replace it in a
+    /// deployment.
+    pub scale_in_protected_until_ms: Option<i64>,
+}
+
+impl ObservedTask {
+    /// Task scale-in protection is on at `now_ms`.
+    pub fn is_scale_in_protected(&self, now_ms: i64) -> bool {
+        self.scale_in_protected_until_ms
+            .is_some_and(|until_ms| now_ms < until_ms)
+    }
 }
 
 /// How a task whose load balancer target is unhealthy is reported when it is

@@ -209,6 +209,11 @@ pub struct Task {
     /// When those targets were deregistered (the task is draining from then).
     #[serde(default)]
     pub targets_deregistered_at_ms: Option<i64>,
+    /// Task scale-in protection (UpdateTaskProtection): when it expires.
+    /// None: never protected, or protection removed. Protection is on only
+    /// while the current time is before it.
+    #[serde(default)]
+    pub protection_expires_at_ms: Option<i64>,
     /// Increments on every change, as ECS's task `version`.
     pub version: i64,
 }

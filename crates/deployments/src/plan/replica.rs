@@ -5,7 +5,7 @@
 use std::cmp::Reverse;
 
 use crate::plan::{is_running_healthy, Host, Tick};
-use crate::ObservedTask;
+use crate::{ObservedTask, ServiceStatus};
 
 /// `ceil(desired * minimumHealthyPercent / 100)`: ECS rounds the minimum up.
 pub(super) fn minimum_healthy(desired_count: u32, percent: u32) -> u32 {
@@ -37,24 +37,40 @@ pub(super) fn decide(tick: &mut Tick<'_>, desired_count: u32) {
         .into_iter()
         .partition(|t| Tick::in_deployment(t, &primary_id) && tick.host(t) != Host::Draining);
 
+    // Task scale-in protection holds while the service is ACTIVE: deleting
+    // the service stops its tasks whatever their protection.
+    let now_ms = tick.now_ms;
+    let honour_protection = tick.service.status == ServiceStatus::Active;
+    let protected = |t: &ObservedTask| honour_protection && t.is_scale_in_protected(now_ms);
+
     // Scale in: PRIMARY tasks beyond the desired count go at once, the ones
-    // that are not healthy first, then the newest.
+    // that are not healthy first, then the newest; never a protected one.
+    // Protected tasks are kept first, so the unprotected ones make up the
+    // excess; protected tasks still in excess stay until their protection
+    // ends (the service runs more than its desired count meanwhile).
     if keep.len() as u32 > desired_count {
         keep.sort_by_key(|t| {
             (
+                Reverse(protected(t)),
                 Reverse(counts_as_healthy(t)),
                 t.created_at_ms,
                 t.task_id.clone(),
             )
         });
-        for task in keep.split_off(desired_count as usize) {
+        let excess = keep.split_off(desired_count as usize);
+        for task in excess {
+            if protected(task) {
+                keep.push(task);
+                tick.wake_at(task.scale_in_protected_until_ms.unwrap_or(now_ms));
+                continue;
+            }
             let reason = tick.scaling_reason(task);
             tick.stop(task, reason);
         }
     }
 
     // Launch what is missing, within maximumPercent.
-    let wanted = desired_count - keep.len() as u32;
+    let wanted = desired_count.saturating_sub(keep.len() as u32);
     let room = max_tasks.saturating_sub(tick.counted_total());
     if wanted > 0 && tick.launch_allowed() {
         tick.launch(wanted.min(room), None);
@@ -75,6 +91,12 @@ pub(super) fn decide(tick: &mut Tick<'_>, desired_count: u32) {
     });
     let mut blocked = false;
     for task in retiring {
+        // A deployment replaces a protected task of an older deployment only
+        // once its protection ends (tasks on DRAINING instances go anyway).
+        if protected(task) && tick.host(task) != Host::Draining {
+            tick.wake_at(task.scale_in_protected_until_ms.unwrap_or(now_ms));
+            continue;
+        }
         if counts_as_healthy(task) {
             if healthy_count <= min_healthy {
                 blocked = true;

@@ -353,6 +353,7 @@ impl Sim {
                             stopped_at_ms: None,
                             stop_cause: None,
                             load_balancer_failure: None,
+                            scale_in_protected_until_ms: None,
                         },
                         behaviour,
                         stop_requested_at_ms: None,

@@ -92,6 +92,7 @@ fn task(id: &str, deployment_id: &str) -> ObservedTask {
         stopped_at_ms: None,
         stop_cause: None,
         load_balancer_failure: None,
+        scale_in_protected_until_ms: None,
     }
 }
 
@@ -101,6 +102,8 @@ trait TaskExt: Sized {
     fn health(self, health: TaskHealth) -> Self;
     fn started_at(self, ms: i64) -> Self;
     fn leaving(self) -> Self;
+    /// Task scale-in protection until `ms`.
+    fn protected_until(self, ms: i64) -> Self;
     /// STOPPED with `cause`; `ran`: it had reached RUNNING.
     fn stopped(self, cause: StopCause, ran: bool) -> Self;
 }
@@ -125,6 +128,10 @@ impl TaskExt for ObservedTask {
     }
     fn leaving(mut self) -> Self {
         self.desired_stopped = true;
+        self
+    }
+    fn protected_until(mut self, ms: i64) -> Self {
+        self.scale_in_protected_until_ms = Some(ms);
         self
     }
     fn stopped(mut self, cause: StopCause, ran: bool) -> Self {
@@ -443,6 +450,189 @@ fn scale_in_stops_unhealthy_then_newest_tasks_at_once() {
     assert_eq!(
         messages(&plan.service)[0],
         "(service web) has stopped 2 running tasks: (task c) (task d)."
+    );
+}
+
+/// A completed REPLICA service of `from` tasks scaled in to `to`.
+fn scaled_in(from: u32, to: u32) -> Service {
+    let mut service = completed(replica(from));
+    service.update(
+        ServiceUpdate {
+            desired_count: Some(to),
+            ..ServiceUpdate::default()
+        },
+        "unused".into(),
+        50,
+    );
+    service
+}
+
+#[test]
+fn scale_in_never_stops_protected_tasks() {
+    const LATER: i64 = NOW + 60_000;
+    // (desired count, tasks `a`..`d` with their protection, tasks stopped,
+    // runningCount after, wake-up). Protection that ended (at or before now)
+    // protects nothing.
+    type Case = (
+        u32,
+        [Option<i64>; 4],
+        &'static [&'static str],
+        u32,
+        Option<i64>,
+    );
+    let table: [Case; 6] = [
+        (2, [None; 4], &["c", "d"], 2, None),
+        (
+            2,
+            [None, None, Some(LATER), Some(LATER)],
+            &["a", "b"],
+            2,
+            None,
+        ),
+        (
+            2,
+            [Some(LATER), None, None, Some(LATER)],
+            &["b", "c"],
+            2,
+            None,
+        ),
+        (
+            1,
+            [None, Some(LATER), Some(LATER + 1), None],
+            &["a", "d"],
+            2,
+            Some(LATER + 1),
+        ),
+        (0, [Some(LATER); 4], &[], 4, Some(LATER)),
+        (
+            2,
+            [None, None, Some(NOW), Some(NOW - 1)],
+            &["c", "d"],
+            2,
+            None,
+        ),
+    ];
+    for (desired, protection, stopped, running, wake_at_ms) in table {
+        let service = scaled_in(4, desired);
+        let tasks: Vec<ObservedTask> = ["a", "b", "c", "d"]
+            .into_iter()
+            .zip(protection)
+            .map(|(id, until)| match until {
+                Some(ms) => task(id, D1).protected_until(ms),
+                None => task(id, D1),
+            })
+            .collect();
+        let reason = scaling(D1);
+        let expected: Vec<String> = stopped
+            .iter()
+            .map(|id| format!("stop {id}: {reason}"))
+            .collect();
+        let plan = check(&service, &tasks, &cluster(), &expected.join("\n"));
+        let case = format!("desired {desired}, protection {protection:?}");
+        assert_eq!(plan.service.running_count, running, "{case}");
+        assert_eq!(plan.wake_at_ms, wake_at_ms, "{case}");
+        assert!(plan.launches.is_empty(), "{case}");
+    }
+}
+
+#[test]
+fn protected_tasks_in_excess_are_stopped_once_protection_expires() {
+    const EXPIRES: i64 = NOW + 120_000;
+    let service = scaled_in(3, 1);
+    let tasks = [
+        task("a", D1).protected_until(EXPIRES),
+        task("b", D1),
+        task("c", D1),
+    ];
+    let reason = scaling(D1);
+    let plan = check(
+        &service,
+        &tasks,
+        &cluster(),
+        &format!("stop b: {reason}\nstop c: {reason}"),
+    );
+    // a is the one task wanted: nothing waits for its protection.
+    assert_eq!(plan.wake_at_ms, None);
+    // Scaled in to 0 while a is protected: a stays (runningCount 1 above
+    // the desired count 0) until its protection expires.
+    let mut service = plan.service.clone();
+    service.update(
+        ServiceUpdate {
+            desired_count: Some(0),
+            ..ServiceUpdate::default()
+        },
+        "unused".into(),
+        NOW,
+    );
+    let gone = [
+        tasks[0].clone(),
+        tasks[1].clone().stopped(StopCause::Requested, true),
+        tasks[2].clone().stopped(StopCause::Requested, true),
+    ];
+    let kept = plan_at(&service, &gone, NOW + 1000);
+    assert_eq!(summary(&kept), "");
+    assert_eq!(kept.service.running_count, 1);
+    assert_eq!(kept.wake_at_ms, Some(EXPIRES));
+    // Woken at expiry: a goes now.
+    let expired = plan_at(&kept.service, &gone, EXPIRES);
+    assert_eq!(summary(&expired), format!("stop a: {reason}"));
+    // Removing protection (UpdateTaskProtection false) does the same at once.
+    let mut unprotected = gone.clone();
+    unprotected[0].scale_in_protected_until_ms = None;
+    let removed = plan_at(&kept.service, &unprotected, NOW + 2000);
+    assert_eq!(summary(&removed), format!("stop a: {reason}"));
+}
+
+fn plan_at(service: &Service, tasks: &[ObservedTask], now_ms: i64) -> Plan {
+    plan(service, tasks, &cluster(), now_ms)
+}
+
+#[test]
+fn a_rolling_update_replaces_a_protected_task_once_its_protection_ends() {
+    const EXPIRES: i64 = NOW + 60_000;
+    let service = updated(completed(replica(2)));
+    let tasks = [
+        task("a", D1).protected_until(EXPIRES),
+        task("b", D1),
+        task("c", D2),
+        task("d", D2),
+    ];
+    let reason = scaling(D1);
+    let plan = check(&service, &tasks, &cluster(), &format!("stop b: {reason}"));
+    assert_eq!(plan.wake_at_ms, Some(EXPIRES));
+    assert_eq!(plan.service.deployments.len(), 2);
+    let mut tasks = tasks.to_vec();
+    tasks[1] = tasks[1].clone().stopped(StopCause::Requested, true);
+    let waiting = plan_at(&plan.service, &tasks, NOW + 1000);
+    assert_eq!(summary(&waiting), "");
+    let expired = plan_at(&waiting.service, &tasks, EXPIRES);
+    assert_eq!(summary(&expired), format!("stop a: {reason}"));
+}
+
+#[test]
+fn protection_holds_neither_a_deleted_service_nor_a_draining_instance() {
+    let later = NOW + 60_000;
+    let mut service = completed(replica(2));
+    service.delete(50);
+    let reason = scaling(D1);
+    let tasks = [
+        task("a", D1).protected_until(later),
+        task("b", D1).protected_until(later),
+    ];
+    check(
+        &service,
+        &tasks,
+        &cluster(),
+        &format!("stop a: {reason}\nstop b: {reason}"),
+    );
+    let service = completed(replica(1));
+    let on_draining = [task("a", D1).protected_until(later), task("b", D1).on("i2")];
+    let instances = [draining("i1"), instance("i2")];
+    check(
+        &service,
+        &on_draining,
+        &instances,
+        &format!("stop a: {}", instance_draining_reason()),
     );
 }
 

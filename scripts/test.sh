@@ -28,8 +28,9 @@ cargo fmt --all -- --check
 banner "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-banner "cargo build --release"
-cargo build --release
+# Only the berth binary (and what it links) is needed in release.
+banner "cargo build --release -p berth"
+cargo build --release -p berth
 
 banner "cargo test --workspace"
 cargo test --workspace

@@ -14,8 +14,9 @@ ensure_build_tools
 ensure_docker
 ensure_cargo
 
-banner "cargo build --release"
-cargo build --release
+# Only the berth binary (and what it links) is needed in release.
+banner "cargo build --release -p berth"
+cargo build --release -p berth
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
 banner "berth up $*"

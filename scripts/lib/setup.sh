@@ -62,11 +62,13 @@ report_disk() {
     done
 }
 
-# C toolchain for crates that build C code (rusqlite's bundled SQLite).
+# C toolchain for crates that build C code (rusqlite's bundled SQLite), and
+# protoc, which etcd-client's build script runs to generate its gRPC code.
 ensure_build_tools() {
     local missing=()
     command -v cc >/dev/null 2>&1 || missing+=(build-essential)
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
     # The Docker tests build their image FROM scratch with Debian's static busybox.
     dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
     apt_install "${missing[@]}"
@@ -74,11 +76,14 @@ ensure_build_tools() {
 
 # Clients the compatibility tests drive besides boto3, the AWS CLI and docker:
 # skopeo, a second registry client (OCI manifests); Prometheus, which scrapes
-# Berth's /metrics (the test starts its own; the package's service is not used).
+# Berth's /metrics (the test starts its own; the package's service is not used);
+# etcd, which store-etcd's tests start on loopback ports (the package's service
+# is not used either).
 ensure_test_tools() {
     local missing=()
     command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
     command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+    command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
     apt_install "${missing[@]}"
 }
 

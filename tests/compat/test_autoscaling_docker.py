@@ -13,6 +13,7 @@ One test drives three services at once, so their waits overlap:
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 import http.client
@@ -96,6 +97,10 @@ class Load(threading.Thread):
         self.join(timeout=30)
 
 
+def service_events(ecs: Any, name: str) -> list[str]:
+    return [e["message"] for e in ecs.describe_services(cluster="default", services=[name])["services"][0]["events"]]
+
+
 def test_services_scale_on_requests_cpu_and_schedules(node: BerthNode) -> None:
     ecs = node.client()
     elbv2 = node.client(service="elbv2")
@@ -168,6 +173,9 @@ def test_services_scale_on_requests_cpu_and_schedules(node: BerthNode) -> None:
         assert "AlarmHigh" in scaled[0]["Cause"] and "triggered policy requests" in scaled[0]["Cause"]
         high = cloudwatch.describe_alarms(AlarmNames=alarm_names)["MetricAlarms"]
         assert any(a["StateValue"] == "ALARM" and "AlarmHigh" in a["AlarmName"] for a in high)
+        # The service's events say it as ECS does when scaling starts tasks.
+        assert any(re.fullmatch(rf"\(service {web}\) has started [12] tasks: (\(task \w+\) ?)+\.", m)
+                   for m in service_events(ecs, web)), service_events(ecs, web)
 
         # The other two services meanwhile.
         wait_until("the burner scaled out to 2", lambda: desired_count(ecs, burner) == 2, 60)
@@ -193,6 +201,8 @@ def test_services_scale_on_requests_cpu_and_schedules(node: BerthNode) -> None:
                      if a["Description"] == "Setting desired count to 1."]
         assert scaled_in and "AlarmLow" in scaled_in[0]["Cause"], activities(autoscaling, web)
         wait_until("one web task left", lambda: len(healthy_ports(elbv2, group)) == 1, 60)
+        assert any(re.fullmatch(rf"\(service {web}\) has stopped [12] running tasks: (\(task \w+\) ?)+\.", m)
+                   for m in service_events(ecs, web)), service_events(ecs, web)
     finally:
         load.stop()
     # Scaling out and in, the load balancer never failed a request.

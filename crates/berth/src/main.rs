@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod autoscaling;
 mod bench;
+mod bench_autoscaling;
 mod bench_load_balancer;
 mod bench_logs;
 mod bench_logs_container;
@@ -48,7 +49,10 @@ enum Command {
         #[command(flatten)]
         node: NodeArgs,
         /// Where state is kept: `sqlite://<path>` (durable; default
-        /// `sqlite://<data-dir>/berth.db`) or `memory://` (lost on exit; for
+        /// `sqlite://<data-dir>/berth.db`), `etcd://host:2379,host:2379,…`
+        /// (an etcd v3 cluster; `[user:password@]`, a `/key-prefix` path and
+        /// `etcds://…?ca=PATH` for TLS; one server per etcd until servers
+        /// share work through leases) or `memory://` (lost on exit; for
         /// tests and development).
         #[arg(long)]
         store: Option<String>,
@@ -101,6 +105,10 @@ enum BenchCommand {
     /// The image registry (`docker push`/`pull`, concurrent blob pulls,
     /// idle memory) side by side with CNCF Distribution.
     Registry(bench_registry::RegistryBenchArgs),
+    /// Application Auto Scaling on real Docker under `berth up`: load steps
+    /// through the load balancer to the new desired count and to the new
+    /// tasks healthy, steady-state changes and the scale-in time.
+    Autoscaling(bench_autoscaling::AutoscalingBenchArgs),
 }
 
 #[derive(Args)]
@@ -218,6 +226,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Metrics(args)) => bench_metrics::run(&args),
         Command::Bench(BenchCommand::Registry(args)) => {
             runtime()?.block_on(bench_registry::run(args))
+        }
+        Command::Bench(BenchCommand::Autoscaling(args)) => {
+            runtime()?.block_on(bench_autoscaling::run(args))
         }
     }
 }

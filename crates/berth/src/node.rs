@@ -23,6 +23,9 @@ pub enum StoreUrl {
     Sqlite(PathBuf),
     /// `memory://`: lost when the process exits; for tests and development.
     Memory,
+    /// `etcd://host:2379,host:2379,…[/key-prefix]` (or `etcds://…` with TLS):
+    /// an etcd v3 cluster, which keeps the state replicated.
+    Etcd(store_etcd::EtcdConfig),
 }
 
 impl StoreUrl {
@@ -36,7 +39,10 @@ impl StoreUrl {
         if url == "memory://" {
             return Ok(StoreUrl::Memory);
         }
-        bail!("unsupported store URL {url:?}; use sqlite://<path> or memory://")
+        if url.starts_with("etcd://") || url.starts_with("etcds://") {
+            return Ok(StoreUrl::Etcd(store_etcd::EtcdConfig::from_url(url)?));
+        }
+        bail!("unsupported store URL {url:?}; use sqlite://<path>, etcd://host:2379,… or memory://")
     }
 
     pub fn default_for(data_dir: &Path) -> StoreUrl {
@@ -54,6 +60,11 @@ impl StoreUrl {
                 tracing::warn!("using the in-memory store: all state is lost when Berth stops");
                 Arc::new(store::MemoryStore::new())
             }
+            StoreUrl::Etcd(config) => Arc::new(
+                store_etcd::EtcdStore::connect(config.clone())
+                    .await
+                    .with_context(|| format!("cannot open the store on etcd {config:?}"))?,
+            ),
         })
     }
 }
@@ -556,7 +567,12 @@ mod tests {
         );
         assert_eq!(StoreUrl::parse("memory://").unwrap(), StoreUrl::Memory);
         assert!(StoreUrl::parse("sqlite://").is_err());
-        assert!(StoreUrl::parse("etcd://localhost:2379").is_err());
+        assert!(matches!(
+            StoreUrl::parse("etcd://127.0.0.1:2379,127.0.0.1:22379/berth/").unwrap(),
+            StoreUrl::Etcd(config) if config.endpoints.len() == 2
+        ));
+        assert!(StoreUrl::parse("etcd://").is_err());
+        assert!(StoreUrl::parse("redis://localhost:6379").is_err());
     }
 
     #[test]

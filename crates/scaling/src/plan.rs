@@ -23,6 +23,9 @@
 //!   (AlreadyAtMaxCapacity / AlreadyAtMinCapacity), remembered until the policy scales or
 //!   its alarms leave ALARM.
 //!
+//! - The desired count is kept inside [MinCapacity, MaxCapacity]: registering a target whose
+//!   service runs outside its bounds scales it to the bound.
+//!
 //! Berth's own rule: a target-tracking decision waits [`RUNNING_CHANGE_HOLD_MS`] after the
 //! running count changes, because the newest datapoint still averages the tasks that ran
 //! before: multiplying it by the new running count would scale twice for one load.
@@ -144,6 +147,25 @@ pub fn plan(input: &Input<'_>, now_ms: i64) -> Plan {
                 desired_count: Some(desired),
             });
         }
+    }
+
+    // The capacity is kept inside the bounds: a target registered (or changed) with a
+    // minimum above the current desired count, or a maximum below it, is scaled to the bound
+    // at once, as on AWS.
+    let inside = desired.max(min_capacity).min(max_capacity);
+    if inside != desired {
+        let cause = if inside > desired {
+            format!("minimum capacity was set to {min_capacity}")
+        } else {
+            format!("maximum capacity was set to {max_capacity}")
+        };
+        desired = inside;
+        activities.push(Activity {
+            description: format!("Setting desired count to {desired}."),
+            cause,
+            not_scaled: None,
+            desired_count: Some(desired),
+        });
     }
 
     // b. Policies.
@@ -599,6 +621,31 @@ pub(crate) mod tests {
             policies,
             scheduled_actions: actions,
             state,
+        }
+    }
+
+    #[test]
+    fn a_desired_count_outside_the_bounds_is_brought_inside() {
+        let state = ScalingState::default();
+        for (min, max, desired, expected, cause) in [
+            (1, 8, 0, Some(1), "minimum capacity was set to 1"),
+            (1, 3, 5, Some(3), "maximum capacity was set to 3"),
+            (1, 8, 4, None, ""),
+        ] {
+            let t = target(min, max);
+            let p = plan(&input(&t, desired, desired, &[], &[], &state), 1_000);
+            assert_eq!(p.desired_count, expected, "{min}..{max} from {desired}");
+            if let Some(count) = expected {
+                assert_eq!(p.activities.len(), 1);
+                assert_eq!(
+                    p.activities[0].description,
+                    format!("Setting desired count to {count}.")
+                );
+                assert_eq!(p.activities[0].cause, cause);
+                // Planned again once applied: nothing more.
+                let again = plan(&input(&t, count, desired, &[], &[], &p.state), 1_000);
+                assert_eq!((again.desired_count, again.activities.len()), (None, 0));
+            }
         }
     }
 

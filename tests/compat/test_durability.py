@@ -69,6 +69,21 @@ def hammer(burst: Burst, client, worker: int) -> None:
             return
 
 
+def assert_acknowledged_writes_stored(ecs, burst: Burst) -> None:
+    """Every registration and cluster the burst got HTTP 200 for is there, as sent."""
+    for revision, image in burst.revisions:
+        definition = ecs.describe_task_definition(taskDefinition=f"{burst.family}:{revision}")["taskDefinition"]
+        assert definition["status"] == "ACTIVE"
+        assert definition["containerDefinitions"][0]["image"] == image, revision
+
+    for start in range(0, len(burst.clusters), 100):
+        batch = burst.clusters[start:start + 100]
+        described = ecs.describe_clusters(clusters=batch)
+        assert described["failures"] == [], described["failures"][:5]
+        assert sorted(c["clusterArn"] for c in described["clusters"]) == sorted(cluster_arn(n) for n in batch)
+        assert {c["status"] for c in described["clusters"]} == {"ACTIVE"}
+
+
 def test_acknowledged_writes_survive_sigkill(make_server) -> None:
     berth: BerthServer = make_server()
     burst = Burst(family=unique_name("burst"))
@@ -98,17 +113,7 @@ def test_acknowledged_writes_survive_sigkill(make_server) -> None:
 
     berth.start()
     ecs = berth.client()
-    for revision, image in burst.revisions:
-        definition = ecs.describe_task_definition(taskDefinition=f"{burst.family}:{revision}")["taskDefinition"]
-        assert definition["status"] == "ACTIVE"
-        assert definition["containerDefinitions"][0]["image"] == image, revision
-
-    for start in range(0, len(burst.clusters), 100):
-        batch = burst.clusters[start:start + 100]
-        described = ecs.describe_clusters(clusters=batch)
-        assert described["failures"] == [], described["failures"][:5]
-        assert sorted(c["clusterArn"] for c in described["clusters"]) == sorted(cluster_arn(n) for n in batch)
-        assert {c["status"] for c in described["clusters"]} == {"ACTIVE"}
+    assert_acknowledged_writes_stored(ecs, burst)
 
     after = ecs.register_task_definition(
         family=burst.family, containerDefinitions=[{"name": "main", "image": "after", "memory": 64}]

@@ -24,8 +24,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from berth_harness import BerthServer, cluster_arn, unique_name
-from test_durability import THREADS, Burst, hammer
+from berth_harness import BerthServer, unique_name
+from test_durability import THREADS, Burst, assert_acknowledged_writes_stored, hammer
 
 MEMBERS = 3
 READY_TIMEOUT_S = 30.0
@@ -196,15 +196,7 @@ def test_writes_survive_an_etcd_member_and_the_server_dying(make_server, etcd: E
 
     # The server starts again on a fresh data directory: its state is in etcd.
     again: BerthServer = make_server("--store", etcd.url())
-    ecs = again.client()
-    for revision, image in burst.revisions:
-        definition = ecs.describe_task_definition(taskDefinition=f"{burst.family}:{revision}")["taskDefinition"]
-        assert definition["containerDefinitions"][0]["image"] == image, revision
-    for start in range(0, len(burst.clusters), 100):
-        batch = burst.clusters[start:start + 100]
-        described = ecs.describe_clusters(clusters=batch)
-        assert described["failures"] == [], described["failures"][:5]
-        assert sorted(c["clusterArn"] for c in described["clusters"]) == sorted(cluster_arn(n) for n in batch)
+    assert_acknowledged_writes_stored(again.client(), burst)
 
 
 def test_the_server_carries_on_when_the_etcd_leader_dies(make_server, etcd: EtcdCluster) -> None:

@@ -42,7 +42,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,9 +60,10 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::bench_load_balancer::free_port;
 use crate::bench_support::{
-    blocking, connect, excerpt, percentile, remove_containers, round3, send, Client, JsonTarget,
-    Target,
+    blocking, connect, excerpt, percentile, remove_containers, round3, send, send_kept_alive,
+    Client, JsonTarget, Target,
 };
 use crate::clock;
 
@@ -389,12 +390,6 @@ fn endpoint_addr(endpoint_url: &str) -> Option<SocketAddr> {
     endpoint_url.strip_prefix("http://")?.trim().parse().ok()
 }
 
-/// A loopback port nobody listens on now (for the load balancer listener).
-fn free_loopback_port() -> Result<u16> {
-    let listener = StdTcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
 // ---------------------------------------------------------------------------
 // ELBv2's query protocol
 
@@ -440,24 +435,8 @@ impl Elbv2Client {
         )?;
         let mut request = Request::post("/").body(Full::new(Bytes::from(body)))?;
         *request.headers_mut() = headers;
-        if self
-            .connection
-            .as_ref()
-            .is_some_and(|sender| sender.is_closed())
-        {
-            self.connection = None;
-        }
-        let sender = match self.connection.as_mut() {
-            Some(sender) => sender,
-            None => self
-                .connection
-                .insert(connect(self.target.connect_addr).await?),
-        };
-        let sent = send(sender, request).await;
-        if sent.is_err() {
-            self.connection = None;
-        }
-        let (status, answer) = sent?;
+        let (status, answer) =
+            send_kept_alive(&mut self.connection, self.target.connect_addr, request).await?;
         if !status.is_success() {
             bail!("{action}: HTTP {status}: {}", excerpt(&answer));
         }
@@ -1249,7 +1228,7 @@ async fn set_up(
         )
         .await?;
     let load_balancer_arn = xml_first(&created, "LoadBalancerArn", "CreateLoadBalancer")?;
-    let listener_port = free_loopback_port()?;
+    let listener_port = free_port()?;
     elbv2
         .call(
             "CreateListener",
@@ -1753,7 +1732,7 @@ mod tests {
         assert_eq!(totals.answered, totals.sent);
 
         // Nobody listens: every request fails, within the budget.
-        let closed = SocketAddr::from(([127, 0, 0, 1], free_loopback_port().unwrap()));
+        let closed = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
         let generator = LoadGenerator::start(closed, 1, 5).unwrap();
         generator.set("closed", 200.0);
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -312,7 +312,8 @@ fn require_tool(program: &str, version_args: &[&str]) -> Result<()> {
     }
 }
 
-fn free_port() -> Result<u16> {
+/// A loopback port nobody listens on now.
+pub(crate) fn free_port() -> Result<u16> {
     let listener = StdTcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
     Ok(listener.local_addr()?.port())
 }

@@ -686,24 +686,8 @@ impl CloudWatchClient {
         body: Vec<u8>,
     ) -> Result<(StatusCode, Bytes)> {
         let request = cloudwatch_request(&self.target, protocol, operation, body)?;
-        if self
-            .connection
-            .as_ref()
-            .is_some_and(|sender| sender.is_closed())
-        {
-            self.connection = None;
-        }
-        let sender = match self.connection.as_mut() {
-            Some(sender) => sender,
-            None => self
-                .connection
-                .insert(bench_support::connect(self.target.connect_addr).await?),
-        };
-        let sent = bench_support::send(sender, request).await;
-        if sent.is_err() {
-            self.connection = None;
-        }
-        sent
+        bench_support::send_kept_alive(&mut self.connection, self.target.connect_addr, request)
+            .await
     }
 
     /// `operation` with an already encoded body; an error unless 2xx.

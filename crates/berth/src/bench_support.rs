@@ -129,25 +129,7 @@ impl Client {
         body: Vec<u8>,
     ) -> Result<(StatusCode, Bytes)> {
         let request = self.target.request_to(service, operation, body)?;
-        // The server closes connections idle for long; open a new one then.
-        if self
-            .connection
-            .as_ref()
-            .is_some_and(|sender| sender.is_closed())
-        {
-            self.connection = None;
-        }
-        let sender = match self.connection.as_mut() {
-            Some(sender) => sender,
-            None => self
-                .connection
-                .insert(connect(self.target.connect_addr).await?),
-        };
-        let sent = send(sender, request).await;
-        if sent.is_err() {
-            self.connection = None;
-        }
-        sent
+        send_kept_alive(&mut self.connection, self.target.connect_addr, request).await
     }
 
     /// `call`, with anything but a 2xx answer an error; the body as JSON.
@@ -218,6 +200,28 @@ pub(crate) async fn send(
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();
     Ok((status, body))
+}
+
+/// Sends `request` on the kept-alive `connection` to `addr`, opening a new
+/// one first if there is none or the server closed it (it closes idle ones),
+/// and forgetting it when the exchange fails.
+pub(crate) async fn send_kept_alive(
+    connection: &mut Option<http1::SendRequest<Full<Bytes>>>,
+    addr: SocketAddr,
+    request: Request<Full<Bytes>>,
+) -> Result<(StatusCode, Bytes)> {
+    if connection.as_ref().is_some_and(|sender| sender.is_closed()) {
+        *connection = None;
+    }
+    let sender = match connection {
+        Some(sender) => sender,
+        None => connection.insert(connect(addr).await?),
+    };
+    let sent = send(sender, request).await;
+    if sent.is_err() {
+        *connection = None;
+    }
+    sent
 }
 
 /// How [`start_in_process`] sets the server up.
